@@ -1,0 +1,442 @@
+//! ombootd's configuration: read the TOML file ([`wire`]) and validate it into domain types.
+//!
+//! Every error names the file, and where it can, the line and the field, so an operator can fix it
+//! without reading code. `ombootd check-config` runs exactly this.
+
+pub mod wire;
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::mac::MacAddr;
+use crate::subnet::Subnet;
+
+/// A configuration that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown field, or a value of the wrong type (toml names line and field).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, with line, column and field.
+        message: String,
+    },
+    /// Well-formed but unusable.
+    #[error("{path}:{line}: {field}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending value (0 when it was left at its default).
+        line: usize,
+        /// The field, in TOML dotted form (`node[2].ip`).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Listening ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// DHCP server port.
+    pub dhcp: u16,
+    /// TFTP port.
+    pub tftp: u16,
+    /// HTTP port.
+    pub http: u16,
+    /// NFS + MOUNT port.
+    pub nfs: u16,
+}
+
+/// One node of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Its boot NIC.
+    pub mac: MacAddr,
+    /// Host name.
+    pub name: String,
+    /// Reserved address.
+    pub ip: Ipv4Addr,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The only interface served.
+    pub interface: String,
+    /// The master's address.
+    pub master_ip: Ipv4Addr,
+    /// The nodes' subnet.
+    pub subnet: Subnet,
+    /// Image directory (absolute or relative to the working directory, resolved from the file).
+    pub image_dir: PathBuf,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// TFTP root.
+    pub tftp_root: PathBuf,
+    /// Extra kernel arguments.
+    pub kernel_args: String,
+    /// Lease time in seconds.
+    pub lease_secs: u32,
+    /// Default gateway, if any.
+    pub router: Option<Ipv4Addr>,
+    /// Ports.
+    pub ports: Ports,
+    /// The node table.
+    pub nodes: Vec<Node>,
+}
+
+impl Config {
+    /// Read and validate the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validate `text`, read from `path` (used in messages and to resolve relative paths).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let wire: wire::WireConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        Validator { text, path }.validate(wire)
+    }
+
+    /// The node with this MAC, if it is in the table.
+    pub fn node_by_mac(&self, mac: MacAddr) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.mac == mac)
+    }
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err(
+        &self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> ConfigError {
+        let line = if span.is_empty() && span.start == 0 {
+            0
+        } else {
+            self.text[..span.start.min(self.text.len())]
+                .matches('\n')
+                .count()
+                + 1
+        };
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line,
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn resolve(&self, p: PathBuf) -> PathBuf {
+        if p.is_absolute() {
+            return p;
+        }
+        let base = self
+            .path
+            .parent()
+            .filter(|b| !b.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        base.join(p)
+    }
+
+    fn validate(&self, w: wire::WireConfig) -> Result<Config, ConfigError> {
+        let interface = w.interface.get_ref().clone();
+        // IFNAMSIZ is 16 including the terminating NUL.
+        if interface.is_empty() || interface.len() > 15 || interface.contains(['/', ' ', '\0']) {
+            return Err(self.err(
+                w.interface.span(),
+                "interface",
+                format!("`{interface}` is not an interface name"),
+            ));
+        }
+        let subnet: Subnet =
+            w.subnet
+                .get_ref()
+                .parse()
+                .map_err(|e: crate::subnet::SubnetParseError| {
+                    self.err(w.subnet.span(), "subnet", e.to_string())
+                })?;
+        let master_ip = *w.master_ip.get_ref();
+        if !subnet.contains_host(master_ip) {
+            return Err(self.err(
+                w.master_ip.span(),
+                "master_ip",
+                format!("{master_ip} is not a host address in {subnet}"),
+            ));
+        }
+        let router = match w.router {
+            Some(r) if !subnet.contains_host(*r.get_ref()) => {
+                return Err(self.err(
+                    r.span(),
+                    "router",
+                    format!("{} is not a host address in {subnet}", r.get_ref()),
+                ));
+            }
+            r => r.map(|r| *r.get_ref()),
+        };
+        let lease_secs = *w.lease_secs.get_ref();
+        if !(60..=31_536_000).contains(&lease_secs) {
+            return Err(self.err(
+                w.lease_secs.span(),
+                "lease_secs",
+                format!("{lease_secs} is outside 60 to 31536000"),
+            ));
+        }
+        let kernel_args = w.kernel_args.get_ref().clone();
+        // The arguments go into an iPXE script line: a line break would inject script commands.
+        if kernel_args.contains(['\n', '\r']) {
+            return Err(self.err(w.kernel_args.span(), "kernel_args", "must be a single line"));
+        }
+        let ports = Ports {
+            dhcp: w.ports.dhcp,
+            tftp: w.ports.tftp,
+            http: w.ports.http,
+            nfs: w.ports.nfs,
+        };
+
+        let mut nodes = Vec::with_capacity(w.nodes.len());
+        let (mut macs, mut names, mut ips) = (HashSet::new(), HashSet::new(), HashSet::new());
+        for (i, n) in w.nodes.into_iter().enumerate() {
+            let field = |f: &str| format!("node[{i}].{f}");
+            let mac: MacAddr =
+                n.mac
+                    .get_ref()
+                    .parse()
+                    .map_err(|e: crate::mac::MacParseError| {
+                        self.err(n.mac.span(), field("mac"), e.to_string())
+                    })?;
+            if mac.0[0] & 1 == 1 {
+                return Err(self.err(
+                    n.mac.span(),
+                    field("mac"),
+                    format!("{mac} is a multicast address, not a NIC"),
+                ));
+            }
+            if !macs.insert(mac) {
+                return Err(self.err(n.mac.span(), field("mac"), format!("{mac} is listed twice")));
+            }
+            let name = n.name.get_ref().clone();
+            if !is_hostname_label(&name) {
+                return Err(self.err(
+                    n.name.span(),
+                    field("name"),
+                    format!("`{name}` is not a host name (letters, digits and inner hyphens, at most 63)"),
+                ));
+            }
+            if !names.insert(name.clone()) {
+                return Err(self.err(
+                    n.name.span(),
+                    field("name"),
+                    format!("`{name}` is listed twice"),
+                ));
+            }
+            let ip = *n.ip.get_ref();
+            if !subnet.contains_host(ip) || ip == master_ip || Some(ip) == router {
+                return Err(self.err(
+                    n.ip.span(),
+                    field("ip"),
+                    format!(
+                        "{ip} is not a free host address in {subnet} (the master is {master_ip})"
+                    ),
+                ));
+            }
+            if !ips.insert(ip) {
+                return Err(self.err(n.ip.span(), field("ip"), format!("{ip} is listed twice")));
+            }
+            nodes.push(Node { mac, name, ip });
+        }
+
+        let image_dir = self.resolve(w.image_dir);
+        let tftp_root = w
+            .tftp_root
+            .map_or_else(|| image_dir.join("tftp"), |p| self.resolve(p));
+        Ok(Config {
+            interface,
+            master_ip,
+            subnet,
+            state_dir: self.resolve(w.state_dir),
+            image_dir,
+            tftp_root,
+            kernel_args,
+            lease_secs,
+            router,
+            ports,
+            nodes,
+        })
+    }
+}
+
+/// RFC 1123 host name label.
+fn is_hostname_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+interface = "ombr0"
+master_ip = "10.77.0.1"
+subnet = "10.77.0.0/24"
+image_dir = "../build/image"
+state_dir = "/var/lib/ombootd"
+
+[[node]]
+mac = "52:54:00:77:00:01"
+name = "node1"
+ip = "10.77.0.11"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("configs/test.toml"))
+    }
+
+    #[test]
+    fn good_config_validates_and_resolves_paths() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.image_dir, PathBuf::from("configs/../build/image"));
+        assert_eq!(c.tftp_root, PathBuf::from("configs/../build/image/tftp"));
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/ombootd"));
+        assert_eq!(
+            c.ports,
+            Ports {
+                dhcp: 67,
+                tftp: 69,
+                http: 8080,
+                nfs: 2049
+            }
+        );
+        assert_eq!(c.lease_secs, 3600);
+        assert_eq!(
+            c.node_by_mac("52:54:00:77:00:01".parse().unwrap())
+                .unwrap()
+                .name,
+            "node1"
+        );
+    }
+
+    #[test]
+    fn unknown_field_names_field_and_line() {
+        let e = parse(&GOOD.replace("name = \"node1\"", "name = \"node1\"\nmacc = \"x\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("configs/test.toml: "), "{e}");
+        assert!(e.contains("unknown field `macc`"), "{e}");
+        assert!(e.contains("line 11"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_line_and_field() {
+        let cases = [
+            (
+                "ip = \"10.77.0.11\"",
+                "ip = \"10.99.0.11\"",
+                "configs/test.toml:11: node[0].ip: 10.99.0.11 is not a free host address",
+            ),
+            (
+                "ip = \"10.77.0.11\"",
+                "ip = \"10.77.0.1\"",
+                "configs/test.toml:11: node[0].ip: 10.77.0.1 is not a free",
+            ),
+            (
+                "mac = \"52:54:00:77:00:01\"",
+                "mac = \"52:54:00:77:00\"",
+                "configs/test.toml:9: node[0].mac: `52:54:00:77:00` is not a MAC",
+            ),
+            (
+                "name = \"node1\"",
+                "name = \"node_1\"",
+                "configs/test.toml:10: node[0].name: `node_1` is not a host name",
+            ),
+            (
+                "subnet = \"10.77.0.0/24\"",
+                "subnet = \"10.77.0.1/24\"",
+                "configs/test.toml:4: subnet: `10.77.0.1/24` has host bits",
+            ),
+            (
+                "master_ip = \"10.77.0.1\"",
+                "master_ip = \"10.78.0.1\"",
+                "configs/test.toml:3: master_ip: 10.78.0.1 is not",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let e = parse(&GOOD.replace(from, to)).unwrap_err().to_string();
+            assert!(e.starts_with(want), "got {e:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn wrong_type_is_a_parse_error_with_line() {
+        let e = parse(&GOOD.replace("ip = \"10.77.0.11\"", "ip = \"eleven\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 11"), "{e}");
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let twice = format!(
+            "{GOOD}\n[[node]]\nmac = \"52:54:00:77:00:01\"\nname = \"node2\"\nip = \"10.77.0.12\"\n"
+        );
+        let e = parse(&twice).unwrap_err().to_string();
+        assert!(
+            e.contains("node[1].mac: 52:54:00:77:00:01 is listed twice"),
+            "{e}"
+        );
+        let twice = format!(
+            "{GOOD}\n[[node]]\nmac = \"52:54:00:77:00:02\"\nname = \"node1\"\nip = \"10.77.0.12\"\n"
+        );
+        assert!(
+            parse(&twice)
+                .unwrap_err()
+                .to_string()
+                .contains("`node1` is listed twice")
+        );
+    }
+
+    #[test]
+    fn kernel_args_must_be_one_line() {
+        let text = GOOD.replace("state_dir", "kernel_args = \"a\\nchain evil\"\nstate_dir");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("kernel_args: must be a single line"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_a_clear_error() {
+        let e = Config::load(Path::new("/nonexistent/ombootd.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cannot read config file /nonexistent/ombootd.toml: "),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,106 @@
+//! The configuration file as written by the operator: plain serde structs, every field documented.
+//!
+//! Values that need checks across fields (addresses inside the subnet, unique MACs) carry their
+//! position in the file so `validate` can name the line; see `config::Config::from_wire`.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// `ombootd.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireConfig {
+    /// The one network interface ombootd serves. DHCP is answered on this interface only.
+    pub interface: Spanned<String>,
+    /// The master's address on that interface; TFTP, HTTP and NFS listen on it.
+    pub master_ip: Spanned<Ipv4Addr>,
+    /// The nodes' subnet in CIDR form, such as `10.77.0.0/24`.
+    pub subnet: Spanned<String>,
+    /// Where `omimage build` wrote the image (vmlinuz, initrd.img, rootfs/, tftp/).
+    /// A relative path is taken from the directory of this file.
+    pub image_dir: PathBuf,
+    /// Where ombootd keeps its state (leases, the NFS file-handle generation).
+    /// A relative path is taken from the directory of this file.
+    pub state_dir: PathBuf,
+    /// Directory served over TFTP; defaults to `<image_dir>/tftp` (ipxe.efi, undionly.kpxe).
+    #[serde(default)]
+    pub tftp_root: Option<PathBuf>,
+    /// Extra kernel command-line arguments for every node, such as `console=ttyS0,115200`.
+    #[serde(default = "default_kernel_args")]
+    pub kernel_args: Spanned<String>,
+    /// DHCP lease time in seconds (60 to 31536000).
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: Spanned<u32>,
+    /// Default gateway handed to nodes; none when absent (the lab network has no way out).
+    #[serde(default)]
+    pub router: Option<Spanned<Ipv4Addr>>,
+    /// Listening ports.
+    #[serde(default)]
+    pub ports: WirePorts,
+    /// The nodes ombootd boots; a MAC not listed here gets no answer.
+    #[serde(default, rename = "node")]
+    pub nodes: Vec<WireNode>,
+}
+
+/// `[ports]`: where each service listens. Defaults are the well-known ports.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WirePorts {
+    /// DHCP server port (67).
+    #[serde(default = "default_dhcp")]
+    pub dhcp: u16,
+    /// TFTP server port (69).
+    #[serde(default = "default_tftp")]
+    pub tftp: u16,
+    /// HTTP port for boot scripts, kernel and initrd (8080).
+    #[serde(default = "default_http")]
+    pub http: u16,
+    /// NFSv3 and MOUNT port (2049; nodes mount with `port=` and `mountport=` set to it).
+    #[serde(default = "default_nfs")]
+    pub nfs: u16,
+}
+
+impl Default for WirePorts {
+    fn default() -> Self {
+        Self {
+            dhcp: default_dhcp(),
+            tftp: default_tftp(),
+            http: default_http(),
+            nfs: default_nfs(),
+        }
+    }
+}
+
+/// `[[node]]`: one compute node.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireNode {
+    /// The node's boot NIC, such as `52:54:00:77:00:01`.
+    pub mac: Spanned<String>,
+    /// The node's host name (an RFC 1123 label: letters, digits, hyphens).
+    pub name: Spanned<String>,
+    /// The address reserved for it, inside `subnet`.
+    pub ip: Spanned<Ipv4Addr>,
+}
+
+fn default_lease_secs() -> Spanned<u32> {
+    Spanned::new(0..0, 3600)
+}
+fn default_kernel_args() -> Spanned<String> {
+    Spanned::new(0..0, String::new())
+}
+fn default_dhcp() -> u16 {
+    67
+}
+fn default_tftp() -> u16 {
+    69
+}
+fn default_http() -> u16 {
+    8080
+}
+fn default_nfs() -> u16 {
+    2049
+}

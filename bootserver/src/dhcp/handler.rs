@@ -1,0 +1,458 @@
+//! The DHCP decision: one request in, at most one reply out, no I/O (RFC 2131 §4.3).
+//!
+//! Only MACs of the node table are answered and each gets its reserved address; the lease store
+//! records offers and bindings so restarts and the status API see them.
+
+use std::net::Ipv4Addr;
+
+use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode, OptionCode};
+
+use super::boot_client::BootClient;
+use super::reply_addr::{self, Destination};
+use crate::config::{Config, Node};
+use crate::leases::{Lease, LeaseError, LeaseState, LeaseStore};
+use crate::mac::MacAddr;
+
+/// How long an OFFER holds the address for the client before it REQUESTs it.
+const OFFER_HOLD_SECS: u64 = 60;
+
+/// What to do with a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send `msg` to `dest`.
+    Reply {
+        /// The reply.
+        msg: Box<Message>,
+        /// OFFER, ACK or NAK.
+        kind: MessageType,
+        /// Where it goes.
+        dest: Destination,
+        /// The node it is for.
+        node: String,
+        /// The boot file handed out, if any.
+        boot_file: Option<String>,
+    },
+    /// Send nothing.
+    Drop(DropReason),
+}
+
+/// Why no reply is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropReason {
+    /// A BOOTREPLY or a non-Ethernet request: not for a server.
+    NotAClientRequest,
+    /// No option 53: plain BOOTP, which we do not serve.
+    NoMessageType,
+    /// The MAC is not in the node table.
+    UnknownClient(MacAddr),
+    /// The client selected another server's offer.
+    OtherServerSelected,
+    /// RELEASE or DECLINE handled; they get no reply by design.
+    NoReplyNeeded(MessageType),
+    /// A message type a server does not act on.
+    Unsupported(MessageType),
+}
+
+/// Decide the reply to `req`, at time `now` (seconds since the epoch).
+pub fn handle(
+    req: &Message,
+    cfg: &Config,
+    leases: &mut dyn LeaseStore,
+    now: u64,
+) -> Result<Outcome, LeaseError> {
+    if req.opcode() != Opcode::BootRequest || req.htype() != HType::Eth || req.hlen() != 6 {
+        return Ok(Outcome::Drop(DropReason::NotAClientRequest));
+    }
+    let Some(kind) = req.opts().msg_type() else {
+        return Ok(Outcome::Drop(DropReason::NoMessageType));
+    };
+    let Some(mac) = MacAddr::from_chaddr(req.chaddr()) else {
+        return Ok(Outcome::Drop(DropReason::NotAClientRequest));
+    };
+    let Some(node) = cfg.node_by_mac(mac) else {
+        return Ok(Outcome::Drop(DropReason::UnknownClient(mac)));
+    };
+    let server_id = match req.opts().get(OptionCode::ServerIdentifier) {
+        Some(DhcpOption::ServerIdentifier(ip)) => Some(*ip),
+        _ => None,
+    };
+    let requested = match req.opts().get(OptionCode::RequestedIpAddress) {
+        Some(DhcpOption::RequestedIpAddress(ip)) => Some(*ip),
+        _ => None,
+    };
+    let lease = |state, secs| Lease {
+        mac: mac.to_string(),
+        ip: node.ip,
+        name: node.name.clone(),
+        state,
+        expires: now + secs,
+    };
+
+    match kind {
+        MessageType::Discover => {
+            leases.put(mac, lease(LeaseState::Offered, OFFER_HOLD_SECS))?;
+            Ok(reply(req, cfg, node, MessageType::Offer))
+        }
+        MessageType::Request => {
+            // §4.3.2: SELECTING carries the server identifier; INIT-REBOOT a requested address;
+            // RENEWING/REBINDING only ciaddr.
+            let asked = match (server_id, requested) {
+                (Some(id), _) if id != cfg.master_ip => {
+                    if leases
+                        .get(mac)
+                        .is_some_and(|l| l.state == LeaseState::Offered)
+                    {
+                        leases.remove(mac)?;
+                    }
+                    return Ok(Outcome::Drop(DropReason::OtherServerSelected));
+                }
+                (_, Some(ip)) => ip,
+                (_, None) => req.ciaddr(),
+            };
+            if asked != node.ip {
+                return Ok(reply(req, cfg, node, MessageType::Nak));
+            }
+            leases.put(mac, lease(LeaseState::Bound, u64::from(cfg.lease_secs)))?;
+            Ok(reply(req, cfg, node, MessageType::Ack))
+        }
+        MessageType::Inform => Ok(reply(req, cfg, node, MessageType::Ack)),
+        MessageType::Release | MessageType::Decline => {
+            if server_id.is_none_or(|id| id == cfg.master_ip) {
+                leases.remove(mac)?;
+            }
+            Ok(Outcome::Drop(DropReason::NoReplyNeeded(kind)))
+        }
+        other => Ok(Outcome::Drop(DropReason::Unsupported(other))),
+    }
+}
+
+/// Build the reply of type `kind` (RFC 2131 Table 3) and decide where it goes.
+fn reply(req: &Message, cfg: &Config, node: &Node, kind: MessageType) -> Outcome {
+    let is_inform = req.opts().msg_type() == Some(MessageType::Inform);
+    let mut m = Message::default();
+    m.set_opcode(Opcode::BootReply)
+        .set_htype(HType::Eth)
+        .set_xid(req.xid())
+        .set_flags(req.flags())
+        .set_giaddr(req.giaddr())
+        .set_chaddr(req.chaddr());
+    let opts = m.opts_mut();
+    opts.insert(DhcpOption::MessageType(kind));
+    opts.insert(DhcpOption::ServerIdentifier(cfg.master_ip));
+
+    let mut boot_file = None;
+    if kind == MessageType::Nak {
+        let why = format!("{} is reserved for {} ({})", node.ip, node.name, node.mac);
+        m.opts_mut().insert(DhcpOption::Message(why));
+    } else {
+        if matches!(kind, MessageType::Ack) {
+            m.set_ciaddr(req.ciaddr());
+        }
+        if !is_inform {
+            m.set_yiaddr(node.ip);
+            m.opts_mut()
+                .insert(DhcpOption::AddressLeaseTime(cfg.lease_secs));
+            m.opts_mut().insert(DhcpOption::Renewal(cfg.lease_secs / 2));
+            m.opts_mut()
+                .insert(DhcpOption::Rebinding(cfg.lease_secs / 8 * 7));
+        }
+        m.set_siaddr(cfg.master_ip);
+        let opts = m.opts_mut();
+        opts.insert(DhcpOption::SubnetMask(cfg.subnet.mask()));
+        opts.insert(DhcpOption::BroadcastAddr(cfg.subnet.broadcast()));
+        if let Some(r) = cfg.router {
+            opts.insert(DhcpOption::Router(vec![r]));
+        }
+        opts.insert(DhcpOption::Hostname(node.name.clone()));
+
+        let client = BootClient::of(req);
+        boot_file = boot_file_for(client, node.mac, cfg.master_ip, cfg.ports.http);
+        if client.is_firmware_pxe() {
+            m.opts_mut()
+                .insert(DhcpOption::ClassIdentifier(b"PXEClient".to_vec()));
+        }
+        if let Some(f) = &boot_file {
+            m.set_fname_str(f);
+            m.opts_mut()
+                .insert(DhcpOption::BootfileName(f.as_bytes().to_vec()));
+            m.opts_mut().insert(DhcpOption::TFTPServerName(
+                cfg.master_ip.to_string().into_bytes(),
+            ));
+        }
+    }
+    let dest = reply_addr::destination(req, kind, &m);
+    Outcome::Reply {
+        msg: Box::new(m),
+        kind,
+        dest,
+        node: node.name.clone(),
+        boot_file,
+    }
+}
+
+/// The boot file for a client: the iPXE script URL, or an iPXE binary from the TFTP root.
+pub fn boot_file_for(
+    client: BootClient,
+    mac: MacAddr,
+    master: Ipv4Addr,
+    http_port: u16,
+) -> Option<String> {
+    match client {
+        BootClient::Ipxe => Some(format!(
+            "http://{master}:{http_port}/boot/{}.ipxe",
+            mac.hyphenated()
+        )),
+        BootClient::UefiPxe => Some("ipxe.efi".to_string()),
+        BootClient::BiosPxe => Some("undionly.kpxe".to_string()),
+        BootClient::UnsupportedPxe(_) | BootClient::Plain => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use dhcproto::v4::{Architecture, Flags};
+
+    use super::*;
+    use crate::leases::MemoryLeases;
+
+    const MAC: [u8; 6] = [0x52, 0x54, 0, 0x77, 0, 1];
+
+    fn cfg() -> Config {
+        Config::parse(
+            r#"
+interface = "ombr0"
+master_ip = "10.77.0.1"
+subnet = "10.77.0.0/24"
+image_dir = "/img"
+state_dir = "/state"
+[[node]]
+mac = "52:54:00:77:00:01"
+name = "node1"
+ip = "10.77.0.11"
+"#,
+            Path::new("t.toml"),
+        )
+        .unwrap()
+    }
+
+    fn req(kind: MessageType, mac: [u8; 6], opts: Vec<DhcpOption>) -> Message {
+        let z = Ipv4Addr::UNSPECIFIED;
+        let mut m = Message::new_with_id(42, z, z, z, z, &mac);
+        m.set_flags(Flags::default().set_broadcast());
+        m.opts_mut().insert(DhcpOption::MessageType(kind));
+        for o in opts {
+            m.opts_mut().insert(o);
+        }
+        m
+    }
+
+    fn reply_of(o: Outcome) -> (Message, MessageType, Destination, Option<String>) {
+        match o {
+            Outcome::Reply {
+                msg,
+                kind,
+                dest,
+                boot_file,
+                ..
+            } => (*msg, kind, dest, boot_file),
+            Outcome::Drop(r) => panic!("dropped: {r:?}"),
+        }
+    }
+
+    #[test]
+    fn discover_gets_reserved_address_and_options() {
+        let mut leases = MemoryLeases::default();
+        let (m, kind, dest, boot) = reply_of(
+            handle(
+                &req(MessageType::Discover, MAC, vec![]),
+                &cfg(),
+                &mut leases,
+                1000,
+            )
+            .unwrap(),
+        );
+        assert_eq!(kind, MessageType::Offer);
+        assert_eq!(m.opcode(), Opcode::BootReply);
+        assert_eq!(m.xid(), 42);
+        assert_eq!(m.yiaddr(), Ipv4Addr::new(10, 77, 0, 11));
+        assert_eq!(m.siaddr(), Ipv4Addr::new(10, 77, 0, 1));
+        assert_eq!(dest, Destination::Broadcast);
+        assert_eq!(boot, None, "a plain client gets no boot file");
+        assert_eq!(
+            m.opts().get(OptionCode::Hostname),
+            Some(&DhcpOption::Hostname("node1".into()))
+        );
+        assert_eq!(
+            m.opts().get(OptionCode::SubnetMask),
+            Some(&DhcpOption::SubnetMask([255, 255, 255, 0].into()))
+        );
+        assert_eq!(
+            m.opts().get(OptionCode::ServerIdentifier),
+            Some(&DhcpOption::ServerIdentifier([10, 77, 0, 1].into()))
+        );
+        let l = leases.get(MacAddr(MAC)).unwrap();
+        assert_eq!(
+            (l.state, l.expires),
+            (LeaseState::Offered, 1000 + OFFER_HOLD_SECS)
+        );
+    }
+
+    #[test]
+    fn boot_file_depends_on_client() {
+        let pxe = || DhcpOption::ClassIdentifier(b"PXEClient:Arch:00000:UNDI:002001".to_vec());
+        let arch = |a| DhcpOption::ClientSystemArchitecture(Architecture(a));
+        let cases = [
+            (vec![pxe(), arch(0)], Some("undionly.kpxe")),
+            (vec![pxe(), arch(7)], Some("ipxe.efi")),
+            (
+                vec![pxe(), arch(7), DhcpOption::UserClass(b"iPXE".to_vec())],
+                Some("http://10.77.0.1:8080/boot/52-54-00-77-00-01.ipxe"),
+            ),
+            (vec![pxe(), arch(11)], None),
+        ];
+        for (opts, want) in cases {
+            let (m, _, _, boot) = reply_of(
+                handle(
+                    &req(MessageType::Discover, MAC, opts),
+                    &cfg(),
+                    &mut MemoryLeases::default(),
+                    0,
+                )
+                .unwrap(),
+            );
+            assert_eq!(boot.as_deref(), want);
+            assert_eq!(m.fname_str().and_then(Result::ok), want);
+            if want.is_some_and(|w| !w.starts_with("http")) {
+                assert_eq!(
+                    m.opts().get(OptionCode::ClassIdentifier),
+                    Some(&DhcpOption::ClassIdentifier(b"PXEClient".to_vec()))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_mac_is_dropped() {
+        let other = [0x52, 0x54, 0, 0x99, 0, 1];
+        let o = handle(
+            &req(MessageType::Discover, other, vec![]),
+            &cfg(),
+            &mut MemoryLeases::default(),
+            0,
+        )
+        .unwrap();
+        assert!(matches!(o, Outcome::Drop(DropReason::UnknownClient(m)) if m == MacAddr(other)));
+    }
+
+    #[test]
+    fn request_selecting_acks_and_binds() {
+        let mut leases = MemoryLeases::default();
+        let r = req(
+            MessageType::Request,
+            MAC,
+            vec![
+                DhcpOption::ServerIdentifier([10, 77, 0, 1].into()),
+                DhcpOption::RequestedIpAddress([10, 77, 0, 11].into()),
+            ],
+        );
+        let (m, kind, _, _) = reply_of(handle(&r, &cfg(), &mut leases, 5).unwrap());
+        assert_eq!(kind, MessageType::Ack);
+        assert_eq!(m.yiaddr(), Ipv4Addr::new(10, 77, 0, 11));
+        assert_eq!(
+            m.opts().get(OptionCode::AddressLeaseTime),
+            Some(&DhcpOption::AddressLeaseTime(3600))
+        );
+        let l = leases.get(MacAddr(MAC)).unwrap();
+        assert_eq!((l.state, l.expires), (LeaseState::Bound, 3605));
+    }
+
+    #[test]
+    fn request_for_wrong_address_is_naked_by_broadcast() {
+        let r = req(
+            MessageType::Request,
+            MAC,
+            vec![DhcpOption::RequestedIpAddress([10, 77, 0, 50].into())],
+        );
+        let (m, kind, dest, _) =
+            reply_of(handle(&r, &cfg(), &mut MemoryLeases::default(), 0).unwrap());
+        assert_eq!(kind, MessageType::Nak);
+        assert_eq!(dest, Destination::Broadcast);
+        assert_eq!(m.yiaddr(), Ipv4Addr::UNSPECIFIED);
+    }
+
+    #[test]
+    fn request_for_other_server_drops_our_offer() {
+        let mut leases = MemoryLeases::default();
+        handle(
+            &req(MessageType::Discover, MAC, vec![]),
+            &cfg(),
+            &mut leases,
+            0,
+        )
+        .unwrap();
+        let r = req(
+            MessageType::Request,
+            MAC,
+            vec![
+                DhcpOption::ServerIdentifier([10, 77, 0, 2].into()),
+                DhcpOption::RequestedIpAddress([10, 77, 0, 11].into()),
+            ],
+        );
+        let o = handle(&r, &cfg(), &mut leases, 0).unwrap();
+        assert!(matches!(o, Outcome::Drop(DropReason::OtherServerSelected)));
+        assert_eq!(leases.get(MacAddr(MAC)), None);
+    }
+
+    #[test]
+    fn renewing_unicasts_to_ciaddr() {
+        let mut r = req(MessageType::Request, MAC, vec![]);
+        r.set_ciaddr([10, 77, 0, 11]).set_flags(Flags::default());
+        let (m, kind, dest, _) =
+            reply_of(handle(&r, &cfg(), &mut MemoryLeases::default(), 0).unwrap());
+        assert_eq!(kind, MessageType::Ack);
+        assert_eq!(m.ciaddr(), Ipv4Addr::new(10, 77, 0, 11));
+        assert_eq!(dest, Destination::Unicast([10, 77, 0, 11].into()));
+    }
+
+    #[test]
+    fn release_forgets_the_lease_without_reply() {
+        let mut leases = MemoryLeases::default();
+        handle(
+            &req(MessageType::Discover, MAC, vec![]),
+            &cfg(),
+            &mut leases,
+            0,
+        )
+        .unwrap();
+        let mut r = req(
+            MessageType::Release,
+            MAC,
+            vec![DhcpOption::ServerIdentifier([10, 77, 0, 1].into())],
+        );
+        r.set_ciaddr([10, 77, 0, 11]);
+        let o = handle(&r, &cfg(), &mut leases, 0).unwrap();
+        assert!(matches!(
+            o,
+            Outcome::Drop(DropReason::NoReplyNeeded(MessageType::Release))
+        ));
+        assert_eq!(leases.get(MacAddr(MAC)), None);
+    }
+
+    #[test]
+    fn non_requests_are_dropped() {
+        let mut r = req(MessageType::Discover, MAC, vec![]);
+        r.set_opcode(Opcode::BootReply);
+        assert!(matches!(
+            handle(&r, &cfg(), &mut MemoryLeases::default(), 0).unwrap(),
+            Outcome::Drop(DropReason::NotAClientRequest)
+        ));
+        let mut r = req(MessageType::Discover, MAC, vec![]);
+        r.opts_mut().remove(OptionCode::MessageType);
+        assert!(matches!(
+            handle(&r, &cfg(), &mut MemoryLeases::default(), 0).unwrap(),
+            Outcome::Drop(DropReason::NoMessageType)
+        ));
+    }
+}

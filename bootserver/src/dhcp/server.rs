@@ -1,0 +1,200 @@
+//! The DHCP socket: bound to the configured interface only (SO_BINDTODEVICE), so a request arriving
+//! on any other interface never reaches us; each datagram is decoded, handled and answered.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+
+use dhcproto::v4::Message;
+use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+
+use super::arp;
+use super::handler::{self, DropReason, Outcome};
+use super::reply_addr::{CLIENT_PORT, Destination, SERVER_PORT};
+use super::stats::{DhcpStats, Event};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::leases::LeaseStore;
+
+/// RFC 1542 §3.3: some PXE ROMs drop BOOTP messages shorter than 300 bytes.
+const MIN_BOOTP_LEN: usize = 300;
+
+/// The DHCP socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// The configured interface does not exist.
+    #[error("interface `{0}` does not exist (check `interface` in the config)")]
+    NoInterface(String),
+    /// Someone else serves DHCP here already.
+    #[error("UDP port {0} is already in use: is another DHCP server (dnsmasq, kea) running?")]
+    PortBusy(u16),
+    /// Not root.
+    #[error(
+        "not allowed to bind UDP port {0} on `{1}`: ombootd needs root (CAP_NET_BIND_SERVICE, CAP_NET_RAW)"
+    )]
+    Permission(u16, String),
+    /// Anything else.
+    #[error("cannot open the DHCP socket on `{iface}`: {source}")]
+    Other {
+        /// The interface.
+        iface: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Open the DHCP socket on `iface`, port `port`.
+pub fn bind(iface: &str, port: u16) -> Result<std::net::UdpSocket, BindError> {
+    if !std::path::Path::new("/sys/class/net").join(iface).exists() {
+        return Err(BindError::NoInterface(iface.to_string()));
+    }
+    let other = |source| BindError::Other {
+        iface: iface.to_string(),
+        source,
+    };
+    let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(other)?;
+    sock.bind_device(Some(iface.as_bytes()))
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENODEV) => BindError::NoInterface(iface.to_string()),
+            Some(libc::EPERM) => BindError::Permission(port, iface.to_string()),
+            _ => other(e),
+        })?;
+    sock.set_broadcast(true).map_err(other)?;
+    sock.set_nonblocking(true).map_err(other)?;
+    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+    sock.bind(&addr.into())
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EADDRINUSE) => BindError::PortBusy(port),
+            Some(libc::EACCES) => BindError::Permission(port, iface.to_string()),
+            _ => other(e),
+        })?;
+    Ok(sock.into())
+}
+
+/// The running server.
+pub struct DhcpServer {
+    socket: UdpSocket,
+    config: Arc<Config>,
+    leases: Arc<Mutex<dyn LeaseStore>>,
+    stats: Arc<DhcpStats>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for DhcpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DhcpServer")
+            .field("socket", &self.socket)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DhcpServer {
+    /// Wrap a socket from [`bind`].
+    pub fn new(
+        socket: std::net::UdpSocket,
+        config: Arc<Config>,
+        leases: Arc<Mutex<dyn LeaseStore>>,
+        stats: Arc<DhcpStats>,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            socket: UdpSocket::from_std(socket)?,
+            config,
+            leases,
+            stats,
+            clock,
+        })
+    }
+
+    /// Serve until the task is dropped. Per-datagram failures are counted and logged, never fatal.
+    pub async fn run(self) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 1500];
+        loop {
+            let (len, from) = match self.socket.recv_from(&mut buf).await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("DHCP receive failed: {e}");
+                    continue;
+                }
+            };
+            self.stats.count(Event::Received);
+            let req = match Message::decode(&mut Decoder::new(&buf[..len])) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.stats.count(Event::Malformed);
+                    tracing::debug!(%from, "dropped a malformed DHCP datagram: {e}");
+                    continue;
+                }
+            };
+            self.answer(&req).await;
+        }
+    }
+
+    async fn answer(&self, req: &Message) {
+        let outcome = {
+            let Ok(mut leases) = self.leases.lock() else {
+                self.stats.count(Event::Failed);
+                return;
+            };
+            handler::handle(req, &self.config, &mut *leases, self.clock.now())
+        };
+        let (msg, kind, dest, node, boot_file) = match outcome {
+            Ok(Outcome::Reply {
+                msg,
+                kind,
+                dest,
+                node,
+                boot_file,
+            }) => (msg, kind, dest, node, boot_file),
+            Ok(Outcome::Drop(DropReason::UnknownClient(mac))) => {
+                self.stats.count(Event::UnknownClient);
+                tracing::info!(%mac, "ignoring DHCP from a MAC not in the node table");
+                return;
+            }
+            Ok(Outcome::Drop(reason)) => {
+                self.stats.count(Event::Ignored);
+                tracing::debug!(?reason, "no DHCP reply");
+                return;
+            }
+            Err(e) => {
+                self.stats.count(Event::Failed);
+                tracing::error!("no DHCP reply sent: {e}");
+                return;
+            }
+        };
+        let mut bytes = Vec::with_capacity(MIN_BOOTP_LEN);
+        if let Err(e) = msg.encode(&mut Encoder::new(&mut bytes)) {
+            self.stats.count(Event::Failed);
+            tracing::error!("cannot encode DHCP reply: {e}");
+            return;
+        }
+        if bytes.len() < MIN_BOOTP_LEN {
+            bytes.resize(MIN_BOOTP_LEN, 0);
+        }
+        let to = match dest {
+            Destination::Relay(ip) => SocketAddrV4::new(ip, SERVER_PORT),
+            Destination::Unicast(ip) => SocketAddrV4::new(ip, CLIENT_PORT),
+            Destination::UnicastNoArp { ip, mac } => {
+                match arp::insert(&self.socket, &self.config.interface, ip, mac) {
+                    Ok(()) => SocketAddrV4::new(ip, CLIENT_PORT),
+                    Err(e) => {
+                        tracing::debug!("ARP insert failed ({e}); broadcasting instead");
+                        SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT)
+                    }
+                }
+            }
+            Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
+        };
+        match self.socket.send_to(&bytes, to).await {
+            Ok(_) => {
+                self.stats.count(Event::Replied);
+                tracing::info!(%node, ip = %msg.yiaddr(), to = %to, boot_file = boot_file.as_deref().unwrap_or("-"), "DHCP {kind:?}");
+            }
+            Err(e) => {
+                self.stats.count(Event::Failed);
+                tracing::warn!(%node, "sending DHCP {kind:?} to {to} failed: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Counters of what the DHCP server did with each datagram, so drops are visible, never silent.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// Running counters, shared between the server loop and the status API.
+#[derive(Debug, Default)]
+pub struct DhcpStats {
+    received: AtomicU64,
+    replied: AtomicU64,
+    malformed: AtomicU64,
+    unknown_client: AtomicU64,
+    ignored: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// A snapshot of [`DhcpStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DhcpCounts {
+    /// Datagrams received.
+    pub received: u64,
+    /// Replies sent.
+    pub replied: u64,
+    /// Datagrams that did not parse as DHCP: dropped.
+    pub malformed: u64,
+    /// Requests from MACs not in the node table: dropped.
+    pub unknown_client: u64,
+    /// Well-formed requests that need no reply (RELEASE, another server selected, …).
+    pub ignored: u64,
+    /// Replies not sent because of a local failure (lease store, socket).
+    pub failed: u64,
+}
+
+/// Which counter an event bumps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A datagram arrived.
+    Received,
+    /// A reply went out.
+    Replied,
+    /// Unparseable.
+    Malformed,
+    /// Not in the table.
+    UnknownClient,
+    /// No reply needed.
+    Ignored,
+    /// Local failure.
+    Failed,
+}
+
+impl DhcpStats {
+    /// Count one event.
+    pub fn count(&self, e: Event) {
+        let c = match e {
+            Event::Received => &self.received,
+            Event::Replied => &self.replied,
+            Event::Malformed => &self.malformed,
+            Event::UnknownClient => &self.unknown_client,
+            Event::Ignored => &self.ignored,
+            Event::Failed => &self.failed,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Read all counters.
+    pub fn snapshot(&self) -> DhcpCounts {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        DhcpCounts {
+            received: r(&self.received),
+            replied: r(&self.replied),
+            malformed: r(&self.malformed),
+            unknown_client: r(&self.unknown_client),
+            ignored: r(&self.ignored),
+            failed: r(&self.failed),
+        }
+    }
+}

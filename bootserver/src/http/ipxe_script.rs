@@ -1,0 +1,60 @@
+//! The iPXE script a node runs: fetch kernel and initrd over HTTP and boot with the NFS root.
+//!
+//! The kernel command line is the contract with our initramfs (`omboot.*` parameters, BOOTIF);
+//! under UEFI the kernel must be told the initrd's name (`initrd=initrd.img`) or it finds no root.
+
+use crate::config::{Config, Node};
+
+/// Render the script for `node`.
+pub fn render(cfg: &Config, node: &Node) -> String {
+    let base = format!("http://{}:{}/image", cfg.master_ip, cfg.ports.http);
+    let mut args = vec![
+        "initrd=initrd.img".to_string(),
+        format!("BOOTIF=01-{}", node.mac.hyphenated()),
+        format!("omboot.name={}", node.name),
+        format!("omboot.nfsroot={}:/", cfg.master_ip),
+        format!("omboot.nfsport={}", cfg.ports.nfs),
+    ];
+    if !cfg.kernel_args.trim().is_empty() {
+        args.push(cfg.kernel_args.trim().to_string());
+    }
+    format!(
+        "#!ipxe\n\
+         echo ombootd: booting {name} ({ip})\n\
+         :retry\n\
+         kernel {base}/vmlinuz {args} || goto failed\n\
+         initrd {base}/initrd.img || goto failed\n\
+         boot || goto failed\n\
+         :failed\n\
+         echo ombootd: boot of {name} failed, retrying in 5 seconds\n\
+         sleep 5\n\
+         goto retry\n",
+        name = node.name,
+        ip = node.ip,
+        args = args.join(" "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn script_carries_the_initramfs_contract() {
+        let cfg = Config::parse(
+            "interface = \"ombr0\"\nmaster_ip = \"10.77.0.1\"\nsubnet = \"10.77.0.0/24\"\nimage_dir = \"/i\"\nstate_dir = \"/s\"\n\
+             kernel_args = \"console=ttyS0,115200\"\n[ports]\nnfs = 12049\n\
+             [[node]]\nmac = \"52:54:00:77:00:02\"\nname = \"node2\"\nip = \"10.77.0.12\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let s = render(&cfg, &cfg.nodes[0]);
+        assert!(s.starts_with("#!ipxe\n"));
+        assert!(s.contains(
+            "kernel http://10.77.0.1:8080/image/vmlinuz initrd=initrd.img BOOTIF=01-52-54-00-77-00-02 omboot.name=node2 \
+             omboot.nfsroot=10.77.0.1:/ omboot.nfsport=12049 console=ttyS0,115200 || goto failed\n"
+        ), "{s}");
+        assert!(s.contains("initrd http://10.77.0.1:8080/image/initrd.img || goto failed\n"));
+    }
+}

@@ -1,0 +1,95 @@
+//! DHCP leases behind a small trait: the file store ombootd uses, and an in-memory one for tests.
+//!
+//! Addresses come from the node table, so a lease records what state a node's address is in
+//! (offered or bound, until when) rather than choosing one.
+
+mod file;
+
+pub use file::FileLeases;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::mac::MacAddr;
+
+/// Where a node's address stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseState {
+    /// Offered in reply to a DISCOVER, not yet requested.
+    Offered,
+    /// Acknowledged: the node uses it.
+    Bound,
+}
+
+/// One lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The client's hardware address, as text so the file is readable.
+    pub mac: String,
+    /// The address.
+    pub ip: Ipv4Addr,
+    /// The node's name.
+    pub name: String,
+    /// Offered or bound.
+    pub state: LeaseState,
+    /// Expiry, seconds since the Unix epoch.
+    pub expires: u64,
+}
+
+/// A lease store failed; the reply that depended on it is not sent, so the client retries.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Reading or writing the lease file failed.
+    #[error("lease file {path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The lease file is not ours to read.
+    #[error(
+        "lease file {path} is corrupt ({source}); it was left untouched, move it away to start afresh"
+    )]
+    Corrupt {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
+}
+
+/// Lease storage.
+pub trait LeaseStore: Send {
+    /// The lease of this client, if any.
+    fn get(&self, mac: MacAddr) -> Option<Lease>;
+    /// Record (or replace) the lease of `lease.mac`.
+    fn put(&mut self, mac: MacAddr, lease: Lease) -> Result<(), LeaseError>;
+    /// Forget the lease of this client.
+    fn remove(&mut self, mac: MacAddr) -> Result<Option<Lease>, LeaseError>;
+    /// Every lease, in MAC order.
+    fn all(&self) -> Vec<Lease>;
+}
+
+/// Leases kept in memory only.
+#[derive(Debug, Default)]
+pub struct MemoryLeases(BTreeMap<MacAddr, Lease>);
+
+impl LeaseStore for MemoryLeases {
+    fn get(&self, mac: MacAddr) -> Option<Lease> {
+        self.0.get(&mac).cloned()
+    }
+    fn put(&mut self, mac: MacAddr, lease: Lease) -> Result<(), LeaseError> {
+        self.0.insert(mac, lease);
+        Ok(())
+    }
+    fn remove(&mut self, mac: MacAddr) -> Result<Option<Lease>, LeaseError> {
+        Ok(self.0.remove(&mac))
+    }
+    fn all(&self) -> Vec<Lease> {
+        self.0.values().cloned().collect()
+    }
+}

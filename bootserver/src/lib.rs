@@ -1,0 +1,19 @@
+//! ombootd: the master side of an ombootd cluster.
+//!
+//! It hands diskless nodes an address (DHCP), a boot loader (TFTP), a boot script and kernel (HTTP)
+//! and their root file system (read-only NFSv3), all from one configuration file.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod clock;
+pub mod config;
+pub mod confined;
+pub mod dhcp;
+pub mod http;
+pub mod image;
+pub mod leases;
+pub mod mac;
+pub mod nfs;
+pub mod serve;
+pub mod subnet;
+pub mod tftp;

@@ -1,0 +1,73 @@
+//! `ombootd`: serve DHCP, TFTP, HTTP and the NFS root to the nodes of one configuration file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use bootserver::config::Config;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ombootd",
+    version,
+    about = "Boot server for diskless ombootd nodes (DHCP, TFTP, HTTP, NFS root)"
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value = "configs/ombootd.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Validate the configuration and the image without serving.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OMBOOTD_LOG")
+                .unwrap_or_else(|_| "info,nfs3_server=warn,async_tftp=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(&cli.config)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            bootserver::image::check(&config.image_dir, &config.tftp_root)?;
+            println!(
+                "{}: OK ({} nodes on {}, subnet {}, image {})",
+                cli.config.display(),
+                config.nodes.len(),
+                config.interface,
+                config.subnet,
+                config.image_dir.display()
+            );
+            Ok(())
+        }
+        Command::Serve => {
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            rt.block_on(bootserver::serve::serve(config))
+        }
+    }
+}

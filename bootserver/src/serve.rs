@@ -1,0 +1,107 @@
+//! Start every service on the configured addresses, print one readiness line per listener, and run
+//! until a signal. Each failure to start is an error that says what to fix.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use nfs3_server::tcp::NFSTcp;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::dhcp::server::{self as dhcp_server, DhcpServer};
+use crate::dhcp::stats::DhcpStats;
+use crate::leases::{FileLeases, LeaseStore};
+use crate::tftp::TftpStats;
+use crate::{http, image, nfs, tftp};
+
+fn addr_error(what: &str, addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::EADDRINUSE) => format!("port {} is already in use", addr.port()),
+        Some(libc::EADDRNOTAVAIL) => format!(
+            "{} is not assigned to any interface here (check `master_ip`)",
+            addr.ip()
+        ),
+        Some(libc::EACCES) => format!("not allowed to bind port {}: run as root", addr.port()),
+        _ => e.to_string(),
+    };
+    anyhow::anyhow!("cannot listen for {what} on {addr}: {hint}")
+}
+
+/// Serve `config` until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<()> {
+    image::check(&config.image_dir, &config.tftp_root)?;
+    std::fs::create_dir_all(&config.state_dir).with_context(|| {
+        format!(
+            "cannot create the state directory {}",
+            config.state_dir.display()
+        )
+    })?;
+    let config = Arc::new(config);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let leases: Arc<Mutex<dyn LeaseStore>> =
+        Arc::new(Mutex::new(FileLeases::open(&config.state_dir)?));
+    let dhcp_stats = Arc::new(DhcpStats::default());
+    let tftp_stats = Arc::new(TftpStats::default());
+    let ip = IpAddr::V4(config.master_ip);
+
+    // Bind everything first, so a busy port or a wrong address stops us before we answer anyone.
+    let dhcp_sock = dhcp_server::bind(&config.interface, config.ports.dhcp)?;
+    let tftp_addr = SocketAddr::new(ip, config.ports.tftp);
+    let tftp = tftp::bind(tftp_addr, &config.tftp_root, tftp_stats.clone())
+        .await
+        .map_err(|e| addr_error("TFTP", tftp_addr, e))?;
+    let http_addr = SocketAddr::new(ip, config.ports.http);
+    let http_listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .map_err(|e| addr_error("HTTP", http_addr, e))?;
+    let nfs_addr = SocketAddr::new(ip, config.ports.nfs);
+    let generation = nfs::generation::load_or_create(&config.state_dir, clock.now() * 1000)
+        .with_context(|| {
+            format!(
+                "cannot keep the NFS generation in {}",
+                config.state_dir.display()
+            )
+        })?;
+    let nfs = nfs::bind(nfs_addr, &config.image_dir.join("rootfs"), generation)
+        .await
+        .map_err(|e| addr_error("NFS", nfs_addr, e))?;
+
+    let dhcp = DhcpServer::new(
+        dhcp_sock,
+        config.clone(),
+        leases.clone(),
+        dhcp_stats.clone(),
+        clock,
+    )?;
+    let state = http::AppState {
+        config: config.clone(),
+        leases,
+        dhcp: dhcp_stats,
+        tftp: tftp_stats,
+    };
+
+    println!(
+        "listening for DHCP on {} (0.0.0.0:{})",
+        config.interface, config.ports.dhcp
+    );
+    println!("listening for TFTP on {tftp_addr}");
+    println!("listening for HTTP on {http_addr}");
+    println!("listening for NFS on {nfs_addr}");
+    println!(
+        "ombootd ready: {} nodes, image {}",
+        config.nodes.len(),
+        config.image_dir.display()
+    );
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = dhcp.run() => r.context("the DHCP server stopped")?,
+        r = tftp.serve() => r.map_err(|e| anyhow::anyhow!("the TFTP server stopped: {e}"))?,
+        r = axum::serve(http_listener, http::router(state)) => r.context("the HTTP server stopped")?,
+        r = nfs.handle_forever() => r.context("the NFS server stopped")?,
+        _ = tokio::signal::ctrl_c() => println!("ombootd: interrupted, stopping"),
+        _ = term.recv() => println!("ombootd: terminated, stopping"),
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! Read-only TFTP (RFC 1350; options RFC 2347, blksize RFC 2348, tsize RFC 2349, windowsize RFC 7440).
+//!
+//! async-tftp speaks the protocol; [`handler::ConfinedTftpHandler`] decides which files it may send.
+
+pub mod handler;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_tftp::server::TftpServerBuilder;
+
+pub use handler::{ConfinedTftpHandler, TftpStats};
+
+/// Bind the TFTP server on `addr`, serving `root`. Returns the server, ready to `serve()`.
+pub async fn bind(
+    addr: SocketAddr,
+    root: &Path,
+    stats: Arc<TftpStats>,
+) -> Result<async_tftp::server::TftpServer<ConfinedTftpHandler>, std::io::Error> {
+    let handler = ConfinedTftpHandler::new(root, stats)?;
+    TftpServerBuilder::with_handler(handler)
+        .bind(addr)
+        // Large windows speed up iPXE/edk2 downloads; 64 blocks of 1468 bytes stays well under socket buffers.
+        .window_size_limit(64)
+        .build()
+        .await
+        .map_err(|e| match e {
+            async_tftp::Error::Io(io) => io,
+            other => std::io::Error::other(other.to_string()),
+        })
+}
