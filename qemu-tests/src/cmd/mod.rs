@@ -1,0 +1,33 @@
+//! The subcommands of `omlab`, one file each; `Cli::run` dispatches. New subcommands (`test`,
+//! `bench`) get a file here, a variant in `Command` and an arm in `run`.
+
+mod clean;
+mod demo;
+
+use clap::{Parser, Subcommand};
+
+/// The ombootd lab: network namespaces, ombootd and QEMU nodes.
+#[derive(Debug, Parser)]
+#[command(name = "omlab", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Remove every leftover lab: omlab-* namespaces, the processes inside, state files.
+    Clean(clean::Args),
+    /// Boot two nodes (BIOS and UEFI) from ombootd and print how long each took.
+    Demo(demo::Args),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Clean(args) => clean::run(&args),
+            Command::Demo(args) => demo::run(&args),
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The library's one error type: every way a lab step can fail, each message a sentence that
+//! names what was being done, so a failed test reads without a debugger.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while building, running or tearing down a lab.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A lab, namespace, node or interface name that cannot be used.
+    #[error("the name {name:?} cannot be used: {reason}")]
+    BadName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A string that is not a MAC address.
+    #[error("{0:?} is not a MAC address (expected six hex pairs such as 52:54:00:77:00:01)")]
+    BadMac(String),
+    /// Another live process owns a lab of that name.
+    #[error("lab namespace {netns} is in use by live process {pid}")]
+    InUse {
+        /// The namespace.
+        netns: String,
+        /// Its owner.
+        pid: u32,
+    },
+    /// A helper command could not be started.
+    #[error("cannot run `{command}`: {source}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A helper command ran and failed.
+    #[error("`{command}` failed ({status}): {stderr}")]
+    CommandFailed {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// A file or socket operation failed.
+    #[error("cannot {what}: {source}")]
+    Io {
+        /// What was being done, such as "create /run/omlab".
+        what: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A bounded wait ran out.
+    #[error("timed out after {secs:.1} s waiting for {what}{detail}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long we waited.
+        secs: f64,
+        /// Extra context, usually the tail of a log (starts with a newline when present).
+        detail: String,
+    },
+    /// A process the lab waits on exited first.
+    #[error("{label} exited ({status}) while waiting for {what}{detail}")]
+    Exited {
+        /// The process's label in the registry.
+        label: String,
+        /// Its exit status.
+        status: String,
+        /// What was awaited.
+        what: String,
+        /// The tail of its log (starts with a newline when present).
+        detail: String,
+    },
+    /// SIGINT or SIGTERM arrived; see [`crate::cancel`].
+    #[error("interrupted by a signal while waiting for {what}")]
+    Aborted {
+        /// What was awaited.
+        what: String,
+    },
+    /// A process or namespace survived teardown.
+    #[error("teardown of lab {lab} left things behind: {what}")]
+    Lingering {
+        /// The lab.
+        lab: String,
+        /// What survived.
+        what: String,
+    },
+    /// A QMP exchange with QEMU failed.
+    #[error("QMP on {path}: {reason}")]
+    Qmp {
+        /// The QMP socket.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A serial line carried a node marker that does not parse.
+    #[error("malformed marker line {line:?}: {reason}")]
+    Marker {
+        /// The line.
+        line: String,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// The ombootd config could not be rendered.
+    #[error("cannot render the ombootd config: {0}")]
+    Render(String),
+    /// A file the lab needs is missing.
+    #[error("{what} not found at {path}")]
+    Missing {
+        /// What it is, such as "OVMF code".
+        what: &'static str,
+        /// Where we looked.
+        path: PathBuf,
+    },
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Wraps an I/O error with what was being done.
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}

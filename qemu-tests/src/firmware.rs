@@ -1,0 +1,87 @@
+//! Node firmware: SeaBIOS (the virtio-net NIC's iPXE option ROM does PXE) or OVMF UEFI (iPXE's
+//! EFI driver from the same ROM). Each gets one per-node file: UEFI a writable copy of the
+//! variable store, BIOS the SeaBIOS serial-console setting that puts iPXE's output on ttyS0.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result, io};
+
+/// Read-only OVMF code (Debian's `ovmf` package).
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+/// Template of the OVMF variable store, copied per node.
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// I/O port of COM1, where SeaBIOS mirrors its text console (`etc/sercon-port`).
+const COM1: u16 = 0x3f8;
+
+/// How a node starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Firmware {
+    /// Legacy BIOS (SeaBIOS), PXE through the NIC's iPXE ROM.
+    #[default]
+    Bios,
+    /// UEFI (OVMF), PXE through iPXE's EFI driver.
+    Uefi,
+}
+
+impl fmt::Display for Firmware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Firmware::Bios => "BIOS",
+            Firmware::Uefi => "UEFI",
+        })
+    }
+}
+
+impl Firmware {
+    /// Prepares the per-node firmware file in `dir` and returns its path: for UEFI a fresh copy
+    /// of the variable store (`<node>.OVMF_VARS.fd`), for BIOS `<node>.sercon-port`.
+    pub(crate) fn prepare(self, dir: &Path, node: &str) -> Result<PathBuf> {
+        match self {
+            Firmware::Bios => {
+                // SeaBIOS reads this fw_cfg file as a little-endian integer. Without it, the
+                // iPXE ROM under SeaBIOS prints only to the (invisible) VGA screen, so a PXE
+                // failure would leave an empty serial log. QEMU warns that the name lacks the
+                // "opt/" prefix; SeaBIOS looks for exactly this name, so the warning stays.
+                let path = dir.join(format!("{node}.sercon-port"));
+                std::fs::write(&path, COM1.to_le_bytes())
+                    .map_err(io(format!("write {}", path.display())))?;
+                Ok(path)
+            }
+            Firmware::Uefi => {
+                for (what, path) in [("OVMF code", OVMF_CODE), ("OVMF variable store", OVMF_VARS)] {
+                    if !Path::new(path).exists() {
+                        return Err(Error::Missing {
+                            what,
+                            path: path.into(),
+                        });
+                    }
+                }
+                let vars = dir.join(format!("{node}.OVMF_VARS.fd"));
+                std::fs::copy(OVMF_VARS, &vars)
+                    .map_err(io(format!("copy {OVMF_VARS} to {}", vars.display())))?;
+                Ok(vars)
+            }
+        }
+    }
+
+    /// QEMU arguments selecting this firmware; `file` is what [`Firmware::prepare`] returned.
+    pub(crate) fn qemu_args(self, file: &Path) -> Vec<OsString> {
+        match self {
+            // SeaBIOS is QEMU's default; only its serial console needs switching on.
+            Firmware::Bios => {
+                let mut sercon = OsString::from("name=etc/sercon-port,file=");
+                sercon.push(file);
+                vec!["-fw_cfg".into(), sercon]
+            }
+            Firmware::Uefi => {
+                let mut code = OsString::from("if=pflash,format=raw,readonly=on,file=");
+                code.push(OVMF_CODE);
+                let mut vars = OsString::from("if=pflash,format=raw,file=");
+                vars.push(file);
+                vec!["-drive".into(), code, "-drive".into(), vars]
+            }
+        }
+    }
+}

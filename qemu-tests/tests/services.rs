@@ -1,0 +1,450 @@
+//! ombootd's services against real clients in a lab namespace: busybox udhcpc for DHCP, atftp for
+//! TFTP, libnfs-utils for NFS, curl for HTTP. The image is a small synthetic one made per test, so
+//! these run without `omimage build`; the QEMU boot test (`boot.rs`) uses the real image.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use omlab::{ClientNs, Lab, MacAddr, Proc};
+
+const T: Duration = Duration::from_secs(30);
+const NODE1: &str = "10.77.0.11";
+
+fn ombootd() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/ombootd");
+    assert!(
+        p.is_file(),
+        "{} missing: `cargo build -p bootserver` first (omlab test does)",
+        p.display()
+    );
+    p
+}
+
+/// A small image: kernel and initrd stand-ins, a root with modes, symlinks and nested dirs, the
+/// real iPXE loaders, and a symlink in the TFTP root that points outside it.
+fn fake_image(lab: &Lab) -> PathBuf {
+    let img = lab.dir().join("image");
+    let root = img.join("rootfs");
+    let tftp = img.join("tftp");
+    for d in [root.join("sbin"), root.join("etc/deep/er"), tftp.clone()] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let kernel: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(img.join("vmlinuz"), &kernel).unwrap();
+    std::fs::write(img.join("initrd.img"), b"initrd").unwrap();
+    std::fs::write(root.join("sbin/init"), b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(
+        root.join("sbin/init"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/shadowish"), b"root:!:\n").unwrap();
+    std::fs::set_permissions(
+        root.join("etc/shadowish"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/deep/er/file"), &kernel[..200_000]).unwrap();
+    std::os::unix::fs::symlink("../sbin/init", root.join("etc/init-link")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("etc/host-passwd")).unwrap();
+    for f in ["undionly.kpxe", "ipxe.efi"] {
+        std::fs::copy(Path::new("/usr/lib/ipxe").join(f), tftp.join(f)).unwrap();
+    }
+    std::fs::write(lab.dir().join("outside-secret"), b"secret").unwrap();
+    std::os::unix::fs::symlink(lab.dir().join("outside-secret"), tftp.join("leak")).unwrap();
+    std::os::unix::fs::symlink(lab.dir(), tftp.join("leakdir")).unwrap();
+    img
+}
+
+/// A lab running ombootd with node1 = 52:54:00:77:00:01 and node2 = …:02.
+fn lab_with_ombootd(name: &str) -> (Lab, Proc) {
+    let lab = Lab::new(name).unwrap();
+    let img = fake_image(&lab);
+    let cfg = lab
+        .ombootd_config(&img)
+        .node("node1", MacAddr::lab(1), NODE1.parse().unwrap())
+        .node("node2", MacAddr::lab(2), "10.77.0.12".parse().unwrap());
+    let path = lab.write_ombootd_config(&cfg).unwrap();
+    let proc = lab.start_ombootd(&ombootd(), &path).unwrap();
+    (lab, proc)
+}
+
+/// A client namespace whose eth0 has `mac`.
+fn client(lab: &Lab, name: &str, mac: MacAddr, on_bridge: bool) -> ClientNs {
+    let c = lab.add_client_ns(name, on_bridge).unwrap();
+    let mut cmd = Command::new("ip");
+    cmd.args(["link", "set", "eth0", "address", &mac.to_string()]);
+    let out = lab.run(cmd, c.netns(), T).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs busybox udhcpc once in `c` with `extra` arguments; returns its output, where our script
+/// prints one `LEASE ip=… hostname=… siaddr=… boot_file=…` line per lease.
+fn udhcpc(lab: &Lab, c: &ClientNs, extra: &[&str]) -> Output {
+    let script = lab.dir().join("udhcpc.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE ip=$ip mask=$subnet hostname=$hostname siaddr=$siaddr boot_file=$boot_file serverid=$serverid lease=$lease\"\nexit 0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new("busybox");
+    cmd.args([
+        "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "3", "-T", "1", "-s",
+    ])
+    .arg(&script)
+    .args(extra);
+    lab.run(cmd, c.netns(), T).unwrap()
+}
+
+fn status(lab: &Lab, c: &ClientNs) -> serde_json::Value {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sf", "http://10.77.0.1:8080/api/status"]);
+    let out = lab.run(cmd, c.netns(), T).unwrap();
+    assert!(out.status.success(), "status API: {}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn dhcp_gives_reserved_address_and_boot_file_per_client_kind() {
+    let (lab, _ombootd) = lab_with_ombootd("dhcp");
+    let c = client(&lab, "c1", MacAddr::lab(1), true);
+
+    let plain = udhcpc(&lab, &c, &[]);
+    let t = text(&plain);
+    assert!(plain.status.success(), "{t}");
+    assert!(t.contains("LEASE ip=10.77.0.11 mask=255.255.255.0 hostname=node1 siaddr=10.77.0.1 boot_file= serverid=10.77.0.1 lease=3600"), "{t}");
+
+    let cases = [
+        (
+            vec!["-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x5d:0000"],
+            "boot_file=undionly.kpxe",
+        ),
+        (
+            vec!["-V", "PXEClient:Arch:00007:UNDI:003016", "-x", "0x5d:0007"],
+            "boot_file=ipxe.efi",
+        ),
+        (
+            vec![
+                "-V",
+                "PXEClient:Arch:00007:UNDI:003016",
+                "-x",
+                "0x5d:0007",
+                "-x",
+                "0x4d:69505845",
+            ],
+            "boot_file=http://10.77.0.1:8080/boot/52-54-00-77-00-01.ipxe",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = udhcpc(&lab, &c, &args);
+        let t = text(&out);
+        assert!(
+            out.status.success() && t.contains("LEASE ip=10.77.0.11 ") && t.contains(want),
+            "{args:?}: want {want} in {t}"
+        );
+    }
+
+    // udhcpc's script above does not configure the address; do it to reach the status API.
+    lab.add_client_addr(&c, "10.77.0.11/24").unwrap();
+    let s = status(&lab, &c);
+    assert_eq!(s["nodes"][0]["lease"]["state"], "bound", "{s}");
+    assert_eq!(s["nodes"][1]["lease"], serde_json::Value::Null, "{s}");
+    lab.teardown().unwrap();
+}
+
+#[test]
+fn dhcp_ignores_unknown_macs_and_other_interfaces() {
+    let (lab, _ombootd) = lab_with_ombootd("dhcpno");
+    // A MAC that is not in the table, on the served bridge.
+    let stranger = client(&lab, "c1", "52:54:00:99:00:01".parse().unwrap(), true);
+    let out = udhcpc(&lab, &stranger, &[]);
+    assert!(
+        !out.status.success() && !text(&out).contains("LEASE"),
+        "unknown MAC got a lease: {}",
+        text(&out)
+    );
+
+    // node2's own MAC, but arriving on an interface of the master that is not the configured one.
+    let elsewhere = client(&lab, "c2", MacAddr::lab(2), false);
+    let out = udhcpc(&lab, &elsewhere, &[]);
+    assert!(
+        !out.status.success() && !text(&out).contains("LEASE"),
+        "other interface got a lease: {}",
+        text(&out)
+    );
+
+    let watcher = client(&lab, "c3", MacAddr::lab(1), true);
+    lab.add_client_addr(&watcher, "10.77.0.200/24").unwrap();
+    let s = status(&lab, &watcher);
+    assert!(s["dhcp"]["unknown_client"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(s["dhcp"]["replied"], 0, "{s}");
+    // Only the stranger's packets reached ombootd: the other interface's never did.
+    assert_eq!(s["dhcp"]["received"], s["dhcp"]["unknown_client"], "{s}");
+    assert_eq!(s["nodes"][1]["lease"], serde_json::Value::Null, "{s}");
+    lab.teardown().unwrap();
+}
+
+fn atftp(lab: &Lab, c: &ClientNs, remote: &str, local: &Path, options: &[&str]) -> Output {
+    let mut cmd = Command::new("atftp");
+    cmd.args(["--trace", "--tftp-timeout", "1", "-g", "-r", remote, "-l"])
+        .arg(local);
+    for o in options {
+        cmd.args(["--option", o]);
+    }
+    cmd.arg("10.77.0.1");
+    lab.run(cmd, c.netns(), T).unwrap()
+}
+
+/// The size of DATA block 1 in an atftp trace (`received … DATA <block: 1, size 1428>`).
+fn first_block_size(trace: &str) -> Option<u32> {
+    let line = trace.lines().find(|l| l.contains("DATA <block: 1,"))?;
+    let after = &line[line.find("size")? + 4..];
+    after
+        .trim_start_matches([':', ' '])
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn tftp_sends_exact_content_honours_options_and_refuses_escapes() {
+    let (lab, _ombootd) = lab_with_ombootd("tftp");
+    let c = client(&lab, "c1", MacAddr::lab(1), true);
+    lab.add_client_addr(&c, "10.77.0.11/24").unwrap();
+
+    let got = lab.dir().join("got.kpxe");
+    let out = atftp(
+        &lab,
+        &c,
+        "undionly.kpxe",
+        &got,
+        &["blksize 1428", "tsize 0", "windowsize 8"],
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert_eq!(
+        std::fs::read(&got).unwrap(),
+        std::fs::read("/usr/lib/ipxe/undionly.kpxe").unwrap(),
+        "content differs"
+    );
+    let oack = t
+        .lines()
+        .find(|l| l.contains("OACK"))
+        .unwrap_or_else(|| panic!("no OACK: {t}"));
+    assert!(
+        oack.contains("blksize: 1428") && oack.contains("windowsize: 8"),
+        "{oack}"
+    );
+    assert!(
+        oack.contains(&format!(
+            "tsize: {}",
+            std::fs::metadata(&got).unwrap().len()
+        )),
+        "{oack}"
+    );
+    assert_eq!(
+        first_block_size(&t),
+        Some(1428),
+        "blocks are not 1428 bytes: {t}"
+    );
+
+    // Leading slash is fine; the default block size is 512.
+    let out = atftp(&lab, &c, "/ipxe.efi", &lab.dir().join("got.efi"), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(first_block_size(&text(&out)), Some(512), "{}", text(&out));
+
+    for evil in [
+        "../outside-secret",
+        "leak",
+        "leakdir/outside-secret",
+        "/../image/vmlinuz",
+    ] {
+        let dest = lab.dir().join("evil.out");
+        let out = atftp(&lab, &c, evil, &dest, &[]);
+        let t = text(&out);
+        assert!(
+            !out.status.success() && t.contains("Permission denied"),
+            "{evil} was not refused: {t}"
+        );
+        assert!(
+            std::fs::read(&dest).map(|b| b.is_empty()).unwrap_or(true),
+            "{evil} leaked content"
+        );
+    }
+    let out = atftp(&lab, &c, "missing.bin", &lab.dir().join("m.out"), &[]);
+    assert!(
+        !out.status.success() && text(&out).contains("File not found"),
+        "{}",
+        text(&out)
+    );
+
+    let s = status(&lab, &c);
+    assert_eq!(s["tftp"]["refused"], 4, "{s}");
+    lab.teardown().unwrap();
+}
+
+fn nfs_url(path: &str) -> String {
+    format!("nfs://10.77.0.1{path}?version=3&nfsport=2049&mountport=2049")
+}
+
+#[test]
+fn nfs_serves_files_modes_and_symlinks_and_refuses_writes() {
+    let (lab, _ombootd) = lab_with_ombootd("nfs");
+    let c = client(&lab, "c1", MacAddr::lab(1), true);
+    lab.add_client_addr(&c, "10.77.0.11/24").unwrap();
+
+    let mut ls = Command::new("nfs-ls");
+    ls.arg(nfs_url("/etc"));
+    let out = lab.run(ls, c.netns(), T).unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let line = |name: &str| {
+        t.lines()
+            .find(|l| l.ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("{name} not listed: {t}"))
+            .to_string()
+    };
+    assert!(line("shadowish").starts_with("-rw-r-----"), "{t}");
+    assert!(line("init-link").starts_with("lrwxrwxrwx"), "{t}");
+    assert!(line("deep").starts_with("drwx"), "{t}");
+
+    let mut cat = Command::new("nfs-cat");
+    cat.arg(nfs_url("/etc/deep/er/file"));
+    let out = lab.run(cat, c.netns(), T).unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        out.stdout,
+        std::fs::read(lab.dir().join("image/rootfs/etc/deep/er/file")).unwrap()
+    );
+
+    let mut cat = Command::new("nfs-cat");
+    cat.arg(nfs_url("/sbin/init"));
+    let out = lab.run(cat, c.netns(), T).unwrap();
+    assert_eq!(out.stdout, b"#!/bin/sh\n");
+
+    // The host's /etc/passwd must not come through a symlink: the client gets the link, not the file.
+    let mut cat = Command::new("nfs-cat");
+    cat.arg(nfs_url("/etc/host-passwd"));
+    let out = lab.run(cat, c.netns(), T).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("root:x:0:0"),
+        "symlink followed on the server"
+    );
+
+    let local = lab.dir().join("upload");
+    std::fs::write(&local, b"should not land").unwrap();
+    let mut cp = Command::new("nfs-cp");
+    cp.arg(&local).arg(nfs_url("/etc/uploaded"));
+    let out = lab.run(cp, c.netns(), T).unwrap();
+    assert!(!out.status.success(), "write accepted: {}", text(&out));
+    assert!(
+        !lab.dir().join("image/rootfs/etc/uploaded").exists(),
+        "a file appeared in the image"
+    );
+    lab.teardown().unwrap();
+}
+
+#[test]
+fn http_serves_script_and_image_files() {
+    let (lab, _ombootd) = lab_with_ombootd("http");
+    let c = client(&lab, "c1", MacAddr::lab(1), true);
+    lab.add_client_addr(&c, "10.77.0.11/24").unwrap();
+    let get = |path: &str| {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            &format!("http://10.77.0.1:8080{path}"),
+        ]);
+        let out = lab.run(cmd, c.netns(), T).unwrap();
+        let mut body = out.stdout;
+        let code_at = body.iter().rposition(|b| *b == b'\n').unwrap();
+        let code = String::from_utf8_lossy(&body[code_at + 1..]).to_string();
+        body.truncate(code_at);
+        (code, body)
+    };
+    let (code, script) = get("/boot/52-54-00-77-00-02.ipxe");
+    let script = String::from_utf8(script).unwrap();
+    assert_eq!(code, "200");
+    assert!(
+        script.starts_with("#!ipxe\n")
+            && script.contains("omboot.name=node2")
+            && script.contains("initrd=initrd.img"),
+        "{script}"
+    );
+    assert_eq!(get("/boot/52-54-00-99-00-01.ipxe").0, "404");
+    let (code, kernel) = get("/image/vmlinuz");
+    assert_eq!(code, "200");
+    assert_eq!(
+        kernel,
+        std::fs::read(lab.dir().join("image/vmlinuz")).unwrap()
+    );
+    assert_eq!(get("/image/..%2f..%2fetc%2fpasswd").0, "404");
+    assert_eq!(get("/image/rootfs").0, "404");
+    lab.teardown().unwrap();
+}
+
+#[test]
+fn startup_errors_are_clear() {
+    let lab = Lab::new("errors").unwrap();
+    let img = fake_image(&lab);
+    let run = |cfg: &Path| {
+        let mut cmd = Command::new(ombootd());
+        cmd.arg("--config").arg(cfg);
+        let out = lab.run(cmd, lab.netns(), T).unwrap();
+        assert!(!out.status.success(), "ombootd started: {}", text(&out));
+        text(&out)
+    };
+    let base =
+        lab.ombootd_config(&img)
+            .node("node1", MacAddr::lab(1), NODE1.parse::<Ipv4Addr>().unwrap());
+
+    let t = run(Path::new("/nonexistent/ombootd.toml"));
+    assert!(
+        t.contains("Error: cannot read config file /nonexistent/ombootd.toml"),
+        "{t}"
+    );
+
+    let mut cfg = base.clone();
+    cfg.interface = "nope0".into();
+    let t = run(&lab.write_ombootd_config(&cfg).unwrap());
+    assert!(t.contains("interface `nope0` does not exist"), "{t}");
+
+    let mut cfg = base.clone();
+    cfg.image_dir = lab.dir().join("no-image");
+    let t = run(&lab.write_ombootd_config(&cfg).unwrap());
+    assert!(
+        t.contains("the node image is incomplete") && t.contains("omimage build"),
+        "{t}"
+    );
+
+    // The first ombootd holds the ports; a second one must say which port is busy.
+    let path = lab.write_ombootd_config(&base).unwrap();
+    let _first = lab.start_ombootd(&ombootd(), &path).unwrap();
+    let t = run(&path);
+    assert!(t.contains("already in use"), "{t}");
+    lab.teardown().unwrap();
+}
