@@ -22,6 +22,7 @@
 
 pub mod cancel;
 pub mod cleanup;
+pub mod cluster;
 mod command;
 mod config;
 mod error;

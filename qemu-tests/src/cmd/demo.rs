@@ -1,22 +1,27 @@
-//! `omlab demo`: one lab, ombootd, node1 (BIOS, 10.77.0.11) and node2 (UEFI, 10.77.0.12) booted
-//! at once; prints a table of how each came up, then tears everything down.
+//! `omlab demo`: builds what is missing, then one lab, ombootd, node1 (BIOS, 10.77.0.11) and
+//! node2 (UEFI, 10.77.0.12) booted at once; prints how each came up, then tears everything down.
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use omlab::{Firmware, Lab, MacAddr, Node, NodeUp};
+use omlab::Lab;
+use omlab::cluster::{self, Planned};
+
+use super::prepare::{cargo, debian_packages, node_image, step, workspace_root};
 
 /// Options of `omlab demo`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The image built by `omimage build`.
-    #[arg(long, default_value = "build/image")]
-    image: PathBuf,
-    /// The ombootd binary.
-    #[arg(long, default_value = "target/debug/ombootd")]
-    ombootd: PathBuf,
+    /// Skip installing packages and building; use the binaries and image as they are.
+    #[arg(long)]
+    no_build: bool,
+    /// The image built by `omimage build` (default: `build/image` of the workspace).
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// The ombootd binary (default: `target/debug/ombootd` of the workspace).
+    #[arg(long)]
+    ombootd: Option<PathBuf>,
     /// Use KVM instead of TCG (guests hang under KVM on the usual lab hosts).
     #[arg(long)]
     kvm: bool,
@@ -31,40 +36,37 @@ pub struct Args {
     keep: bool,
 }
 
-struct Planned {
-    node: Node,
-    ip: Ipv4Addr,
-}
-
 /// Runs `omlab demo`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    if !args.image.is_dir() {
+    let root = workspace_root();
+    let image = args
+        .image
+        .clone()
+        .unwrap_or_else(|| root.join("build/image"));
+    let ombootd = args
+        .ombootd
+        .clone()
+        .unwrap_or_else(|| root.join("target/debug/ombootd"));
+    if !args.no_build {
+        step("Debian packages", debian_packages)?;
+        step("build", || {
+            cargo(&["build", "-p", "bootserver", "-p", "node-image"])
+        })?;
+        step("node image", node_image)?;
+    }
+    if !image.is_dir() {
         bail!(
             "no image directory at {} (build one with `omimage build`, or pass --image)",
-            args.image.display()
+            image.display()
         );
     }
-    let plan = [
-        Planned {
-            node: Node::new("node1", MacAddr::lab(1)),
-            ip: Ipv4Addr::new(10, 77, 0, 11),
-        },
-        Planned {
-            node: Node::new("node2", MacAddr::lab(2)).firmware(Firmware::Uefi),
-            ip: Ipv4Addr::new(10, 77, 0, 12),
-        },
-    ]
-    .map(|p| Planned {
-        node: p.node.memory_mib(args.memory_mib).kvm(args.kvm),
-        ..p
-    });
-
+    let plan = cluster::bios_and_uefi(args.memory_mib, args.kvm);
     let lab = Lab::new("demo").context("cannot create the lab")?;
     println!("lab {} in {}", lab.netns(), lab.dir().display());
     if args.keep {
         lab.keep_dir();
     }
-    let result = boot_all(&lab, args, &plan);
+    let result = boot_all(&lab, args, &image, &ombootd, &plan);
     if result.is_err() {
         lab.keep_dir();
     }
@@ -72,44 +74,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     result.and(teardown)
 }
 
-fn boot_all(lab: &Lab, args: &Args, plan: &[Planned]) -> anyhow::Result<()> {
-    let config = plan.iter().fold(lab.ombootd_config(&args.image), |c, p| {
-        c.node(p.node.name(), p.node.mac(), p.ip)
-    });
+fn boot_all(
+    lab: &Lab,
+    args: &Args,
+    image: &std::path::Path,
+    ombootd: &std::path::Path,
+    plan: &[Planned],
+) -> anyhow::Result<()> {
     let path = lab
-        .write_ombootd_config(&config)
+        .write_ombootd_config(&cluster::config_for(lab, image, plan))
         .context("cannot write the ombootd config")?;
-    lab.start_ombootd(&args.ombootd, &path)
+    lab.start_ombootd(ombootd, &path)
         .context("ombootd did not start")?;
-    let timeout = Duration::from_secs(args.timeout_secs);
-    let results: Vec<anyhow::Result<NodeUp>> = std::thread::scope(|s| {
-        let handles: Vec<_> = plan
-            .iter()
-            .map(|p| {
-                s.spawn(move || -> anyhow::Result<NodeUp> {
-                    let name = p.node.name();
-                    let running = p
-                        .node
-                        .boot(lab)
-                        .with_context(|| format!("cannot power on {name}"))?;
-                    let up = running
-                        .wait_up(timeout)
-                        .with_context(|| format!("{name} did not come up"))?;
-                    running
-                        .power_off()
-                        .with_context(|| format!("cannot power off {name}"))?;
-                    Ok(up)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("boot thread panicked")))
-            })
-            .collect()
-    });
+    println!("ombootd ready; powering on {} nodes", plan.len());
+    let results = cluster::boot_concurrently(lab, plan, Duration::from_secs(args.timeout_secs));
 
     println!(
         "{:<8}{:<10}{:<14}{:<10}{:>7}",
@@ -138,7 +116,10 @@ fn boot_all(lab: &Lab, args: &Args, plan: &[Planned]) -> anyhow::Result<()> {
             println!("        failed units: {}", up.failed_units.join(", "));
         }
     }
-    let mut failures = results.into_iter().filter_map(Result::err);
+    let mut failures = results.into_iter().zip(plan).filter_map(|(r, p)| {
+        r.err()
+            .map(|e| anyhow::Error::new(e).context(format!("{} did not come up", p.node.name())))
+    });
     match failures.next() {
         None => Ok(()),
         Some(first) => {

@@ -1,8 +1,10 @@
-//! The subcommands of `omlab`, one file each; `Cli::run` dispatches. New subcommands (`test`,
-//! `bench`) get a file here, a variant in `Command` and an arm in `run`.
+//! The subcommands of `omlab`, one file each; `Cli::run` dispatches. A new subcommand gets a file here,
+//! a variant in `Command` and an arm in `run`.
 
 mod clean;
 mod demo;
+mod prepare;
+mod test;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +22,8 @@ enum Command {
     Clean(clean::Args),
     /// Boot two nodes (BIOS and UEFI) from ombootd and print how long each took.
     Demo(demo::Args),
+    /// The whole test run (what CI runs): packages, fmt, clippy, build, image, all tests.
+    Test(test::Args),
 }
 
 impl Cli {
@@ -28,6 +32,7 @@ impl Cli {
         match self.command {
             Command::Clean(args) => clean::run(&args),
             Command::Demo(args) => demo::run(&args),
+            Command::Test(args) => test::run(&args),
         }
     }
 }

@@ -1,0 +1,121 @@
+//! `node-image.toml` as written by the operator: plain serde structs, every field documented.
+//!
+//! Values that `config::ImageConfig::from_wire` checks carry their position so an error can name the line.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// `node-image.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireConfig {
+    /// The Debian root filesystem every node mounts read-only over NFS.
+    pub root: WireRoot,
+    /// Our initramfs.
+    #[serde(default)]
+    pub initramfs: WireInitramfs,
+    /// Boot loaders copied into `<out>/tftp` for ombootd's TFTP server.
+    #[serde(default)]
+    pub tftp: WireTftp,
+}
+
+/// `[root]`: what mmdebstrap installs. Every field here is part of the recipe hash that keys the cache.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireRoot {
+    /// Debian suite (codename), such as `trixie`.
+    pub suite: Spanned<String>,
+    /// Debian mirror URL (`http://`, `https://` or `file://`).
+    #[serde(default = "default_mirror")]
+    pub mirror: Spanned<String>,
+    /// Archive components, such as `main`.
+    #[serde(default = "default_components")]
+    pub components: Vec<Spanned<String>>,
+    /// Packages installed on top of the `apt` variant (Essential + apt), without their Recommends.
+    pub packages: Vec<Spanned<String>>,
+    /// dpkg `path-exclude` globs: files never unpacked (docs, man pages, locales).
+    #[serde(default)]
+    pub path_excludes: Vec<Spanned<String>>,
+    /// dpkg `path-include` globs, applied after the excludes (for example copyright files).
+    #[serde(default)]
+    pub path_includes: Vec<Spanned<String>>,
+}
+
+/// `[initramfs]`: the small early userspace that mounts the NFS root.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireInitramfs {
+    /// Kernel modules loaded by `/init` before the network comes up; dependencies are added and
+    /// modules built into the kernel are skipped.
+    #[serde(default = "default_modules")]
+    pub modules: Vec<Spanned<String>>,
+    /// `gzip` or `none`.
+    #[serde(default = "default_compression")]
+    pub compression: Spanned<String>,
+}
+
+/// `[tftp]`: files the nodes' firmware fetches over TFTP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireTftp {
+    /// Absolute host paths copied (symlinks followed) into `<out>/tftp` under their file names.
+    #[serde(default = "default_tftp_files")]
+    pub files: Vec<Spanned<PathBuf>>,
+}
+
+impl Default for WireInitramfs {
+    fn default() -> Self {
+        Self {
+            modules: default_modules(),
+            compression: default_compression(),
+        }
+    }
+}
+
+impl Default for WireTftp {
+    fn default() -> Self {
+        Self {
+            files: default_tftp_files(),
+        }
+    }
+}
+
+/// Defaults carry an empty span: there is no line to point at.
+fn unspanned<T>(value: T) -> Spanned<T> {
+    Spanned::new(0..0, value)
+}
+
+fn default_mirror() -> Spanned<String> {
+    unspanned("http://deb.debian.org/debian".to_owned())
+}
+
+fn default_components() -> Vec<Spanned<String>> {
+    vec![unspanned("main".to_owned())]
+}
+
+fn default_modules() -> Vec<Spanned<String>> {
+    [
+        "virtio_net",
+        "virtio_pci",
+        "e1000",
+        "nfs",
+        "nfsv3",
+        "overlay",
+    ]
+    .into_iter()
+    .map(|m| unspanned(m.to_owned()))
+    .collect()
+}
+
+fn default_compression() -> Spanned<String> {
+    unspanned("gzip".to_owned())
+}
+
+fn default_tftp_files() -> Vec<Spanned<PathBuf>> {
+    ["/usr/lib/ipxe/ipxe.efi", "/usr/lib/ipxe/undionly.kpxe"]
+        .into_iter()
+        .map(|p| unspanned(PathBuf::from(p)))
+        .collect()
+}

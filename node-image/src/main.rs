@@ -1,0 +1,57 @@
+//! `omimage`: build the node image ombootd serves (`omimage build`) or check its configuration.
+//!
+//! Paths are taken relative to the current directory, normally the repository root.
+
+mod cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "omimage",
+    version,
+    about = "Build the diskless node image (Debian root, initramfs, manifest) for ombootd"
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value = "configs/node-image.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build the image: root (cached by recipe hash), customisation, initramfs, tftp/, manifest.json.
+    Build {
+        /// Output directory (vmlinuz, initrd.img, rootfs/, tftp/, manifest.json).
+        #[arg(long, default_value = "build/image")]
+        out: PathBuf,
+        /// Cache directory for root tarballs.
+        #[arg(long, default_value = "build/cache")]
+        cache: PathBuf,
+    },
+    /// Validate the configuration and print the recipe and its hash.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build { out, cache } => cmd::build::run(&cli.config, &out, &cache),
+        Command::CheckConfig => cmd::check_config::run(&cli.config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The standard virtual cluster of the demo and the boot test: node1 on BIOS, node2 on UEFI,
+//! booted at once from one ombootd, each waited for until it reports up.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::LabConfig;
+use crate::error::Result;
+use crate::firmware::Firmware;
+use crate::lab::Lab;
+use crate::mac::MacAddr;
+use crate::node::{Node, NodeUp};
+
+/// A node and the address reserved for it.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The QEMU node.
+    pub node: Node,
+    /// Its address in the ombootd table.
+    pub ip: Ipv4Addr,
+}
+
+/// node1 (BIOS, 10.77.0.11) and node2 (UEFI, 10.77.0.12) with `memory_mib` each.
+pub fn bios_and_uefi(memory_mib: u32, kvm: bool) -> Vec<Planned> {
+    [(1u8, Firmware::Bios), (2, Firmware::Uefi)]
+        .into_iter()
+        .map(|(n, fw)| Planned {
+            node: Node::new(&format!("node{n}"), MacAddr::lab(n))
+                .firmware(fw)
+                .memory_mib(memory_mib)
+                .kvm(kvm),
+            ip: Ipv4Addr::new(10, 77, 0, 10 + n),
+        })
+        .collect()
+}
+
+/// The lab's ombootd config serving `image` to `plan`.
+pub fn config_for(lab: &Lab, image: &Path, plan: &[Planned]) -> LabConfig {
+    plan.iter().fold(lab.ombootd_config(image), |c, p| {
+        c.node(p.node.name(), p.node.mac(), p.ip)
+    })
+}
+
+/// Powers on every planned node at once, waits up to `timeout` for each to report up, then
+/// powers it off. One result per node, in plan order.
+pub fn boot_concurrently(lab: &Lab, plan: &[Planned], timeout: Duration) -> Vec<Result<NodeUp>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = plan
+            .iter()
+            .map(|p| {
+                s.spawn(move || -> Result<NodeUp> {
+                    let running = p.node.boot(lab)?;
+                    let up = running.wait_up(timeout)?;
+                    running.power_off()?;
+                    Ok(up)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(crate::error::Error::Panicked("node boot".into())))
+            })
+            .collect()
+    })
+}
