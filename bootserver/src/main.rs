@@ -1,5 +1,6 @@
 //! `ombootd`: serve DHCP, TFTP, HTTP and the NFS root to the nodes of one configuration file.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,nfs3_server=warn,async_tftp=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,7 +10,10 @@ fn example_ombootd_configs_validate() {
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).expect("configs/ exists") {
         let path = entry.expect("readable entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.starts_with("ombootd") && name.ends_with(".toml") {
             if let Err(e) = Config::load(&path) {
                 panic!("{e}");
