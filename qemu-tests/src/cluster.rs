@@ -1,4 +1,4 @@
-//! The standard virtual cluster of the demo and the boot test: node1 on BIOS, node2 on UEFI,
+//! The standard virtual clusters of the demo and the boot test (BIOS and UEFI nodes),
 //! booted at once from one ombootd, each waited for until it reports up.
 
 use std::net::Ipv4Addr;
@@ -21,13 +21,37 @@ pub struct Planned {
     pub ip: Ipv4Addr,
 }
 
-/// node1 (BIOS, 10.77.0.11) and node2 (UEFI, 10.77.0.12) with `memory_mib` each.
+/// node1 (BIOS, 10.77.0.11) and node2 (UEFI, 10.77.0.12) with `memory_mib` each; both
+/// start from the NIC's iPXE ROM.
 pub fn bios_and_uefi(memory_mib: u32, kvm: bool) -> Vec<Planned> {
-    [(1u8, Firmware::Bios), (2, Firmware::Uefi)]
-        .into_iter()
-        .map(|(n, fw)| Planned {
+    plan(
+        &[(1, Firmware::Bios, true), (2, Firmware::Uefi, true)],
+        memory_mib,
+        kvm,
+    )
+}
+
+/// The pair of [`bios_and_uefi`] plus node3 (UEFI, 10.77.0.13) without the NIC ROM, so that
+/// edk2's own PXE client loads `ipxe.efi` over TFTP: every boot path ombootd serves.
+pub fn every_boot_path(memory_mib: u32, kvm: bool) -> Vec<Planned> {
+    plan(
+        &[
+            (1, Firmware::Bios, true),
+            (2, Firmware::Uefi, true),
+            (3, Firmware::Uefi, false),
+        ],
+        memory_mib,
+        kvm,
+    )
+}
+
+fn plan(nodes: &[(u8, Firmware, bool)], memory_mib: u32, kvm: bool) -> Vec<Planned> {
+    nodes
+        .iter()
+        .map(|&(n, fw, rom)| Planned {
             node: Node::new(&format!("node{n}"), MacAddr::lab(n))
                 .firmware(fw)
+                .nic_rom(rom)
                 .memory_mib(memory_mib)
                 .kvm(kvm),
             ip: Ipv4Addr::new(10, 77, 0, 10 + n),

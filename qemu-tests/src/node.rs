@@ -30,6 +30,7 @@ pub struct Node {
     memory_mib: u32,
     cpus: u32,
     kvm: bool,
+    nic_rom: bool,
     qemu: PathBuf,
     extra: Vec<OsString>,
 }
@@ -59,6 +60,7 @@ impl Node {
             memory_mib: 512,
             cpus: 1,
             kvm: false,
+            nic_rom: true,
             qemu: PathBuf::from("qemu-system-x86_64"),
             extra: Vec::new(),
         }
@@ -68,6 +70,19 @@ impl Node {
     pub fn firmware(mut self, firmware: Firmware) -> Node {
         self.firmware = firmware;
         self
+    }
+
+    /// Whether the NIC carries its iPXE option ROM (the default). Without it, OVMF boots with
+    /// edk2's own PXE client, which fetches `ipxe.efi` over TFTP first; SeaBIOS has no PXE client
+    /// of its own, so a BIOS node without the ROM cannot network-boot.
+    pub fn nic_rom(mut self, on: bool) -> Node {
+        self.nic_rom = on;
+        self
+    }
+
+    /// Whether the NIC carries its iPXE option ROM.
+    pub fn has_nic_rom(&self) -> bool {
+        self.nic_rom
     }
 
     /// Sets the memory size.
@@ -157,7 +172,8 @@ impl Node {
             paths.tap
         ));
         push("-device");
-        push(&format!("virtio-net-pci,netdev=n0,mac={}", self.mac));
+        let rom = if self.nic_rom { "" } else { ",romfile=" };
+        push(&format!("virtio-net-pci,netdev=n0,mac={}{rom}", self.mac));
         push("-display");
         push("none");
         push("-monitor");

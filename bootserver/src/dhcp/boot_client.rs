@@ -48,11 +48,6 @@ impl BootClient {
             (false, None) => Self::Plain,
         }
     }
-
-    /// Whether the reply should echo vendor class `PXEClient`: PXE firmware ignores offers without it.
-    pub fn is_firmware_pxe(self) -> bool {
-        matches!(self, Self::UefiPxe | Self::BiosPxe)
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,81 @@
+//! End to end: QEMU nodes PXE-boot from the real ombootd over every path it serves (SeaBIOS +
+//! iPXE ROM; OVMF + iPXE EFI ROM; OVMF's own PXE client → ipxe.efi over TFTP → iPXE), into the
+//! shared NFS root of `build/image` (`omimage build`), and report systemd's state.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use omlab::Lab;
+use omlab::cluster;
+
+#[test]
+fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let image = root.join("build/image");
+    assert!(
+        image.join("rootfs/sbin/init").exists(),
+        "no node image in {}: run `omimage build` first (`omlab test` does)",
+        image.display()
+    );
+    let lab = Lab::new("boot").unwrap();
+    let plan = cluster::every_boot_path(512, false);
+    let config = lab
+        .write_ombootd_config(&cluster::config_for(&lab, &image, &plan))
+        .unwrap();
+    let _ombootd = lab
+        .start_ombootd(&root.join("target/debug/ombootd"), &config)
+        .unwrap();
+
+    let results = cluster::boot_concurrently(&lab, &plan, Duration::from_secs(600));
+    for (p, r) in plan.iter().zip(results) {
+        let name = p.node.name();
+        let up = r.unwrap_or_else(|e| panic!("{name} did not come up: {e}"));
+        println!(
+            "{name} ({}, NIC ROM {}): up in {:.1} s at {}; systemctl is-system-running: {}{}",
+            p.node.firmware_kind(),
+            if p.node.has_nic_rom() { "on" } else { "off" },
+            up.up_secs,
+            up.ip,
+            up.state,
+            if up.failed_units.is_empty() {
+                String::new()
+            } else {
+                format!(" (failed: {})", up.failed_units.join(", "))
+            },
+        );
+        assert_eq!(up.name, name);
+        assert_eq!(up.ip, p.ip);
+        assert_eq!(
+            up.state, "running",
+            "{name}: failed units {:?}",
+            up.failed_units
+        );
+        let serial = std::fs::read_to_string(lab.dir().join(format!("{name}.serial"))).unwrap();
+        assert!(
+            serial.contains(&format!("mounted {}:/ read-only", lab.master_ip())),
+            "{name}: no NFS root mount"
+        );
+        assert!(
+            serial.contains("root is overlay(nfs ro + tmpfs rw)"),
+            "{name}: no overlay root"
+        );
+    }
+
+    // The chain really went through ombootd: a TFTP download of ipxe.efi for the ROM-less node,
+    // an iPXE script and kernel over HTTP for every node.
+    let log = std::fs::read_to_string(lab.dir().join("ombootd.log")).unwrap();
+    assert!(
+        log.contains("file=ipxe.efi"),
+        "no TFTP ipxe.efi download in the ombootd log"
+    );
+    for p in &plan {
+        assert!(
+            log.contains(&format!("serving iPXE script node={}", p.node.name())),
+            "no script served to {}",
+            p.node.name()
+        );
+    }
+    lab.teardown().unwrap();
+}
