@@ -1,4 +1,7 @@
-//! The node side of ombootd: discovery, membership, load gossip and process migration.
+//! The node side of ombootd: discovery, membership, load gossip and (next) process migration.
 //!
-//! Empty for now: the node daemon `omd` arrives with the migrator issues; the crate exists so the
-//! workspace already follows the boot sequence (bootserver → node-image → migrator).
+//! `omd` runs on every node; `omctl` talks to it over [`api`].
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod api;
