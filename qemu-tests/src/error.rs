@@ -107,6 +107,9 @@ pub enum Error {
     /// The ombootd config could not be rendered.
     #[error("cannot render the ombootd config: {0}")]
     Render(String),
+    /// An anchor server for a benchmark could not be prepared.
+    #[error("cannot prepare the benchmark anchor: {0}")]
+    Anchor(String),
     /// A worker thread of the lab panicked (a bug in the lab itself).
     #[error("the lab's {0} thread panicked")]
     Panicked(String),

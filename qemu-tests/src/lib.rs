@@ -20,6 +20,7 @@
 //! # }
 //! ```
 
+pub mod anchors;
 pub mod cancel;
 pub mod cleanup;
 pub mod cluster;
@@ -27,6 +28,7 @@ mod command;
 mod config;
 mod error;
 mod firmware;
+pub mod fixture;
 mod lab;
 mod link;
 mod mac;

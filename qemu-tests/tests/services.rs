@@ -25,42 +25,8 @@ fn ombootd() -> PathBuf {
     p
 }
 
-/// A small image: kernel and initrd stand-ins, a root with modes, symlinks and nested dirs, the
-/// real iPXE loaders, and a symlink in the TFTP root that points outside it.
 fn fake_image(lab: &Lab) -> PathBuf {
-    let img = lab.dir().join("image");
-    let root = img.join("rootfs");
-    let tftp = img.join("tftp");
-    for d in [root.join("sbin"), root.join("etc/deep/er"), tftp.clone()] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let kernel: Vec<u8> = (0..3_000_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    std::fs::write(img.join("vmlinuz"), &kernel).unwrap();
-    std::fs::write(img.join("initrd.img"), b"initrd").unwrap();
-    std::fs::write(root.join("sbin/init"), b"#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(
-        root.join("sbin/init"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/shadowish"), b"root:!:\n").unwrap();
-    std::fs::set_permissions(
-        root.join("etc/shadowish"),
-        std::fs::Permissions::from_mode(0o640),
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/deep/er/file"), &kernel[..200_000]).unwrap();
-    std::os::unix::fs::symlink("../sbin/init", root.join("etc/init-link")).unwrap();
-    std::os::unix::fs::symlink("/etc/passwd", root.join("etc/host-passwd")).unwrap();
-    for f in ["undionly.kpxe", "ipxe.efi"] {
-        std::fs::copy(Path::new("/usr/lib/ipxe").join(f), tftp.join(f)).unwrap();
-    }
-    std::fs::write(lab.dir().join("outside-secret"), b"secret").unwrap();
-    std::os::unix::fs::symlink(lab.dir().join("outside-secret"), tftp.join("leak")).unwrap();
-    std::os::unix::fs::symlink(lab.dir(), tftp.join("leakdir")).unwrap();
-    img
+    omlab::fixture::fake_image(lab.dir(), 3_000_000).unwrap()
 }
 
 /// A lab running ombootd with node1 = 52:54:00:77:00:01 and node2 = …:02.

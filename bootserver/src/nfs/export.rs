@@ -399,3 +399,119 @@ impl NfsFileSystem for DirExport {
         Err(nfsstat3::NFS3ERR_ROFS)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc/many")).unwrap();
+        std::fs::write(d.path().join("etc/hostname"), b"node\n").unwrap();
+        for i in 0..50 {
+            std::fs::write(d.path().join(format!("etc/many/f{i:02}")), b"x").unwrap();
+        }
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("etc/passwd-link")).unwrap();
+        d
+    }
+
+    async fn walk(fs: &DirExport, path: &[&str]) -> FileHandleU64 {
+        let mut h = fs.root_dir();
+        for part in path {
+            h = fs
+                .lookup(&h, &filename3::from(part.as_bytes()))
+                .await
+                .unwrap();
+        }
+        h
+    }
+
+    #[tokio::test]
+    async fn handles_survive_a_restart_and_go_stale_when_the_file_is_replaced() {
+        let d = tree();
+        let h = walk(&DirExport::new(d.path()).unwrap(), &["etc", "hostname"]).await;
+        // A new export (ombootd restarted) has never seen this handle: it must find the file again.
+        let fresh = DirExport::new(d.path()).unwrap();
+        assert_eq!(
+            fresh.read(&h, 0, 100).await.unwrap(),
+            (b"node\n".to_vec(), true)
+        );
+        assert_eq!(fresh.getattr(&h).await.unwrap().size, 5);
+        // Replaced by a new file (new inode, as a rebuild does): the old handle is stale, not wrong data.
+        std::fs::remove_file(d.path().join("etc/hostname")).unwrap();
+        std::fs::write(d.path().join("etc/hostname.new"), b"other").unwrap();
+        std::fs::rename(
+            d.path().join("etc/hostname.new"),
+            d.path().join("etc/hostname"),
+        )
+        .unwrap();
+        assert!(matches!(
+            fresh.getattr(&h).await,
+            Err(nfsstat3::NFS3ERR_STALE)
+        ));
+        assert!(
+            DirExport::new(d.path())
+                .unwrap()
+                .read(&h, 0, 10)
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn readdir_pages_lose_nothing() {
+        let d = tree();
+        let fs = DirExport::new(d.path()).unwrap();
+        let dir = walk(&fs, &["etc", "many"]).await;
+        let mut names = Vec::new();
+        let mut cookie = 0;
+        loop {
+            // Take at most 7 per page, as a client with a small buffer would.
+            let mut it = fs.readdirplus(&dir, cookie).await.unwrap();
+            let mut got = 0;
+            while let NextResult::Ok(e) = it.next().await {
+                names.push(String::from_utf8_lossy(e.name.as_ref()).to_string());
+                cookie = e.cookie;
+                got += 1;
+                if got == 7 {
+                    break;
+                }
+            }
+            if got < 7 {
+                break;
+            }
+        }
+        let mut want = vec![".".to_string(), "..".to_string()];
+        want.extend((0..50).map(|i| format!("f{i:02}")));
+        assert_eq!(names, want);
+    }
+
+    #[tokio::test]
+    async fn symlinks_are_returned_not_followed_and_modes_are_real() {
+        let d = tree();
+        std::fs::set_permissions(
+            d.path().join("etc/hostname"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o640),
+        )
+        .unwrap();
+        let fs = DirExport::new(d.path()).unwrap();
+        let link = walk(&fs, &["etc", "passwd-link"]).await;
+        assert_eq!(fs.getattr(&link).await.unwrap().type_, ftype3::NF3LNK);
+        assert_eq!(fs.readlink(&link).await.unwrap().as_ref(), b"/etc/passwd");
+        assert!(
+            fs.read(&link, 0, 100).await.is_err(),
+            "READ through a symlink must not reach the host file"
+        );
+        let host = walk(&fs, &["etc", "hostname"]).await;
+        assert_eq!(fs.getattr(&host).await.unwrap().mode, 0o640);
+        assert!(matches!(
+            fs.lookup(&fs.root_dir(), &filename3::from(b"a/b".as_slice()))
+                .await,
+            Err(nfsstat3::NFS3ERR_INVAL)
+        ));
+        assert!(matches!(
+            fs.write(&host, 0, b"x", stable_how::FILE_SYNC).await,
+            Err(nfsstat3::NFS3ERR_ROFS)
+        ));
+    }
+}

@@ -1,6 +1,7 @@
 //! The subcommands of `omlab`, one file each; `Cli::run` dispatches. A new subcommand gets a file here,
 //! a variant in `Command` and an arm in `run`.
 
+mod bench;
 mod clean;
 mod demo;
 mod prepare;
@@ -22,6 +23,8 @@ enum Command {
     Clean(clean::Args),
     /// Boot two nodes (BIOS and UEFI) from ombootd and print how long each took.
     Demo(demo::Args),
+    /// Benchmarks against the anchor servers (dnsmasq-era tools) in the same run.
+    Bench(bench::Args),
     /// The whole test run (what CI runs): packages, fmt, clippy, build, image, all tests.
     Test(test::Args),
 }
@@ -33,6 +36,7 @@ impl Cli {
             Command::Clean(args) => clean::run(&args),
             Command::Demo(args) => demo::run(&args),
             Command::Test(args) => test::run(&args),
+            Command::Bench(args) => bench::run(&args),
         }
     }
 }

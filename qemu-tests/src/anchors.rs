@@ -1,0 +1,73 @@
+//! Anchor servers for benchmarks (tftpd-hpa, atftpd, …), unpacked from Debian packages into a
+//! private directory instead of installed: installing them would start services on the host's
+//! own interfaces. The lab runs the unpacked binaries inside its namespace only.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Error, Result, io};
+
+/// Downloads `package` (`apt-get download`) into `<dir>/debs` and unpacks it into its own root
+/// `<dir>/<package>` (packages may ship the same path: atftpd and tftpd-hpa both have
+/// `in.tftpd`); returns that root. Reuses what an earlier call unpacked.
+pub fn unpack(package: &str, dir: &Path) -> Result<PathBuf> {
+    let debs = dir.join("debs");
+    let root = dir.join(package);
+    std::fs::create_dir_all(&debs).map_err(io(format!("create {}", debs.display())))?;
+    std::fs::create_dir_all(&root).map_err(io(format!("create {}", root.display())))?;
+    let stamp = root.join(".unpacked");
+    if !stamp.exists() {
+        let deb = match deb_of(&debs, package)? {
+            Some(d) => d,
+            None => {
+                let download = || {
+                    run(Command::new("apt-get")
+                        .args(["download", "-q", package])
+                        .current_dir(&debs))
+                };
+                // An old or empty package list: refresh it once and retry.
+                let fetched = download()
+                    || (run(Command::new("apt-get").args(["update", "-q"])) && download());
+                if !fetched {
+                    return Err(Error::Anchor(format!("apt-get download {package} failed")));
+                }
+                deb_of(&debs, package)?
+                    .ok_or_else(|| Error::Anchor(format!("no {package}_*.deb after download")))?
+            }
+        };
+        if !run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root)) {
+            return Err(Error::Anchor(format!("cannot unpack {}", deb.display())));
+        }
+        std::fs::write(&stamp, b"").map_err(io(format!("write {}", stamp.display())))?;
+    }
+    Ok(root)
+}
+
+/// The `LD_LIBRARY_PATH` that lets unpacked binaries find the libraries of unpacked `roots`.
+pub fn library_path(roots: &[&Path]) -> String {
+    roots
+        .iter()
+        .flat_map(|r| ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu"].map(|p| r.join(p)))
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The downloaded `<package>_<version>_<arch>.deb` in `dir`, if any.
+fn deb_of(dir: &Path, package: &str) -> Result<Option<PathBuf>> {
+    let prefix = format!("{package}_");
+    Ok(std::fs::read_dir(dir)
+        .map_err(io(format!("list {}", dir.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "deb")
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix))
+        }))
+}
+
+fn run(cmd: &mut Command) -> bool {
+    cmd.status().is_ok_and(|s| s.success())
+}

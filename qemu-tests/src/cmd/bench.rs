@@ -1,0 +1,193 @@
+//! `omlab bench`: ombootd against the anchor servers in the same run, same lab, same client;
+//! prints medians and ratios. Timings live here, never in tests.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use omlab::{Lab, MacAddr, anchors, fixture};
+
+use super::prepare::{cargo, debian_packages, step, workspace_root};
+
+/// Options of `omlab bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What to measure.
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// TFTP: one file fetched with atftp (blksize 1428) from ombootd, tftpd-hpa and atftpd.
+    Tftp {
+        /// File size in MiB.
+        #[arg(long, default_value_t = 8)]
+        size_mib: usize,
+        /// Transfers per server (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+}
+
+/// Runs `omlab bench`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    match args.what {
+        What::Tftp { size_mib, runs } => tftp(size_mib, runs),
+    }
+}
+
+struct Server {
+    name: &'static str,
+    port: u16,
+    /// Extra atftp options.
+    options: &'static [&'static str],
+}
+
+fn tftp(size_mib: usize, runs: usize) -> anyhow::Result<()> {
+    if runs == 0 || size_mib == 0 {
+        bail!("--runs and --size-mib must be at least 1");
+    }
+    step("Debian packages", debian_packages)?;
+    step("build (release)", || {
+        cargo(&["build", "--release", "-p", "bootserver"])
+    })?;
+    let root = workspace_root();
+    let dir = root.join("build/anchors");
+    let (hpa_root, atftpd_root, libwrap) =
+        step("anchor servers (unpacked, not installed)", || {
+            Ok((
+                anchors::unpack("tftpd-hpa", &dir)?,
+                anchors::unpack("atftpd", &dir)?,
+                anchors::unpack("libwrap0", &dir)?,
+            ))
+        })?;
+
+    let lab = Lab::new("bench-tftp").context("cannot create the lab")?;
+    let result = (|| -> anyhow::Result<()> {
+        let image = fixture::fake_image(lab.dir(), size_mib << 20)?;
+        let tftp_root = image.join("tftp");
+        let cfg = lab
+            .ombootd_config(&image)
+            .node("node1", MacAddr::lab(1), "10.77.0.11".parse()?);
+        let path = lab.write_ombootd_config(&cfg)?;
+        lab.start_ombootd(&root.join("target/release/ombootd"), &path)?;
+        let libs = anchors::library_path(&[&libwrap, &hpa_root, &atftpd_root]);
+        let mut hpa = Command::new(hpa_root.join("usr/sbin/in.tftpd"));
+        hpa.args([
+            "--foreground",
+            "--address",
+            "10.77.0.1:6969",
+            "--secure",
+            "--user",
+            "root",
+        ])
+        .arg(&tftp_root)
+        .env("LD_LIBRARY_PATH", &libs);
+        lab.spawn("tftpd-hpa", hpa, lab.netns())?;
+        let mut atftpd = Command::new(atftpd_root.join("usr/sbin/atftpd"));
+        atftpd
+            .args([
+                "--daemon",
+                "--no-fork",
+                "--port",
+                "7069",
+                "--bind-address",
+                "10.77.0.1",
+                "--user",
+                "root.root",
+                "--logfile",
+                "/dev/null",
+            ])
+            .arg(&tftp_root)
+            .env("LD_LIBRARY_PATH", &libs);
+        lab.spawn("atftpd", atftpd, lab.netns())?;
+
+        let client = lab.add_client_ns("c1", true)?;
+        lab.add_client_addr(&client, "10.77.0.11/24")?;
+        let servers = [
+            Server {
+                name: "ombootd",
+                port: 69,
+                options: &[],
+            },
+            Server {
+                name: "tftpd-hpa",
+                port: 6969,
+                options: &[],
+            },
+            Server {
+                name: "atftpd",
+                port: 7069,
+                options: &[],
+            },
+            Server {
+                name: "ombootd windowsize 8",
+                port: 69,
+                options: &["windowsize 8"],
+            },
+        ];
+        let want = std::fs::read(tftp_root.join("big.bin"))?;
+        let mut rows = Vec::new();
+        for s in &servers {
+            let mut times = Vec::with_capacity(runs);
+            // One warm-up transfer (page cache, server start-up), then the measured runs.
+            for i in 0..=runs {
+                let out = lab.dir().join("got.bin");
+                let _ = std::fs::remove_file(&out);
+                let t = Instant::now();
+                fetch(&lab, client.netns(), s, &out)?;
+                let took = t.elapsed();
+                if std::fs::read(&out)? != want {
+                    bail!("{}: the file arrived corrupted", s.name);
+                }
+                if i > 0 {
+                    times.push(took);
+                }
+            }
+            times.sort();
+            rows.push((s.name, times[times.len() / 2]));
+        }
+        let base = rows[0].1.as_secs_f64();
+        println!("\nTFTP, {size_mib} MiB file, atftp client blksize 1428, median of {runs}:");
+        println!(
+            "{:<22}{:>10}{:>10}{:>18}",
+            "SERVER", "SECONDS", "MiB/s", "TIME vs ombootd"
+        );
+        for (name, t) in &rows {
+            let secs = t.as_secs_f64();
+            println!(
+                "{name:<22}{secs:>10.3}{:>10.1}{:>17.2}x",
+                size_mib as f64 / secs,
+                secs / base
+            );
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        lab.keep_dir();
+    }
+    let teardown = lab.teardown().context("teardown failed");
+    result.and(teardown)
+}
+
+fn fetch(lab: &Lab, ns: &str, s: &Server, out: &Path) -> anyhow::Result<()> {
+    let mut cmd = Command::new("atftp");
+    cmd.args(["--tftp-timeout", "1", "--option", "blksize 1428"]);
+    for o in s.options {
+        cmd.args(["--option", o]);
+    }
+    cmd.args(["-g", "-r", "big.bin", "-l"])
+        .arg(out)
+        .args(["10.77.0.1", &s.port.to_string()]);
+    let o = lab.run(cmd, ns, Duration::from_secs(120))?;
+    if !o.status.success() {
+        bail!(
+            "atftp from {} failed: {}",
+            s.name,
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok(())
+}
