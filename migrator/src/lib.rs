@@ -4,4 +4,18 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod agent;
 pub mod api;
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod identity;
+pub mod key;
+pub mod load;
+pub mod netif;
+pub mod node;
+pub mod observer;
+pub mod server;
+pub mod sim;
+pub mod table;
+pub mod wire;

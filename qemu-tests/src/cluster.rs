@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::firmware::Firmware;
 use crate::lab::Lab;
 use crate::mac::MacAddr;
-use crate::node::{Node, NodeUp};
+use crate::node::{Node, NodeUp, RunningNode};
 
 /// A node and the address reserved for it.
 #[derive(Debug, Clone)]
@@ -66,18 +66,21 @@ pub fn config_for(lab: &Lab, image: &Path, plan: &[Planned]) -> LabConfig {
     })
 }
 
-/// Powers on every planned node at once, waits up to `timeout` for each to report up, then
-/// powers it off. One result per node, in plan order.
-pub fn boot_concurrently(lab: &Lab, plan: &[Planned], timeout: Duration) -> Vec<Result<NodeUp>> {
+/// Powers on every planned node at once and waits up to `timeout` for each to report up. The
+/// nodes stay on: one result per node, in plan order.
+pub fn boot_all<'l>(
+    lab: &'l Lab,
+    plan: &[Planned],
+    timeout: Duration,
+) -> Vec<Result<(RunningNode<'l>, NodeUp)>> {
     std::thread::scope(|s| {
         let handles: Vec<_> = plan
             .iter()
             .map(|p| {
-                s.spawn(move || -> Result<NodeUp> {
+                s.spawn(move || -> Result<(RunningNode<'l>, NodeUp)> {
                     let running = p.node.boot(lab)?;
                     let up = running.wait_up(timeout)?;
-                    running.power_off()?;
-                    Ok(up)
+                    Ok((running, up))
                 })
             })
             .collect();
@@ -89,4 +92,16 @@ pub fn boot_concurrently(lab: &Lab, plan: &[Planned], timeout: Duration) -> Vec<
             })
             .collect()
     })
+}
+
+/// [`boot_all`], then powers every node off: one result per node, in plan order.
+pub fn boot_concurrently(lab: &Lab, plan: &[Planned], timeout: Duration) -> Vec<Result<NodeUp>> {
+    boot_all(lab, plan, timeout)
+        .into_iter()
+        .map(|r| {
+            let (running, up) = r?;
+            running.power_off()?;
+            Ok(up)
+        })
+        .collect()
 }

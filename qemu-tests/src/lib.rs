@@ -26,6 +26,7 @@ pub mod cleanup;
 pub mod cluster;
 mod command;
 mod config;
+pub mod console;
 mod error;
 mod firmware;
 pub mod fixture;

@@ -2,12 +2,16 @@
 //! running machine with waits on its serial console and a clean power-off over QMP.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::net::Ipv4Addr;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::console::{self, ShellOutput};
+use crate::error::{Error, Result, io};
 use crate::firmware::Firmware;
 use crate::lab::Lab;
 use crate::mac::MacAddr;
@@ -40,8 +44,10 @@ pub struct Node {
 pub struct NodePaths {
     /// The tap the NIC uses.
     pub tap: String,
-    /// The serial console log.
+    /// The serial console log (everything the node printed).
     pub serial: PathBuf,
+    /// The serial console's socket, for typing commands ([`RunningNode::shell`]).
+    pub console: PathBuf,
     /// The QMP socket.
     pub qmp: PathBuf,
     /// The per-node firmware file: the UEFI variable store copy, or SeaBIOS's serial-console
@@ -180,12 +186,22 @@ impl Node {
         push("none");
         // Power-offs and reboots both end the process: a node boots exactly once per Proc.
         push("-no-reboot");
-        let mut serial = OsString::from("file:");
+        // One chardev both logs everything to the serial file and accepts typed input on a socket.
+        let mut serial = OsString::from("socket,id=ser0,server=on,wait=off,path=");
+        serial.push(&paths.console);
+        serial.push(",logfile=");
         serial.push(&paths.serial);
         let mut qmp = OsString::from("unix:");
         qmp.push(&paths.qmp);
         qmp.push(",server=on,wait=off");
-        args.extend(["-serial".into(), serial, "-qmp".into(), qmp]);
+        args.extend([
+            "-chardev".into(),
+            serial,
+            "-serial".into(),
+            "chardev:ser0".into(),
+            "-qmp".into(),
+            qmp,
+        ]);
         args.extend(self.firmware.qemu_args(&paths.firmware_file));
         args.extend(self.extra.iter().cloned());
         args
@@ -200,18 +216,22 @@ impl Node {
         let dir = lab.dir();
         let (serial, label) = next_boot_files(dir, &self.name);
         let qmp = dir.join(format!("{label}.qmp"));
-        // sun_path holds 108 bytes including the NUL.
-        if qmp.as_os_str().len() > 107 {
-            return Err(Error::Qmp {
-                path: qmp,
-                reason: "socket path longer than 107 bytes".into(),
-            });
+        let console = dir.join(format!("{label}.console"));
+        for sock in [&qmp, &console] {
+            // sun_path holds 108 bytes including the NUL.
+            if sock.as_os_str().len() > 107 {
+                return Err(Error::Qmp {
+                    path: sock.clone(),
+                    reason: "socket path longer than 107 bytes".into(),
+                });
+            }
+            let _ = std::fs::remove_file(sock);
         }
-        let _ = std::fs::remove_file(&qmp);
         let firmware_file = self.firmware.prepare(dir, &label)?;
         let paths = NodePaths {
             tap,
             serial,
+            console,
             qmp,
             firmware_file,
         };
@@ -392,6 +412,39 @@ impl RunningNode<'_> {
         })
     }
 
+    /// Runs `command` in the root shell on the node's serial console and returns its output and
+    /// exit status. The node must be up (the console logs root in once multi-user is reached).
+    pub fn shell(&self, command: &str, timeout: Duration) -> Result<ShellOutput> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        // Type only at an idle root prompt: input typed ahead while bash is between commands is
+        // partly lost when readline takes the terminal over.
+        let what = format!("a root prompt on the console of {}", self.name);
+        wait::until(
+            &what,
+            timeout,
+            || self.failure_detail(),
+            || Ok(console::ends_at_prompt(&self.paths.serial).then_some(())),
+        )?;
+        let start = std::fs::metadata(&self.paths.serial).map_or(0, |m| m.len());
+        let mut sock = UnixStream::connect(&self.paths.console)
+            .map_err(io(format!("connect to {}", self.paths.console.display())))?;
+        sock.write_all(console::command_line(n, command).as_bytes())
+            .map_err(io(format!("type on the console of {}", self.name)))?;
+        let mut scanner = LineScanner::new(&self.paths.serial, start);
+        let mut collector = console::Collector::new(n);
+        let mut done = None;
+        let what = format!("`{command}` on the console of {}", self.name);
+        self.wait_serial_with(&mut scanner, &what, timeout, |l| {
+            done = collector.feed(l);
+            done.is_some()
+        })?;
+        done.ok_or_else(|| Error::Marker {
+            line: command.to_owned(),
+            reason: "console output ended without its END marker".into(),
+        })
+    }
+
     /// Presses the ACPI power button (the guest decides what to do).
     pub fn press_power_button(&self) -> Result<()> {
         Qmp::connect(&self.paths.qmp)?
@@ -424,6 +477,7 @@ mod tests {
         let paths = NodePaths {
             tap: node.tap_name(),
             serial: "/l/n.serial".into(),
+            console: "/l/n.console".into(),
             qmp: "/l/n.qmp".into(),
             firmware_file: firmware_file.into(),
         };
@@ -448,7 +502,10 @@ mod tests {
             "{args}"
         );
         assert!(
-            args.contains("-serial file:/l/n.serial -qmp unix:/l/n.qmp,server=on,wait=off"),
+            args.contains(
+                "-chardev socket,id=ser0,server=on,wait=off,path=/l/n.console,logfile=/l/n.serial \
+                 -serial chardev:ser0 -qmp unix:/l/n.qmp,server=on,wait=off"
+            ),
             "{args}"
         );
         assert!(

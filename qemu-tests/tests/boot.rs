@@ -28,22 +28,23 @@ fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
         .start_ombootd(&root.join("target/debug/ombootd"), &config)
         .unwrap();
 
-    let results = cluster::boot_concurrently(&lab, &plan, Duration::from_secs(600));
+    let results = cluster::boot_all(&lab, &plan, Duration::from_secs(600));
+    let mut nodes = Vec::new();
     for (p, r) in plan.iter().zip(results) {
         let name = p.node.name();
-        let up = r.unwrap_or_else(|e| panic!("{name} did not come up: {e}"));
+        let (running, up) = r.unwrap_or_else(|e| panic!("{name} did not come up: {e}"));
+        // Asked on the node itself, on its serial console (root autologin).
+        let state = running
+            .shell("systemctl is-system-running", Duration::from_secs(60))
+            .unwrap();
         println!(
-            "{name} ({}, NIC ROM {}): up in {:.1} s at {}; systemctl is-system-running: {}{}",
+            "{name} ({}, NIC ROM {}): up in {:.1} s at {}; systemctl is-system-running: {} (exit {})",
             p.node.firmware_kind(),
             if p.node.has_nic_rom() { "on" } else { "off" },
             up.up_secs,
             up.ip,
-            up.state,
-            if up.failed_units.is_empty() {
-                String::new()
-            } else {
-                format!(" (failed: {})", up.failed_units.join(", "))
-            },
+            state.lines.join(" "),
+            state.status,
         );
         assert_eq!(up.name, name);
         assert_eq!(up.ip, p.ip);
@@ -52,15 +53,33 @@ fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
             "{name}: failed units {:?}",
             up.failed_units
         );
-        let serial = std::fs::read_to_string(lab.dir().join(format!("{name}.serial"))).unwrap();
+        assert_eq!(
+            (state.lines.last().map(String::as_str), state.status),
+            (Some("running"), 0),
+            "{name}"
+        );
+        let root = running
+            .shell("findmnt -no FSTYPE / && hostname", Duration::from_secs(60))
+            .unwrap();
+        assert!(
+            root.lines.first().map(String::as_str) == Some("overlay"),
+            "{name}: / is not the overlay: {:?}",
+            root.lines
+        );
+        assert_eq!(
+            root.lines.last().map(String::as_str),
+            Some(name),
+            "{name}: wrong host name"
+        );
+        let serial = std::fs::read_to_string(running.serial_log()).unwrap();
         assert!(
             serial.contains(&format!("mounted {}:/ read-only", lab.master_ip())),
             "{name}: no NFS root mount"
         );
-        assert!(
-            serial.contains("root is overlay(nfs ro + tmpfs rw)"),
-            "{name}: no overlay root"
-        );
+        nodes.push(running);
+    }
+    for n in nodes {
+        n.power_off().unwrap();
     }
 
     // The chain really went through ombootd: a TFTP download of ipxe.efi for the ROM-less node,

@@ -1,1 +1,160 @@
-fn main() {}
+//! omd: the node agent. Joins the cluster (multicast or seeds), keeps SWIM membership,
+//! spreads load openMosix-style and serves the control API on a unix socket.
+
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use migrator::agent::AgentConfig;
+use migrator::config::{self, OmdConfig};
+use migrator::identity::{NodeId, NodeIdentity, fresh_generation};
+use migrator::key::ClusterKey;
+use migrator::load::ProcLoadSource;
+use migrator::{netif, node, server};
+
+#[derive(Parser, Debug)]
+#[command(name = "omd", about = "ombootd cluster node agent")]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, default_value = "/etc/omd/omd.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Validate the configuration, the key and the interface, then exit.
+    CheckConfig,
+}
+
+/// Everything resolved from the config and the machine.
+struct Setup {
+    cfg: OmdConfig,
+    key: ClusterKey,
+    identity: NodeIdentity,
+    iface: netif::Interface,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn setup(path: &std::path::Path) -> Result<Setup> {
+    let cfg = config::load(path).context("loading configuration")?;
+    let key = ClusterKey::load(&cfg.key_file).context("loading the cluster key")?;
+    let iface =
+        netif::resolve(cfg.interface.as_deref()).context("choosing the gossip interface")?;
+    let id = std::fs::read_to_string("/etc/machine-id")
+        .ok()
+        .and_then(|m| NodeId::from_machine_id(&m))
+        .or_else(|| netif::mac_of(&iface.name).and_then(|m| NodeId::from_mac(&m)))
+        .with_context(|| {
+            format!(
+                "no /etc/machine-id and no MAC on {} to derive a node id",
+                iface.name
+            )
+        })?;
+    let identity = NodeIdentity {
+        id,
+        name: migrator::wire::truncate_name(&hostname()).to_owned(),
+        addr: SocketAddrV4::new(iface.addr, cfg.port),
+        generation: fresh_generation(),
+        observer: cfg.observer,
+    };
+    Ok(Setup {
+        cfg,
+        key,
+        identity,
+        iface,
+    })
+}
+
+async fn run(s: Setup) -> Result<()> {
+    let agent = AgentConfig {
+        swim: s.cfg.swim.clone(),
+        speed: s.cfg.speed,
+        seeds: s.cfg.seeds.clone(),
+        multicast: s.cfg.multicast.map(|g| SocketAddrV4::new(g, s.cfg.port)),
+        window: s.cfg.load_window,
+        ..AgentConfig::default()
+    };
+    let load_source: Option<Box<dyn migrator::load::LoadSource>> = if s.cfg.observer {
+        None
+    } else {
+        Some(Box::new(ProcLoadSource))
+    };
+    let identity = s.identity.clone();
+    let handle = node::spawn(node::NodeConfig {
+        identity: s.identity,
+        key: s.key,
+        agent,
+        load_source,
+    })
+    .context("starting gossip")?;
+    let listener = server::bind(&s.cfg.socket)
+        .with_context(|| format!("binding control socket {}", s.cfg.socket.display()))?;
+    println!(
+        "omd listening on {} as {} ({})",
+        identity.addr, identity.name, identity.id
+    );
+    tracing::info!(interface = %s.iface.name, socket = %s.cfg.socket.display(), "ready");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = server::serve(listener, handle.clone()) => {}
+        r = tokio::signal::ctrl_c() => { r.context("waiting for signals")?; }
+        _ = term.recv() => {}
+    }
+    handle.stop();
+    let _ = std::fs::remove_file(&s.cfg.socket);
+    Ok(())
+}
+
+fn main_inner() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let s = setup(&cli.config)?;
+    if let Some(Cmd::CheckConfig) = cli.cmd {
+        println!(
+            "config ok: interface {} ({}), port {}, id {}, name {}, multicast {:?}, seeds {:?}, observer {}",
+            s.iface.name,
+            s.iface.addr,
+            s.cfg.port,
+            s.identity.id,
+            s.identity.name,
+            s.cfg.multicast,
+            s.cfg.seeds,
+            s.cfg.observer
+        );
+        return Ok(());
+    }
+    tokio::runtime::Runtime::new()
+        .context("starting the async runtime")?
+        .block_on(run(s))
+}
+
+fn main() -> std::process::ExitCode {
+    match main_inner() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,654 @@
+//! The sans-I/O node agent: SWIM membership (foca), first contact and load gossip.
+//! Feed it packets (`handle_data`) and time (`poll`); collect datagrams with `drain_outgoing`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::net::SocketAddrV4;
+use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, Timer};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use crate::api::{Flags, Load, MemberState, NodeInfo};
+use crate::identity::{NodeId, NodeIdentity};
+use crate::key::ClusterKey;
+use crate::load::{Sample, Smoother, normalise};
+use crate::table::LoadTable;
+use crate::wire::{self, DropCounters, DropReason, Kind, LoadRecord};
+
+/// SWIM timing. Defaults detect a dead LAN node in about 3 s and converge 5 nodes in < 1 s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SwimTuning {
+    /// Each member probes one random member this often.
+    pub probe_period: Duration,
+    /// Wait for a direct ack before asking others to probe indirectly.
+    pub probe_rtt: Duration,
+    /// A suspect not refuting within this time is declared dead.
+    pub suspect_to_down: Duration,
+    /// Extra gossip of membership updates this often ...
+    pub gossip_period: Duration,
+    /// ... to this many random members.
+    pub gossip_fanout: usize,
+    /// Expected cluster size; sets how often each update is retransmitted (log n).
+    pub cluster_size_hint: u32,
+    /// Ask one random member for its member list this often (fills rosters after a join storm).
+    pub announce_period: Duration,
+}
+
+impl Default for SwimTuning {
+    fn default() -> Self {
+        Self {
+            probe_period: Duration::from_millis(500),
+            probe_rtt: Duration::from_millis(150),
+            suspect_to_down: Duration::from_millis(2000),
+            gossip_period: Duration::from_millis(200),
+            gossip_fanout: 3,
+            cluster_size_hint: 64,
+            announce_period: Duration::from_secs(2),
+        }
+    }
+}
+
+impl SwimTuning {
+    /// The foca configuration for this tuning.
+    pub fn foca_config(&self) -> foca::Config {
+        let size = NonZeroU32::new(self.cluster_size_hint.max(1)).unwrap_or(NonZeroU32::MIN);
+        let mut c = foca::Config::new_lan(size);
+        c.probe_period = self.probe_period;
+        c.probe_rtt = self.probe_rtt;
+        c.suspect_to_down_after = self.suspect_to_down;
+        c.max_packet_size = NonZeroUsize::new(wire::MAX_BODY).unwrap_or(NonZeroUsize::MIN);
+        c.max_transmissions = c
+            .max_transmissions
+            .max(NonZeroU8::new(6).unwrap_or(NonZeroU8::MIN));
+        c.periodic_gossip = Some(foca::PeriodicParams {
+            frequency: self.gossip_period,
+            num_members: NonZeroUsize::new(self.gossip_fanout.max(1)).unwrap_or(NonZeroUsize::MIN),
+        });
+        // Ask a peer for its member list now and then, so partitions heal and a big cluster's
+        // roster fills in even if some updates were lost.
+        c.periodic_announce = Some(foca::PeriodicParams {
+            frequency: self.announce_period,
+            num_members: NonZeroUsize::MIN,
+        });
+        // A restarted node's old identity is down; talk to down members so they learn it
+        // quickly and renew.
+        c.periodic_announce_to_down_members = Some(foca::PeriodicParams {
+            frequency: Duration::from_secs(5),
+            num_members: NonZeroUsize::MIN,
+        });
+        c
+    }
+}
+
+/// Everything the agent needs besides its identity and key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig {
+    /// SWIM timing.
+    pub swim: SwimTuning,
+    /// Speed figure of this node (1000 = standard CPU).
+    pub speed: u32,
+    /// Unicast addresses to send ANNOUNCE to for first contact.
+    pub seeds: Vec<SocketAddrV4>,
+    /// Multicast group:port for ANNOUNCE, if enabled.
+    pub multicast: Option<SocketAddrV4>,
+    /// Records about others piggybacked on each LOAD packet.
+    pub window: usize,
+    /// Most nodes kept in the load table.
+    pub table_cap: usize,
+    /// How often LOAD is sent (openMosix: every second).
+    pub load_period: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            swim: SwimTuning::default(),
+            speed: 1000,
+            seeds: Vec::new(),
+            multicast: None,
+            window: 8,
+            table_cap: 4096,
+            load_period: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Announce every this often while alone ...
+pub const ANNOUNCE_ALONE: Duration = Duration::from_secs(2);
+/// ... and this often once in a cluster (heals partitions, costs one packet).
+pub const ANNOUNCE_JOINED: Duration = Duration::from_secs(30);
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Destination (a multicast group for ANNOUNCE).
+    pub to: SocketAddrV4,
+    /// Complete authenticated frame.
+    pub data: Vec<u8>,
+}
+
+/// Membership changes, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A member came up.
+    Up(NodeIdentity),
+    /// A member was declared dead.
+    Down(NodeIdentity),
+    /// A member restarted (old, new).
+    Renamed(NodeIdentity, NodeIdentity),
+    /// We were declared dead and rejoined under a newer generation.
+    Rejoined(NodeIdentity),
+}
+
+/// Traffic counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Datagrams produced.
+    pub sent_packets: u64,
+    /// Bytes produced (UDP payload).
+    pub sent_bytes: u64,
+    /// Datagrams that authenticated.
+    pub accepted_packets: u64,
+}
+
+/// Our own latest load.
+#[derive(Debug, Clone, Copy)]
+struct OwnLoad {
+    sample: Sample,
+    load: f64,
+    seq: u32,
+}
+
+/// The agent. One per node; no I/O inside.
+pub struct Agent {
+    foca: Foca<NodeIdentity, PostcardCodec, StdRng, NoCustomBroadcast>,
+    rt: AccumulatingRuntime<NodeIdentity>,
+    key: ClusterKey,
+    cfg: AgentConfig,
+    rng: StdRng,
+    timers: BinaryHeap<Reverse<(Duration, u64)>>,
+    timer_events: HashMap<u64, Timer<NodeIdentity>>,
+    timer_seq: u64,
+    next_tick: Duration,
+    next_announce: Duration,
+    table: LoadTable,
+    /// Members foca reported up and not since down: who may have load records.
+    active: HashSet<NodeId>,
+    smoother: Smoother,
+    own: Option<OwnLoad>,
+    seq: u32,
+    flags: Flags,
+    quiet_sent: bool,
+    drops: DropCounters,
+    stats: Stats,
+    out: Vec<Outgoing>,
+    events: Vec<Event>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("identity", self.foca.identity())
+            .field("members", &self.foca.num_members())
+            .field("drops", &self.drops)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// A new agent; `seed` makes its randomness reproducible (simulation), `None` = OS entropy.
+    pub fn new(
+        identity: NodeIdentity,
+        key: ClusterKey,
+        cfg: AgentConfig,
+        seed: Option<u64>,
+        now: Duration,
+    ) -> Self {
+        let mut rng: StdRng = match seed {
+            Some(s) => StdRng::seed_from_u64(s),
+            None => rand::make_rng(),
+        };
+        let foca_rng = StdRng::seed_from_u64(rng.random());
+        let foca = Foca::new(identity, cfg.swim.foca_config(), foca_rng, PostcardCodec);
+        // Spread the first LOAD sends so nodes started together do not tick in lockstep.
+        let jitter =
+            Duration::from_millis(rng.random_range(0..cfg.load_period.as_millis().max(1) as u64));
+        Self {
+            foca,
+            rt: AccumulatingRuntime::new(),
+            key,
+            table: LoadTable::new(cfg.table_cap),
+            active: HashSet::new(),
+            cfg,
+            rng,
+            timers: BinaryHeap::new(),
+            timer_events: HashMap::new(),
+            timer_seq: 0,
+            next_tick: now + jitter,
+            next_announce: now,
+            smoother: Smoother::default(),
+            own: None,
+            seq: 0,
+            flags: Flags::default(),
+            quiet_sent: false,
+            drops: DropCounters::default(),
+            stats: Stats::default(),
+            out: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Our identity (its generation changes when we rejoin).
+    pub fn identity(&self) -> &NodeIdentity {
+        self.foca.identity()
+    }
+
+    /// Drop counters by reason.
+    pub fn drops(&self) -> DropCounters {
+        self.drops
+    }
+
+    /// Traffic counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Current flags.
+    pub fn flags(&self) -> Flags {
+        self.flags
+    }
+
+    /// Replace the flags (after a control request).
+    pub fn set_flags(&mut self, flags: Flags) {
+        if !flags.quiet {
+            self.quiet_sent = false;
+        }
+        self.flags = flags;
+    }
+
+    /// Active members other than us.
+    pub fn num_members(&self) -> usize {
+        self.foca.num_members()
+    }
+
+    /// Ids of active members other than us.
+    pub fn active_ids(&self) -> Vec<NodeId> {
+        self.foca.iter_members().map(|m| m.id().id).collect()
+    }
+
+    /// The load record we hold about `id`, if any.
+    pub fn record_of(&self, id: NodeId) -> Option<LoadRecord> {
+        self.table.get(id).map(|e| e.record)
+    }
+
+    /// Take the datagrams produced so far.
+    pub fn drain_outgoing(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Take the membership events produced so far.
+    pub fn drain_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// When `poll` next has work.
+    pub fn next_wakeup(&self) -> Duration {
+        let t = self.timers.peek().map(|Reverse((t, _))| *t);
+        [Some(self.next_tick), Some(self.next_announce), t]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(self.next_tick)
+    }
+
+    /// Feed a local load sample (once a second; observers never do).
+    pub fn set_sample(&mut self, sample: Sample) {
+        let load = self
+            .smoother
+            .update(normalise(sample.loadavg1, sample.cpus, self.cfg.speed));
+        self.seq = self.seq.wrapping_add(1);
+        self.own = Some(OwnLoad {
+            sample,
+            load,
+            seq: self.seq,
+        });
+    }
+
+    /// Contact `to` directly (an ANNOUNCE with our identity), e.g. a seed.
+    pub fn announce_to(&mut self, to: SocketAddrV4) {
+        let body = wire::encode_announce(self.foca.identity());
+        self.push(to, wire::encode(&self.key, Kind::Announce, &body));
+    }
+
+    /// Handle one received datagram. Never panics; bad input is counted in [`Self::drops`].
+    pub fn handle_data(&mut self, pkt: &[u8], _from: SocketAddrV4, now: Duration) {
+        if let Err(reason) = self.handle_inner(pkt, now) {
+            self.drops.count(reason);
+        }
+        self.drain_runtime(now);
+    }
+
+    fn handle_inner(&mut self, pkt: &[u8], now: Duration) -> Result<(), DropReason> {
+        let (kind, body) = wire::decode(&self.key, pkt)?;
+        self.stats.accepted_packets += 1;
+        match kind {
+            Kind::Swim => self
+                .foca
+                .handle_data(body, &mut self.rt)
+                .map_err(|_| DropReason::Rejected),
+            Kind::Announce => {
+                let who = wire::decode_announce(body)?;
+                if who.id == self.foca.identity().id {
+                    return Ok(()); // our own multicast looped back
+                }
+                let known = self.foca.iter_members().any(|m| *m.id() == who);
+                if !known {
+                    self.foca
+                        .announce(who, &mut self.rt)
+                        .map_err(|_| DropReason::Rejected)?;
+                }
+                Ok(())
+            }
+            Kind::Load => {
+                let records = wire::decode_load(body)?;
+                let me = self.foca.identity().id;
+                for r in records {
+                    // Only members we believe alive: records of the dead must not resurrect.
+                    if r.id != me && self.active.contains(&r.id) {
+                        self.table.offer(r, now);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Run due timers and the once-a-second work.
+    pub fn poll(&mut self, now: Duration) {
+        while let Some(Reverse((t, n))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(ev) = self.timer_events.remove(&n)
+                && let Err(e) = self.foca.handle_timer(ev, &mut self.rt)
+            {
+                tracing::debug!(error = %e, "foca timer");
+            }
+            self.drain_runtime(now);
+        }
+        if now >= self.next_announce {
+            let alone = self.foca.num_members() == 0;
+            if let Some(group) = self.cfg.multicast {
+                self.announce_to(group);
+            }
+            // Seeds only while alone: once in, SWIM keeps us in.
+            if alone {
+                for s in self.cfg.seeds.clone() {
+                    if s != self.foca.identity().addr {
+                        self.announce_to(s);
+                    }
+                }
+            }
+            self.next_announce = now
+                + if alone {
+                    ANNOUNCE_ALONE
+                } else {
+                    ANNOUNCE_JOINED
+                };
+        }
+        if now >= self.next_tick {
+            self.send_load(now);
+            self.next_tick = now + self.cfg.load_period;
+        }
+    }
+
+    /// The LOAD record we would send about ourselves.
+    fn own_record(&self) -> Option<LoadRecord> {
+        let o = self.own?;
+        let milli = |x: f64| (x * 1000.0).round().clamp(0.0, f64::from(u32::MAX)) as u32;
+        Some(LoadRecord {
+            id: self.foca.identity().id,
+            seq: o.seq,
+            age_ms: 0,
+            cpus: u16::try_from(o.sample.cpus).unwrap_or(u16::MAX),
+            speed: self.cfg.speed,
+            load_milli: milli(o.load),
+            loadavg1_milli: milli(o.sample.loadavg1),
+            mem_total: o.sample.mem_total,
+            mem_free: o.sample.mem_free,
+            guests: 0,
+            flags: wire::flags_to_bits(self.flags, self.foca.identity().observer),
+        })
+    }
+
+    /// openMosix spreading: one LOAD packet per period to ONE random live peer, carrying our
+    /// record and the freshest few we know (never to everyone: an idle node is not flooded).
+    fn send_load(&mut self, now: Duration) {
+        if self.foca.identity().observer {
+            return;
+        }
+        let peers: Vec<SocketAddrV4> = self
+            .foca
+            .iter_members()
+            .filter(|m| m.state() == foca::State::Alive)
+            .map(|m| m.id().addr)
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        let to = peers[self.rng.random_range(0..peers.len())];
+        let mut recs = Vec::with_capacity(self.cfg.window + 1);
+        let send_own = !self.flags.quiet || !self.quiet_sent;
+        if send_own && let Some(r) = self.own_record() {
+            recs.push(r);
+            // The record announcing "quiet" goes out once so others see the flag, then silence.
+            self.quiet_sent = self.flags.quiet;
+        }
+        let me = self.foca.identity().id;
+        recs.extend(self.table.window(self.cfg.window, &[me], now));
+        if recs.is_empty() {
+            return;
+        }
+        let pkt = wire::encode(&self.key, Kind::Load, &wire::encode_load(&recs));
+        self.push(to, pkt);
+    }
+
+    fn push(&mut self, to: SocketAddrV4, data: Vec<u8>) {
+        self.stats.sent_packets += 1;
+        self.stats.sent_bytes += data.len() as u64;
+        self.out.push(Outgoing { to, data });
+    }
+
+    /// Move what foca produced into our queues.
+    fn drain_runtime(&mut self, now: Duration) {
+        while let Some((to, body)) = self.rt.to_send() {
+            let pkt = wire::encode(&self.key, Kind::Swim, &body);
+            self.push(to.addr, pkt);
+        }
+        while let Some((after, ev)) = self.rt.to_schedule() {
+            self.timer_seq += 1;
+            self.timers.push(Reverse((now + after, self.timer_seq)));
+            self.timer_events.insert(self.timer_seq, ev);
+        }
+        while let Some(n) = self.rt.to_notify() {
+            match n {
+                OwnedNotification::MemberUp(id) => {
+                    self.active.insert(id.id);
+                    self.events.push(Event::Up(id));
+                }
+                OwnedNotification::MemberDown(id) => {
+                    self.active.remove(&id.id);
+                    self.table.remove(id.id);
+                    self.events.push(Event::Down(id));
+                }
+                OwnedNotification::Rename(old, new) => {
+                    self.table.remove(old.id);
+                    self.events.push(Event::Renamed(old, new));
+                }
+                OwnedNotification::Rejoin(id) => self.events.push(Event::Rejoined(id)),
+                _ => {}
+            }
+        }
+    }
+
+    /// The cluster table: this node first, then every member foca knows (dead ones too).
+    pub fn nodes(&self, now: Duration) -> Vec<NodeInfo> {
+        let me = self.foca.identity();
+        let mut rows = vec![NodeInfo {
+            id: me.id.to_string(),
+            name: me.name.clone(),
+            addr: me.addr.to_string(),
+            state: MemberState::Alive,
+            is_self: true,
+            observer: me.observer,
+            load: self.own_record().map(|r| load_of(&r)),
+            load_age_ms: self.own.map(|_| 0),
+            flags: self.flags,
+        }];
+        let mut others: Vec<NodeInfo> = self
+            .foca
+            .iter_membership_state()
+            .filter(|m| m.id().id != me.id)
+            .map(|m| {
+                let id = m.id();
+                let entry = self.table.get(id.id);
+                NodeInfo {
+                    id: id.id.to_string(),
+                    name: id.name.clone(),
+                    addr: id.addr.to_string(),
+                    state: match m.state() {
+                        foca::State::Alive => MemberState::Alive,
+                        foca::State::Suspect => MemberState::Suspect,
+                        foca::State::Down => MemberState::Dead,
+                    },
+                    is_self: false,
+                    observer: id.observer,
+                    load: entry.map(|e| load_of(&e.record)),
+                    load_age_ms: entry.map(|e| now.saturating_sub(e.origin_at).as_millis() as u64),
+                    flags: entry
+                        .map(|e| wire::flags_from_bits(e.record.flags))
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        others.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        rows.extend(others);
+        rows
+    }
+}
+
+/// The API's view of a wire record.
+pub fn load_of(r: &LoadRecord) -> Load {
+    Load {
+        cpus: u32::from(r.cpus),
+        speed: r.speed,
+        load: f64::from(r.load_milli) / 1000.0,
+        loadavg1: f64::from(r.loadavg1_milli) / 1000.0,
+        mem_total: r.mem_total,
+        mem_free: r.mem_free,
+        guests: r.guests,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ident(n: u8) -> NodeIdentity {
+        NodeIdentity {
+            id: NodeId(u64::from(n)),
+            name: format!("n{n}"),
+            addr: SocketAddrV4::new([127, 0, 0, n].into(), 7946),
+            generation: 1,
+            observer: false,
+        }
+    }
+
+    fn key() -> ClusterKey {
+        ClusterKey::from_bytes(vec![3; 32]).unwrap()
+    }
+
+    /// Deliver everything between two agents until quiet, at time `now`.
+    fn exchange(agents: &mut [Agent], now: Duration) {
+        for _ in 0..20 {
+            let mut moved = false;
+            for i in 0..agents.len() {
+                for o in agents[i].drain_outgoing() {
+                    if let Some(j) = agents.iter().position(|a| a.identity().addr == o.to) {
+                        let from = agents[i].identity().addr;
+                        agents[j].handle_data(&o.data, from, now);
+                        moved = true;
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn two_agents_join_via_seed_and_share_load() {
+        let cfg = AgentConfig {
+            seeds: vec![ident(1).addr],
+            ..AgentConfig::default()
+        };
+        let mut a = vec![
+            Agent::new(ident(1), key(), cfg.clone(), Some(1), Duration::ZERO),
+            Agent::new(ident(2), key(), cfg, Some(2), Duration::ZERO),
+        ];
+        let sample = Sample {
+            cpus: 2,
+            loadavg1: 2.0,
+            mem_total: 100,
+            mem_free: 50,
+        };
+        a[1].set_sample(sample);
+        let mut now = Duration::ZERO;
+        for _ in 0..30 {
+            for ag in a.iter_mut() {
+                ag.poll(now);
+            }
+            exchange(&mut a, now);
+            now += Duration::from_millis(100);
+        }
+        assert_eq!(a[0].num_members(), 1);
+        assert_eq!(a[1].num_members(), 1);
+        let rows = a[0].nodes(now);
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].is_self);
+        let l = rows[1].load.unwrap();
+        assert!((l.load - 1.0).abs() < 1e-9, "{l:?}");
+        assert_eq!(l.cpus, 2);
+    }
+
+    #[test]
+    fn garbage_is_counted_not_fatal() {
+        let mut a = Agent::new(
+            ident(1),
+            key(),
+            AgentConfig::default(),
+            Some(1),
+            Duration::ZERO,
+        );
+        let from = ident(2).addr;
+        a.handle_data(b"", from, Duration::ZERO);
+        a.handle_data(&[0xff; 64], from, Duration::ZERO);
+        a.handle_data(
+            &wire::encode(&key(), Kind::Swim, b"\xff\xff\xff"),
+            from,
+            Duration::ZERO,
+        );
+        a.handle_data(
+            &wire::encode(&key(), Kind::Load, b"\x05"),
+            from,
+            Duration::ZERO,
+        );
+        let d = a.drops();
+        assert_eq!((d.length, d.magic, d.rejected, d.body), (1, 1, 1, 1));
+    }
+}

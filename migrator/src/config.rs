@@ -1,0 +1,282 @@
+//! omd's configuration: the TOML file as written (documented, `deny_unknown_fields`) and its
+//! validation into domain types. Every field has a default, so an empty file is valid.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::agent::SwimTuning;
+use crate::wire::{DEFAULT_GROUP, DEFAULT_PORT, MAX_LOAD_RECORDS};
+
+/// The file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigFile {
+    /// Gossip interface name. Unset: the default-route interface, else the first non-lo
+    /// interface with IPv4 (no per-node configuration needed).
+    pub interface: Option<String>,
+    /// UDP port for SWIM, LOAD and ANNOUNCE.
+    pub port: u16,
+    /// Multicast group for first contact.
+    pub multicast_group: Ipv4Addr,
+    /// Send and listen for multicast ANNOUNCE.
+    pub multicast: bool,
+    /// Cluster key file: 32+ random bytes, mode 0600.
+    pub key_file: PathBuf,
+    /// Control socket path.
+    pub socket: PathBuf,
+    /// Speed figure of this node (1000 = standard CPU; openMosix `setspeed`).
+    pub speed: u32,
+    /// Static first-contact addresses, `ip` or `ip:port`.
+    pub seeds: Vec<String>,
+    /// Join as an observer: member, no load, never a migration target.
+    pub observer: bool,
+    /// Records about others piggybacked on each LOAD packet.
+    pub load_window: usize,
+    /// SWIM timing.
+    pub swim: SwimFile,
+}
+
+impl Default for ConfigFile {
+    fn default() -> Self {
+        Self {
+            interface: None,
+            port: DEFAULT_PORT,
+            multicast_group: DEFAULT_GROUP,
+            multicast: true,
+            key_file: "/etc/omd/cluster.key".into(),
+            socket: crate::api::DEFAULT_SOCKET.into(),
+            speed: 1000,
+            seeds: Vec::new(),
+            observer: false,
+            load_window: 8,
+            swim: SwimFile::default(),
+        }
+    }
+}
+
+/// `[swim]`: failure detection and dissemination timing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwimFile {
+    /// Probe one random member this often, ms.
+    pub probe_period_ms: u64,
+    /// Direct probe timeout before indirect probes, ms (< probe_period_ms).
+    pub probe_rtt_ms: u64,
+    /// A suspect is declared dead after this long, ms.
+    pub suspect_to_down_ms: u64,
+    /// Gossip membership updates this often, ms.
+    pub gossip_period_ms: u64,
+    /// ... to this many members.
+    pub gossip_fanout: usize,
+    /// Expected cluster size (sets retransmissions).
+    pub cluster_size_hint: u32,
+    /// Ask a random member for its member list this often, ms.
+    pub announce_period_ms: u64,
+}
+
+impl Default for SwimFile {
+    fn default() -> Self {
+        let t = SwimTuning::default();
+        Self {
+            probe_period_ms: t.probe_period.as_millis() as u64,
+            probe_rtt_ms: t.probe_rtt.as_millis() as u64,
+            suspect_to_down_ms: t.suspect_to_down.as_millis() as u64,
+            gossip_period_ms: t.gossip_period.as_millis() as u64,
+            gossip_fanout: t.gossip_fanout,
+            cluster_size_hint: t.cluster_size_hint,
+            announce_period_ms: t.announce_period.as_millis() as u64,
+        }
+    }
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OmdConfig {
+    /// Interface name, or `None` to pick automatically.
+    pub interface: Option<String>,
+    /// Gossip port.
+    pub port: u16,
+    /// Multicast group, if multicast announce is on.
+    pub multicast: Option<Ipv4Addr>,
+    /// Key file.
+    pub key_file: PathBuf,
+    /// Control socket.
+    pub socket: PathBuf,
+    /// Speed figure.
+    pub speed: u32,
+    /// Seeds.
+    pub seeds: Vec<SocketAddrV4>,
+    /// Observer.
+    pub observer: bool,
+    /// Piggyback window.
+    pub load_window: usize,
+    /// SWIM timing.
+    pub swim: SwimTuning,
+}
+
+/// A configuration problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Cannot read the file.
+    #[error("reading {path}")]
+    Read {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for this schema.
+    #[error("parsing {path}")]
+    Parse {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: toml::de::Error,
+    },
+    /// A value out of range.
+    #[error("invalid `{field}`: {why}")]
+    Invalid {
+        /// Field name.
+        field: &'static str,
+        /// Explanation.
+        why: String,
+    },
+}
+
+fn invalid(field: &'static str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        why: why.into(),
+    }
+}
+
+impl ConfigFile {
+    /// Parse TOML text.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Validate into domain types.
+    pub fn validate(self) -> Result<OmdConfig, ConfigError> {
+        if self.port == 0 {
+            return Err(invalid("port", "must not be 0"));
+        }
+        if !self.multicast_group.is_multicast() {
+            return Err(invalid(
+                "multicast_group",
+                format!("{} is not a multicast address", self.multicast_group),
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.speed) {
+            return Err(invalid(
+                "speed",
+                "must be 1..=1000000 (1000 = standard CPU)",
+            ));
+        }
+        if !(1..MAX_LOAD_RECORDS).contains(&self.load_window) {
+            return Err(invalid(
+                "load_window",
+                format!("must be 1..{MAX_LOAD_RECORDS}"),
+            ));
+        }
+        let s = &self.swim;
+        if s.probe_rtt_ms == 0 || s.probe_rtt_ms >= s.probe_period_ms {
+            return Err(invalid(
+                "swim.probe_rtt_ms",
+                "must be > 0 and < probe_period_ms",
+            ));
+        }
+        if s.suspect_to_down_ms == 0
+            || s.gossip_period_ms == 0
+            || s.gossip_fanout == 0
+            || s.announce_period_ms == 0
+        {
+            return Err(invalid("swim", "periods and fanout must be > 0"));
+        }
+        let seeds = self
+            .seeds
+            .iter()
+            .map(|s| {
+                s.parse::<SocketAddrV4>()
+                    .or_else(|_| {
+                        s.parse::<Ipv4Addr>()
+                            .map(|ip| SocketAddrV4::new(ip, self.port))
+                    })
+                    .map_err(|_| {
+                        invalid("seeds", format!("{s:?} is not an IPv4 address or ip:port"))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(OmdConfig {
+            interface: self.interface.filter(|i| !i.is_empty()),
+            port: self.port,
+            multicast: self.multicast.then_some(self.multicast_group),
+            key_file: self.key_file,
+            socket: self.socket,
+            speed: self.speed,
+            seeds,
+            observer: self.observer,
+            load_window: self.load_window,
+            swim: SwimTuning {
+                probe_period: Duration::from_millis(s.probe_period_ms),
+                probe_rtt: Duration::from_millis(s.probe_rtt_ms),
+                suspect_to_down: Duration::from_millis(s.suspect_to_down_ms),
+                gossip_period: Duration::from_millis(s.gossip_period_ms),
+                gossip_fanout: s.gossip_fanout,
+                cluster_size_hint: s.cluster_size_hint.max(1),
+                announce_period: Duration::from_millis(s.announce_period_ms),
+            },
+        })
+    }
+}
+
+/// Read, parse and validate a config file.
+pub fn load(path: &Path) -> Result<OmdConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    ConfigFile::parse(&text, path)?.validate()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<OmdConfig, ConfigError> {
+        ConfigFile::parse(s, Path::new("t.toml"))?.validate()
+    }
+
+    #[test]
+    fn shipped_config_is_valid_and_defaults_apply() {
+        let shipped = include_str!("../../configs/omd.toml");
+        let c = parse(shipped).unwrap();
+        assert_eq!(c.port, 7946);
+        assert_eq!(c.multicast, Some(DEFAULT_GROUP));
+        assert_eq!(c.interface, None);
+        assert!(!c.observer);
+        assert_eq!(
+            parse("").unwrap(),
+            c,
+            "the shipped file only spells out the defaults"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(matches!(parse("bogus = 1"), Err(ConfigError::Parse { .. })));
+        assert!(parse("multicast_group = \"10.0.0.1\"").is_err());
+        assert!(parse("speed = 0").is_err());
+        assert!(parse("[swim]\nprobe_rtt_ms = 900").is_err());
+        assert!(parse("seeds = [\"nope\"]").is_err());
+        let c = parse("seeds = [\"127.0.0.2\", \"127.0.0.3:9000\"]").unwrap();
+        assert_eq!(c.seeds[0], "127.0.0.2:7946".parse().unwrap());
+        assert_eq!(c.seeds[1], "127.0.0.3:9000".parse().unwrap());
+    }
+}
