@@ -4,9 +4,12 @@
 //! Pure logic (recipe, config, modules, layout, manifest, customisation plan) is kept apart from the
 //! small modules that run host tools (mmdebstrap, tar, xz/zstd, depmod) or touch the file system.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod accounts;
 pub mod archive;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod customize;
 pub mod dpkg;

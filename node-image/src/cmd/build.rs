@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use node_image::cache::{self, Lookup};
+use node_image::cluster;
 use node_image::config::ImageConfig;
 use node_image::customize::{self, RootFacts};
 use node_image::manifest::{InitramfsInfo, Manifest, ManifestInputs};
@@ -45,7 +46,11 @@ pub fn run(config_path: &Path, out: &Path, cache_dir: &Path) -> anyhow::Result<(
     let step = progress.step("customising the root for diskless boot");
     let facts = read_facts(&new_root)?;
     let version = kernel::version_from_boot(&facts.boot_files)?;
-    let actions = customize::plan(&facts).context("cannot plan the customisation")?;
+    let mut actions = customize::plan(&facts).context("cannot plan the customisation")?;
+    let key = cluster::key(out).context("cannot get the cluster key")?;
+    actions.extend(
+        cluster::actions(&config.cluster, &key).context("cannot install the cluster software")?,
+    );
     rootfs_edit::apply(&new_root, &actions).context("cannot customise the root")?;
     step.done(&format!(
         "{} changes, kernel {version}, {} units masked",

@@ -72,6 +72,8 @@ pub struct ImageConfig {
     pub initramfs: InitramfsConfig,
     /// Host files copied into `<out>/tftp`.
     pub tftp_files: Vec<PathBuf>,
+    /// Our programs installed into the root.
+    pub cluster: crate::cluster::ClusterSoftware,
 }
 
 /// Packages the rest of omimage relies on: the initramfs takes busybox from the root, the node's
@@ -244,6 +246,11 @@ impl Validator<'_> {
                 compression,
             },
             tftp_files,
+            cluster: crate::cluster::ClusterSoftware {
+                omd: wire.cluster.omd,
+                omctl: wire.cluster.omctl,
+                omd_config: wire.cluster.omd_config,
+            },
         })
     }
 

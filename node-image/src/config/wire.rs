@@ -19,6 +19,9 @@ pub struct WireConfig {
     /// Boot loaders copied into `<out>/tftp` for ombootd's TFTP server.
     #[serde(default)]
     pub tftp: WireTftp,
+    /// Our own programs installed into the root: the node daemon and its client.
+    #[serde(default)]
+    pub cluster: WireCluster,
 }
 
 /// `[root]`: what mmdebstrap installs. Every field here is part of the recipe hash that keys the cache.
@@ -118,4 +121,39 @@ fn default_tftp_files() -> Vec<Spanned<PathBuf>> {
         .into_iter()
         .map(|p| unspanned(PathBuf::from(p)))
         .collect()
+}
+
+/// `[cluster]`: the cluster software every node runs (built by `cargo build --release -p migrator`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireCluster {
+    /// The `omd` binary, installed as `/usr/local/sbin/omd` (relative to the working directory).
+    #[serde(default = "default_omd")]
+    pub omd: PathBuf,
+    /// The `omctl` binary, installed as `/usr/local/bin/omctl`.
+    #[serde(default = "default_omctl")]
+    pub omctl: PathBuf,
+    /// omd's configuration, installed as `/etc/omd/omd.toml`.
+    #[serde(default = "default_omd_config")]
+    pub omd_config: PathBuf,
+}
+
+impl Default for WireCluster {
+    fn default() -> Self {
+        Self {
+            omd: default_omd(),
+            omctl: default_omctl(),
+            omd_config: default_omd_config(),
+        }
+    }
+}
+
+fn default_omd() -> PathBuf {
+    PathBuf::from("target/release/omd")
+}
+fn default_omctl() -> PathBuf {
+    PathBuf::from("target/release/omctl")
+}
+fn default_omd_config() -> PathBuf {
+    PathBuf::from("configs/omd.toml")
 }

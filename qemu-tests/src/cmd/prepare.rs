@@ -20,6 +20,7 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "curl",            // HTTP client in the tests
     "libnfs-utils",    // NFS client in the tests
     "iproute2",        // namespaces, bridges, taps
+    "tmux",            // drives `omctl mon` in a real terminal in its test
 ];
 
 /// The workspace root (where `Cargo.toml`, `build/` and `target/` are).
@@ -70,8 +71,10 @@ pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
     run(Command::new(cargo).args(args).current_dir(workspace_root()))
 }
 
-/// Builds the node image into `<root>/build/image` (reusing the cached root when unchanged).
+/// Builds the node programs (release: they are copied into every node) and the node image into
+/// `<root>/build/image` (reusing the cached root when unchanged).
 pub fn node_image() -> anyhow::Result<()> {
+    cargo(&["build", "--release", "-p", "migrator", "--bins"])?;
     let root = workspace_root();
     run(Command::new(root.join("target/debug/omimage"))
         .arg("build")

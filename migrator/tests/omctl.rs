@@ -1,0 +1,509 @@
+//! Runs the real `omctl` binary against a fake omd: a unix socket in a temp dir, served by a test
+//! thread with canned [`Reply`]s for a three-node cluster (this node, a dead node, an observer).
+//! One test also drives `omctl mon` in a real terminal (tmux), when tmux is installed.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use migrator::api::{Control, Flags, Load, MemberState, NodeInfo, Reply, Request};
+
+const GIB: u64 = 1024 * 1024 * 1024;
+
+/// The canned cluster, deliberately not in display order.
+fn cluster() -> Vec<NodeInfo> {
+    let load = |load: f64| Load {
+        cpus: 2,
+        speed: 1000,
+        load,
+        loadavg1: load * 2.0,
+        mem_total: 4 * GIB,
+        mem_free: GIB,
+        guests: 0,
+    };
+    let node = |id: &str, name: &str, ip: &str, state, is_self, observer, l| NodeInfo {
+        id: id.into(),
+        name: name.into(),
+        addr: format!("{ip}:7946"),
+        state,
+        is_self,
+        observer,
+        load: l,
+        load_age_ms: l.map(|_| 400),
+        flags: Flags::default(),
+    };
+    vec![
+        node(
+            "00000000000000b2",
+            "node2",
+            "10.77.0.12",
+            MemberState::Dead,
+            false,
+            false,
+            Some(load(2.0)),
+        ),
+        node(
+            "00000000000000a0",
+            "master",
+            "10.77.0.1",
+            MemberState::Alive,
+            false,
+            true,
+            None,
+        ),
+        node(
+            "00000000000000b1",
+            "node1",
+            "10.77.0.11",
+            MemberState::Alive,
+            true,
+            false,
+            Some(load(0.6)),
+        ),
+    ]
+}
+
+/// What the fake omd answers; matching as the contract describes it (id, name or IP).
+fn answer(request: Request) -> Reply {
+    match request {
+        Request::Nodes => Reply::Nodes { nodes: cluster() },
+        Request::Whois { who } => cluster()
+            .into_iter()
+            .find(|n| n.id == who || n.name == who || n.addr.split(':').next() == Some(&who))
+            .map_or_else(
+                || Reply::Error {
+                    error: format!("no node matches `{who}`"),
+                },
+                |node| Reply::Node { node },
+            ),
+        Request::Control {
+            action: action @ (Control::Expel | Control::Bring),
+        } => Reply::Error {
+            error: format!("not yet: {action:?} needs process migration (next issue)"),
+        },
+        Request::Control { action } => Reply::Done {
+            flags: Flags {
+                stay: action == Control::Stay,
+                ..Flags::default()
+            },
+        },
+    }
+}
+
+/// A fake omd listening in its own temp dir; the socket disappears with the dir.
+struct FakeOmd {
+    dir: tempfile::TempDir,
+}
+
+impl FakeOmd {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(dir.path().join("omd.sock")).unwrap();
+        // Detached: it blocks in accept until the test process exits.
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                serve(stream);
+            }
+        });
+        Self { dir }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("omd.sock")
+    }
+}
+
+fn serve(stream: UnixStream) {
+    let mut writer = &stream;
+    for line in BufReader::new(&stream).lines() {
+        let Ok(line) = line else { return };
+        let reply = match serde_json::from_str(&line) {
+            Ok(request) => answer(request),
+            Err(e) => Reply::Error {
+                error: format!("bad request: {e}"),
+            },
+        };
+        let mut text = serde_json::to_string(&reply).unwrap();
+        text.push('\n');
+        if writer.write_all(text.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn omctl(socket: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_omctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn nodes_table_this_node_first_then_by_name() {
+    let omd = FakeOmd::start();
+    let out = omctl(&omd.socket(), &["nodes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].contains("ID") && lines[0].contains("FLAGS"),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("*  00000000000000b1  node1"), "{text}");
+    assert!(
+        lines[1].contains("0.60") && lines[1].contains("1.0G/4.0G"),
+        "{text}"
+    );
+    assert!(
+        lines[2].contains("master") && lines[2].ends_with("observer"),
+        "{text}"
+    );
+    assert!(
+        lines[3].contains("node2") && lines[3].contains("dead"),
+        "{text}"
+    );
+}
+
+#[test]
+fn nodes_json_round_trips() {
+    let omd = FakeOmd::start();
+    let out = omctl(&omd.socket(), &["nodes", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let nodes: Vec<NodeInfo> = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["node1", "master", "node2"]);
+    let mut expected = cluster();
+    expected.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut got = nodes.clone();
+    got.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn whois_by_name_and_ip() {
+    let omd = FakeOmd::start();
+    for who in ["node2", "10.77.0.12", "00000000000000b2"] {
+        let out = omctl(&omd.socket(), &["whois", who]);
+        assert!(out.status.success(), "{who}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains("id:      00000000000000b2\n"), "{text}");
+        assert!(text.contains("name:    node2\n"), "{text}");
+        assert!(text.contains("address: 10.77.0.12\n"), "{text}");
+        assert!(text.contains("state:   dead\n"), "{text}");
+    }
+}
+
+#[test]
+fn whois_unknown_exits_1() {
+    let omd = FakeOmd::start();
+    let out = omctl(&omd.socket(), &["whois", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("Error: no node `nosuch` in the cluster"),
+        "{err}"
+    );
+    assert!(
+        err.contains("caused by: omd: no node matches `nosuch`"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn mon_once_shows_every_node_and_the_count() {
+    let omd = FakeOmd::start();
+    let out = omctl(
+        &omd.socket(),
+        &["mon", "--once", "--width", "80", "--height", "20"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 20, "{text}");
+    for needle in [
+        "*node1",
+        "master",
+        "node2",
+        "nodes: 2/3 alive",
+        "0.60",
+        "obs",
+        "dead",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    let out = omctl(&omd.socket(), &["mon", "--once", "--view", "mem"]);
+    assert!(stdout(&out).contains("75%"), "{}", stdout(&out));
+}
+
+#[test]
+fn mon_without_a_terminal_points_at_once() {
+    let omd = FakeOmd::start();
+    let out = omctl(&omd.socket(), &["mon"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("omctl mon --once"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn expel_is_not_faked() {
+    let omd = FakeOmd::start();
+    for cmd in ["expel", "bring"] {
+        let out = omctl(&omd.socket(), &[cmd]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        assert!(out.stdout.is_empty(), "{cmd}");
+        let err = stderr(&out);
+        if is_root() {
+            assert!(err.starts_with("Error: omd: not yet: "), "{err}");
+        } else {
+            assert!(err.contains("needs root"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn stay_prints_flags() {
+    let omd = FakeOmd::start();
+    let out = omctl(&omd.socket(), &["stay"]);
+    if is_root() {
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "stay=on lstay=off block=off quiet=off\n");
+    } else {
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("needs root"));
+    }
+}
+
+#[test]
+fn no_omd_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("omd.sock");
+    for args in [&["nodes"][..], &["whois", "node1"], &["mon", "--once"]] {
+        let out = omctl(&socket, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        let want = format!(
+            "Error: cannot reach omd at {}: is omd running? (systemctl status omd)",
+            socket.display()
+        );
+        assert!(err.starts_with(&want), "{err}");
+        assert!(
+            err.contains("caused by: No such file or directory"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let omd = FakeOmd::start();
+    assert_eq!(omctl(&omd.socket(), &["frobnicate"]).status.code(), Some(2));
+    assert_eq!(omctl(&omd.socket(), &["whois"]).status.code(), Some(2));
+    assert_eq!(
+        omctl(&omd.socket(), &["top", "-d", "0"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(omctl(&omd.socket(), &["--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn ps_lists_local_processes_on_this_node() {
+    let omd = FakeOmd::start();
+    let out = omctl(&omd.socket(), &["ps", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let me = rows
+        .iter()
+        .find(|r| r["pid"] == std::process::id())
+        .expect("the test process is listed");
+    assert_eq!(me["node"], "node1");
+    assert!(rows.iter().all(|r| r["node"] == "node1"));
+
+    let out = omctl(&omd.socket(), &["ps"]);
+    let text = stdout(&out);
+    let header = text.lines().next().unwrap();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["PID", "USER", "NODE", "%CPU", "RSS", "STAT", "COMMAND"]
+    );
+}
+
+#[test]
+fn ps_without_omd_falls_back_to_the_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = omctl(&dir.path().join("omd.sock"), &["ps", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("NODE shows the host name"),
+        "{}",
+        stderr(&out)
+    );
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["node"], host.trim());
+}
+
+#[test]
+fn top_runs_n_iterations() {
+    let omd = FakeOmd::start();
+    let out = omctl(&omd.socket(), &["top", "-n", "2", "-d", "0.2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        text.matches("omctl top - node node1 - ").count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(text.matches("%CPU").count(), 2, "{text}");
+}
+
+/// A private tmux server (own socket name), killed on drop whatever happens.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.name, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn screen(&self) -> String {
+        stdout(&self.run(&["capture-pane", "-p", "-t", "mon"]))
+    }
+
+    /// Polls the screen until `pred` holds, for at most 10 s.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{screen}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // tmux leaves its socket file behind when killed; remove it too.
+        let socket = stdout(&self.run(&["display-message", "-p", "#{socket_path}"]));
+        let _ = self.run(&["kill-server"]);
+        let socket = socket.trim();
+        if !socket.is_empty() {
+            let _ = std::fs::remove_file(socket);
+        }
+    }
+}
+
+/// `omctl mon` in a real 100×30 terminal: it draws, switches views on keys, quits on `q`, and
+/// leaves the terminal as it found it (main screen, cooked mode with echo, cursor shown).
+/// Set OMCTL_MON_SCREEN=path to save the first captured screen.
+#[test]
+fn mon_in_a_real_terminal() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let omd = FakeOmd::start();
+    let tmux = Tmux {
+        name: format!("omctl-test-{}", std::process::id()),
+    };
+    let script = format!(
+        "'{}' mon --socket '{}'; echo omctl-exit=$?; stty -a; echo stty-done; sleep 60",
+        env!("CARGO_BIN_EXE_omctl"),
+        omd.socket().display()
+    );
+    let out = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "mon",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(out.status.success(), "tmux: {}", stderr(&out));
+
+    let first = tmux.wait_for("the monitor", |s| {
+        s.contains("balance:") && s.contains("node2")
+    });
+    assert!(first.contains("nodes: 2/3 alive"), "{first}");
+    assert!(
+        first.contains("load: 1.0 = one standard CPU busy"),
+        "{first}"
+    );
+    let alt = tmux.run(&["display-message", "-p", "-t", "mon", "#{alternate_on}"]);
+    assert_eq!(
+        stdout(&alt).trim(),
+        "1",
+        "monitor runs on the alternate screen"
+    );
+    if let Some(path) = std::env::var_os("OMCTL_MON_SCREEN") {
+        std::fs::write(path, &first).unwrap();
+    }
+
+    tmux.run(&["send-keys", "-t", "mon", "m"]);
+    tmux.wait_for("the memory view", |s| s.contains("memory: used of total"));
+    // omd going away mid-run is shown on the status line, not fatal; the last table stays.
+    std::fs::remove_file(omd.socket()).unwrap();
+    let lost = tmux.wait_for("the lost-omd status", |s| s.contains("(retrying)"));
+    assert!(lost.contains("cannot reach omd at"), "{lost}");
+    assert!(lost.contains("*node1"), "{lost}");
+    tmux.run(&["send-keys", "-t", "mon", "q"]);
+    let after = tmux.wait_for("omctl to exit", |s| s.contains("stty-done"));
+    assert!(after.contains("omctl-exit=0"), "{after}");
+    // Back on the main screen, in cooked mode with echo, cursor visible.
+    assert!(!after.contains("balance:"), "{after}");
+    let words: Vec<&str> = after.split_whitespace().collect();
+    for mode in ["icanon", "echo", "isig"] {
+        assert!(words.contains(&mode), "{mode} not restored:\n{after}");
+    }
+    let state = tmux.run(&[
+        "display-message",
+        "-p",
+        "-t",
+        "mon",
+        "#{alternate_on} #{cursor_flag}",
+    ]);
+    assert_eq!(
+        stdout(&state).trim(),
+        "0 1",
+        "alternate screen off, cursor on"
+    );
+}
