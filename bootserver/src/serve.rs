@@ -67,6 +67,10 @@ pub async fn serve(config: Config) -> Result<()> {
         .await
         .map_err(|e| addr_error("NFS", nfs_addr, e))?;
 
+    let observer = match &config.cluster {
+        Some((key_file, port)) => Some(observe(&config, key_file, *port)?),
+        None => None,
+    };
     let dhcp = DhcpServer::new(
         dhcp_sock,
         config.clone(),
@@ -79,6 +83,7 @@ pub async fn serve(config: Config) -> Result<()> {
         leases,
         dhcp: dhcp_stats,
         tftp: tftp_stats,
+        cluster: observer,
     };
 
     println!(
@@ -88,6 +93,9 @@ pub async fn serve(config: Config) -> Result<()> {
     println!("listening for TFTP on {tftp_addr}");
     println!("listening for HTTP on {http_addr}");
     println!("listening for NFS on {nfs_addr}");
+    if let Some((_, port)) = &config.cluster {
+        println!("observing the cluster on {}:{port}", config.master_ip);
+    }
     println!(
         "ombootd ready: {} nodes, image {}",
         config.nodes.len(),
@@ -104,4 +112,35 @@ pub async fn serve(config: Config) -> Result<()> {
         _ = term.recv() => println!("ombootd: terminated, stopping"),
     }
     Ok(())
+}
+
+/// Join the nodes' cluster as an observer: first contact by multicast and, since the table says
+/// where the nodes will be, by seeding every table address.
+fn observe(
+    config: &Config,
+    key_file: &std::path::Path,
+    port: u16,
+) -> Result<migrator::observer::ObserverHandle> {
+    use migrator::observer::{ObserverConfig, spawn};
+    let key = migrator::key::ClusterKey::load(key_file).with_context(|| {
+        format!(
+            "cannot read the cluster key {} (made by `omimage build`)",
+            key_file.display()
+        )
+    })?;
+    let cfg = ObserverConfig {
+        interface_addr: config.master_ip,
+        port,
+        key,
+        name: "ombootd".to_string(),
+        id: None,
+        seeds: config
+            .nodes
+            .iter()
+            .map(|n| std::net::SocketAddrV4::new(n.ip, port))
+            .collect(),
+        multicast: Some(migrator::wire::DEFAULT_GROUP),
+        swim: migrator::agent::SwimTuning::default(),
+    };
+    spawn(cfg).with_context(|| format!("cannot join the cluster on {}:{port}", config.master_ip))
 }

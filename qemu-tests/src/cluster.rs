@@ -45,6 +45,12 @@ pub fn every_boot_path(memory_mib: u32, kvm: bool) -> Vec<Planned> {
     )
 }
 
+/// `count` BIOS nodes, node1 at 10.77.0.11 onwards (the cheapest boot under TCG).
+pub fn bios_nodes(count: u8, memory_mib: u32, kvm: bool) -> Vec<Planned> {
+    let nodes: Vec<(u8, Firmware, bool)> = (1..=count).map(|n| (n, Firmware::Bios, true)).collect();
+    plan(&nodes, memory_mib, kvm)
+}
+
 fn plan(nodes: &[(u8, Firmware, bool)], memory_mib: u32, kvm: bool) -> Vec<Planned> {
     nodes
         .iter()

@@ -2,19 +2,118 @@
 //! framed by numbered BEGIN/END marker lines, so its output and exit status can be picked out of
 //! the console log among kernel and daemon messages.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-/// Whether the console log ends with a root shell prompt (`…# `), i.e. bash is waiting for input.
-pub fn ends_at_prompt(log: &Path) -> bool {
-    let Ok(mut f) = File::open(log) else {
-        return false;
-    };
-    let mut tail = [0u8; 2];
-    f.seek(SeekFrom::End(-2))
-        .and_then(|_| f.read_exact(&mut tail))
-        .is_ok_and(|()| &tail == b"# ")
+/// One connection to a node's console socket, read all the time by a thread (QEMU holds the
+/// guest's UART back while the socket is full, and a client that comes and goes can leave it
+/// stuck), so commands can be typed and their output taken from memory.
+#[derive(Debug)]
+pub struct Console {
+    writer: UnixStream,
+    state: Arc<(Mutex<Received>, Condvar)>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug, Default)]
+struct Received {
+    lines: Vec<String>,
+    partial: Vec<u8>,
+    closed: bool,
+}
+
+impl Console {
+    /// Connects to the console socket at `path`.
+    pub fn connect(path: &Path) -> std::io::Result<Console> {
+        let writer = UnixStream::connect(path)?;
+        let mut reader = writer.try_clone()?;
+        let state = Arc::new((Mutex::new(Received::default()), Condvar::new()));
+        let shared = state.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                let got = reader.read(&mut buf).unwrap_or(0);
+                let (lock, cv) = &*shared;
+                let mut r = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                if got == 0 {
+                    r.closed = true;
+                    cv.notify_all();
+                    return;
+                }
+                r.partial.extend_from_slice(&buf[..got]);
+                while let Some(nl) = r.partial.iter().position(|&b| b == b'\n') {
+                    let raw: Vec<u8> = r.partial.drain(..=nl).collect();
+                    let line = String::from_utf8_lossy(&raw)
+                        .trim_end_matches(['\n', '\r'])
+                        .to_owned();
+                    r.lines.push(line);
+                }
+                cv.notify_all();
+            }
+        });
+        Ok(Console {
+            writer,
+            state,
+            reader: Some(thread),
+        })
+    }
+
+    /// Types command number `n` once bash shows its prompt, and collects its output. `Err` says
+    /// what was being waited for when `timeout` ran out or the console closed.
+    pub fn run(&mut self, n: u64, command: &str, timeout: Duration) -> Result<ShellOutput, String> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.state;
+        let mut r = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        // Type only at an idle prompt: input typed ahead while bash is between commands is
+        // partly lost when readline takes the terminal over. A fresh line asks for a prompt.
+        let _ = self.writer.write_all(b"\n");
+        loop {
+            if r.partial.ends_with(b"# ") {
+                break;
+            }
+            if r.closed || Instant::now() >= deadline {
+                return Err("a root shell prompt".into());
+            }
+            r = cv
+                .wait_timeout(r, Duration::from_millis(200))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let from = r.lines.len();
+        self.writer
+            .write_all(command_line(n, command).as_bytes())
+            .map_err(|e| format!("typing the command ({e})"))?;
+        let mut collector = Collector::new(n);
+        let mut next = from;
+        loop {
+            while next < r.lines.len() {
+                let out = collector.feed(&r.lines[next]);
+                next += 1;
+                if let Some(out) = out {
+                    return Ok(out);
+                }
+            }
+            if r.closed || Instant::now() >= deadline {
+                return Err("the command's END marker".into());
+            }
+            r = cv
+                .wait_timeout(r, Duration::from_millis(200))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.writer.shutdown(std::net::Shutdown::Both);
+        if let Some(t) = self.reader.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// What a console command printed (stdout and stderr, in order) and its exit status.
@@ -27,13 +126,41 @@ pub struct ShellOutput {
 }
 
 impl ShellOutput {
-    /// The first output line that parses as JSON (daemons may write to the console meanwhile).
+    /// The output parsed as one JSON document, leaving out the lines the kernel and systemd may
+    /// print on the console meanwhile (`[   41.24] omd[307]: …`, `[  OK  ] …`).
     pub fn json(&self) -> Option<serde_json::Value> {
-        self.lines
+        let text: Vec<&str> = self
+            .lines
             .iter()
-            .filter(|l| l.starts_with('{') || l.starts_with('['))
-            .find_map(|l| serde_json::from_str(l).ok())
+            .map(String::as_str)
+            .filter(|l| !is_console_noise(l))
+            .collect();
+        let start = text
+            .iter()
+            .position(|l| l.starts_with('{') || l.starts_with('['))?;
+        // The first complete value; whatever follows it (a prompt, a late message) is not ours.
+        serde_json::Deserializer::from_str(&text[start..].join("\n"))
+            .into_iter()
+            .next()?
+            .ok()
     }
+}
+
+/// A kernel message (`[   12.345678] …`) or a systemd status line (`[  OK  ] …`, `[ ***  ] …`).
+fn is_console_noise(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('[') else {
+        return false;
+    };
+    let Some((inside, _)) = rest.split_once(']') else {
+        return false;
+    };
+    let inside = inside.trim();
+    let kernel_time = !inside.is_empty()
+        && inside.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && inside.contains('.');
+    let status = !inside.is_empty()
+        && (inside == "OK" || inside == "FAILED" || inside.chars().all(|c| c == '*'));
+    kernel_time || status
 }
 
 /// The text to type for command number `n`. The markers are printed with `printf` so that the
@@ -108,6 +235,28 @@ mod tests {
         assert_eq!(out.status, 0);
         assert_eq!(out.lines.len(), 2);
         assert_eq!(out.json().expect("json")[0]["name"], "node1");
+    }
+
+    #[test]
+    fn pretty_json_is_parsed_around_console_noise() {
+        let out = ShellOutput {
+            lines: [
+                "[",
+                "  {",
+                "   \"name\": \"node1\",",
+                "[   41.248943] omd[307]: member up",
+                "[  OK  ] Started x.",
+                "   \"ok\": [1]",
+                "  }",
+                "]",
+            ]
+            .map(String::from)
+            .to_vec(),
+            status: 0,
+        };
+        let v = out.json().expect("json");
+        assert_eq!(v[0]["name"], "node1");
+        assert_eq!(v[0]["ok"][0], 1);
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub fn fake_image(dir: &Path, kernel_bytes: usize) -> Result<PathBuf> {
         let from = Path::new("/usr/lib/ipxe").join(f);
         std::fs::copy(&from, tftp.join(f)).map_err(io(format!("copy {}", from.display())))?;
     }
+    // The cluster key ombootd needs to observe the nodes' membership (root-only, as omimage makes it).
+    write(img.join("cluster.key"), &pattern(32))?;
+    chmod(img.join("cluster.key"), 0o600)?;
     write(dir.join("outside-secret"), b"secret")?;
     link(&dir.join("outside-secret"), tftp.join("leak"))?;
     link(dir, tftp.join("leakdir"))?;

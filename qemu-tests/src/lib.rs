@@ -20,6 +20,8 @@
 //! # }
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod anchors;
 pub mod cancel;
 pub mod cleanup;
@@ -32,6 +34,7 @@ mod firmware;
 pub mod fixture;
 mod lab;
 mod link;
+pub mod logwatch;
 mod mac;
 pub mod marker;
 mod netns;

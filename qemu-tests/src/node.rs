@@ -2,15 +2,13 @@
 //! running machine with waits on its serial console and a clean power-off over QMP.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::console::{self, ShellOutput};
+use crate::console::{Console, ShellOutput};
 use crate::error::{Error, Result, io};
 use crate::firmware::Firmware;
 use crate::lab::Lab;
@@ -245,6 +243,7 @@ impl Node {
             proc,
             paths,
             powered_on: Instant::now(),
+            console: std::sync::Mutex::new(None),
         })
     }
 }
@@ -290,6 +289,8 @@ pub struct RunningNode<'l> {
     proc: Proc,
     paths: NodePaths,
     powered_on: Instant,
+    /// The console connection, opened by the first [`RunningNode::shell`].
+    console: std::sync::Mutex<Option<Console>>,
 }
 
 impl RunningNode<'_> {
@@ -417,32 +418,30 @@ impl RunningNode<'_> {
     pub fn shell(&self, command: &str, timeout: Duration) -> Result<ShellOutput> {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        // Type only at an idle root prompt: input typed ahead while bash is between commands is
-        // partly lost when readline takes the terminal over.
-        let what = format!("a root prompt on the console of {}", self.name);
-        wait::until(
-            &what,
-            timeout,
-            || self.failure_detail(),
-            || Ok(console::ends_at_prompt(&self.paths.serial).then_some(())),
-        )?;
-        let start = std::fs::metadata(&self.paths.serial).map_or(0, |m| m.len());
-        let mut sock = UnixStream::connect(&self.paths.console)
-            .map_err(io(format!("connect to {}", self.paths.console.display())))?;
-        sock.write_all(console::command_line(n, command).as_bytes())
-            .map_err(io(format!("type on the console of {}", self.name)))?;
-        let mut scanner = LineScanner::new(&self.paths.serial, start);
-        let mut collector = console::Collector::new(n);
-        let mut done = None;
-        let what = format!("`{command}` on the console of {}", self.name);
-        self.wait_serial_with(&mut scanner, &what, timeout, |l| {
-            done = collector.feed(l);
-            done.is_some()
-        })?;
-        done.ok_or_else(|| Error::Marker {
-            line: command.to_owned(),
-            reason: "console output ended without its END marker".into(),
-        })
+        let mut slot = self
+            .console
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(
+                Console::connect(&self.paths.console)
+                    .map_err(io(format!("connect to {}", self.paths.console.display())))?,
+            );
+        }
+        let console = slot
+            .as_mut()
+            .ok_or_else(|| Error::Panicked("console".into()))?;
+        let started = Instant::now();
+        console
+            .run(n, command, timeout)
+            .map_err(|waiting_for| Error::Timeout {
+                what: format!(
+                    "{waiting_for} for `{command}` on the console of {}",
+                    self.name
+                ),
+                secs: started.elapsed().as_secs_f64(),
+                detail: self.failure_detail(),
+            })
     }
 
     /// Presses the ACPI power button (the guest decides what to do).

@@ -95,6 +95,8 @@ pub struct Config {
     pub ports: Ports,
     /// The node table.
     pub nodes: Vec<Node>,
+    /// Observing the cluster: `Some((key file, gossip port))`, or `None` when disabled.
+    pub cluster: Option<(PathBuf, u16)>,
 }
 
 impl Config {
@@ -273,6 +275,13 @@ impl Validator<'_> {
         let tftp_root = w
             .tftp_root
             .map_or_else(|| image_dir.join("tftp"), |p| self.resolve(p));
+        let cluster = w.cluster.observe.then(|| {
+            let key = w
+                .cluster
+                .key_file
+                .map_or_else(|| image_dir.join("cluster.key"), |p| self.resolve(p));
+            (key, w.cluster.port)
+        });
         Ok(Config {
             interface,
             master_ip,
@@ -285,6 +294,7 @@ impl Validator<'_> {
             router,
             ports,
             nodes,
+            cluster,
         })
     }
 }

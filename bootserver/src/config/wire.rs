@@ -40,6 +40,9 @@ pub struct WireConfig {
     /// Listening ports.
     #[serde(default)]
     pub ports: WirePorts,
+    /// Joining the nodes' cluster as an observer (for the status API).
+    #[serde(default)]
+    pub cluster: WireCluster,
     /// The nodes ombootd boots; a MAC not listed here gets no answer.
     #[serde(default, rename = "node")]
     pub nodes: Vec<WireNode>,
@@ -74,6 +77,32 @@ impl Default for WirePorts {
     }
 }
 
+/// `[cluster]`: ombootd joins the nodes' membership as an observer: it sends no load and is never
+/// a migration target, and it serves the cluster table at `/api/cluster`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireCluster {
+    /// Whether to join at all.
+    #[serde(default = "default_true")]
+    pub observe: bool,
+    /// The cluster key; defaults to `<image_dir>/cluster.key`, which `omimage build` makes.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The gossip port the nodes' omd uses (7946).
+    #[serde(default = "default_gossip")]
+    pub port: u16,
+}
+
+impl Default for WireCluster {
+    fn default() -> Self {
+        Self {
+            observe: true,
+            key_file: None,
+            port: default_gossip(),
+        }
+    }
+}
+
 /// `[[node]]`: one compute node.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +120,12 @@ fn default_lease_secs() -> Spanned<u32> {
 }
 fn default_kernel_args() -> Spanned<String> {
     Spanned::new(0..0, String::new())
+}
+fn default_true() -> bool {
+    true
+}
+fn default_gossip() -> u16 {
+    7946
 }
 fn default_dhcp() -> u16 {
     67

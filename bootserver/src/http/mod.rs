@@ -32,6 +32,8 @@ pub struct AppState {
     pub dhcp: Arc<DhcpStats>,
     /// TFTP counters.
     pub tftp: Arc<TftpStats>,
+    /// The cluster as the master observes it (`None` when `[cluster] observe = false`).
+    pub cluster: Option<migrator::observer::ObserverHandle>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -46,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/boot/{script}", get(boot_script))
         .route("/image/{file}", get(image_file))
         .route("/api/status", get(status))
+        .route("/api/cluster", get(cluster))
         .with_state(state)
 }
 
@@ -124,6 +127,8 @@ pub struct Status {
     pub dhcp: DhcpCounts,
     /// TFTP counters.
     pub tftp: serde_json::Value,
+    /// The cluster table (membership and load) as the master observes it.
+    pub cluster: Option<Vec<migrator::api::NodeInfo>>,
 }
 
 /// One node in `/api/status`.
@@ -166,6 +171,18 @@ async fn status(State(st): State<AppState>) -> Response {
         nodes,
         dhcp: st.dhcp.snapshot(),
         tftp: serde_json::to_value(&*st.tftp).unwrap_or_default(),
+        cluster: st.cluster.as_ref().map(|c| c.nodes()),
     };
     axum::Json(s).into_response()
+}
+
+/// `/api/cluster`: the same rows as `omctl nodes --json` on a node, the master's own row first.
+async fn cluster(State(st): State<AppState>) -> Response {
+    match &st.cluster {
+        Some(c) => axum::Json(c.nodes()).into_response(),
+        None => text(
+            StatusCode::NOT_FOUND,
+            "cluster observation is off ([cluster] observe = false)".into(),
+        ),
+    }
 }

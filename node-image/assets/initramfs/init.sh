@@ -169,6 +169,10 @@ mount -t overlay -o lowerdir=/run/omboot/lower,upperdir=/run/omboot/rw/upper,wor
 # The name from the command line wins over the image's /etc/hostname.
 echo "$NAME" >/newroot/etc/hostname || fail "cannot write /etc/hostname in the new root"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$NAME" >/newroot/etc/hosts
+# A machine-id derived from the boot NIC: the same node keeps its identity (journal, omd's node id)
+# across reboots, where an empty file would give it a new random one every boot.
+printf 'omboot-machine-id:%s' "$(cat /sys/class/net/$IFACE/address)" | md5sum | cut -c1-32 >/newroot/etc/machine-id ||
+	fail "cannot write /etc/machine-id in the new root"
 if [ -s /run/omboot/resolv.conf ]; then
 	rm -f /newroot/etc/resolv.conf
 	cp /run/omboot/resolv.conf /newroot/etc/resolv.conf

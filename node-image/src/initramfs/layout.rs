@@ -28,6 +28,8 @@ pub const REQUIRED_APPLETS: &[&str] = &[
     "ip",
     "sleep",
     "udhcpc",
+    "md5sum", // the machine-id derived from the boot NIC
+    "cut",
     "tail",
     "hostname",
     "dmesg",

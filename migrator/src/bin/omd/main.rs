@@ -125,6 +125,8 @@ fn main_inner() -> Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Plain text under systemd (journal and serial console); colours only on a terminal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let s = setup(&cli.config)?;
     if let Some(Cmd::CheckConfig) = cli.cmd {

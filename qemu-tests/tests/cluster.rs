@@ -1,0 +1,250 @@
+//! End to end for the node daemon: three QEMU nodes booted from ombootd run omd from the image,
+//! find each other with no per-node configuration, and the master (ombootd as observer) sees the
+//! same table; a node powered off is declared dead everywhere; it rejoins after a reboot.
+//!
+//! Times are measured from the lab's clock on every console and on ombootd's log at once
+//! (`LogWatch`) and printed; the assertions are about what happens, with bounds loose enough for
+//! TCG guests on a loaded 2-core CI machine.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use omlab::logwatch::{LogWatch, Pattern};
+use omlab::{Lab, RunningNode, cluster};
+
+const BOUND: Duration = Duration::from_secs(60);
+
+/// (name, state) of every row, from `omctl nodes --json` or ombootd's `/api/cluster`.
+fn table(rows: &serde_json::Value) -> BTreeSet<(String, String)> {
+    rows.as_array()
+        .unwrap_or_else(|| panic!("not a table: {rows}"))
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_owned(),
+                r["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn master_table(lab: &Lab) -> BTreeSet<(String, String)> {
+    let mut curl = Command::new("curl");
+    curl.args(["-sf", "http://10.77.0.1:8080/api/cluster"]);
+    let out = lab.run(curl, lab.netns(), Duration::from_secs(10)).unwrap();
+    assert!(out.status.success(), "ombootd /api/cluster failed");
+    table(&serde_json::from_slice(&out.stdout).unwrap())
+}
+
+fn node_table(node: &RunningNode<'_>) -> BTreeSet<(String, String)> {
+    let out = node
+        .shell("omctl nodes --json", Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(
+        out.status,
+        0,
+        "omctl nodes on {}: {:?}",
+        node.name(),
+        out.lines
+    );
+    table(
+        &out.json()
+            .unwrap_or_else(|| panic!("no JSON from omctl on {}: {:?}", node.name(), out.lines)),
+    )
+}
+
+/// Waits until `f` returns `want` (polling), up to `BOUND`; returns how long it took.
+fn until_equal(
+    what: &str,
+    want: &BTreeSet<(String, String)>,
+    mut f: impl FnMut() -> BTreeSet<(String, String)>,
+) -> Duration {
+    let t = Instant::now();
+    loop {
+        let got = f();
+        if &got == want {
+            return t.elapsed();
+        }
+        assert!(t.elapsed() < BOUND, "{what}: still {got:?}, want {want:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+#[test]
+fn nodes_and_master_share_one_cluster_table_detect_failure_and_rejoin() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let image = root.join("build/image");
+    assert!(
+        image.join("rootfs/usr/local/sbin/omd").exists(),
+        "no omd in the node image at {}: run `omimage build` first (`omlab test` does)",
+        image.display()
+    );
+    let lab = Lab::new("cluster").unwrap();
+    let plan = cluster::bios_nodes(3, 512, false);
+    let names: Vec<&str> = plan.iter().map(|p| p.node.name()).collect();
+    let config = lab
+        .write_ombootd_config(&cluster::config_for(&lab, &image, &plan))
+        .unwrap();
+    let _ombootd = lab
+        .start_ombootd(&root.join("target/debug/ombootd"), &config)
+        .unwrap();
+
+    // Everything the consoles and the master will say, watched from before power-on.
+    let serial = |n: &str| lab.dir().join(format!("{n}.serial"));
+    let master_log = lab.dir().join("ombootd.log");
+    let started: Vec<Pattern> = names
+        .iter()
+        .map(|n| Pattern::new(serial(n), &["omd listening on"]))
+        .collect();
+    let mut joined = Vec::new();
+    for a in &names {
+        for b in names.iter().filter(|b| b != &a) {
+            joined.push(Pattern::new(
+                serial(a),
+                &["member up", &format!("name={b}")],
+            ));
+        }
+        joined.push(Pattern::new(
+            &master_log,
+            &["member up", &format!("name={a}")],
+        ));
+    }
+    let watch = LogWatch::start(started.iter().chain(&joined).cloned().collect());
+
+    let nodes: Vec<RunningNode<'_>> = cluster::boot_all(&lab, &plan, Duration::from_secs(600))
+        .into_iter()
+        .zip(&names)
+        .map(|(r, n)| r.unwrap_or_else(|e| panic!("{n} did not come up: {e}")).0)
+        .collect();
+    let starts = watch
+        .wait_all(&started, BOUND)
+        .unwrap_or_else(|m| panic!("omd did not start: {m:?}"));
+    let joins = watch
+        .wait_all(&joined, BOUND)
+        .unwrap_or_else(|m| panic!("never joined: {m:?}"));
+    let last_start = *starts.iter().max().unwrap();
+    let join_time = joins
+        .iter()
+        .max()
+        .unwrap()
+        .saturating_duration_since(last_start);
+    println!(
+        "join: every node and the master saw every node {} after the last omd start",
+        secs(join_time)
+    );
+
+    // The same table everywhere: three nodes and the master (an observer), all alive.
+    let mut want: BTreeSet<(String, String)> = names
+        .iter()
+        .map(|n| ((*n).to_owned(), "alive".to_owned()))
+        .collect();
+    want.insert(("ombootd".to_owned(), "alive".to_owned()));
+    until_equal("master table", &want, || master_table(&lab));
+    for n in &nodes {
+        until_equal(&format!("table on {}", n.name()), &want, || node_table(n));
+    }
+    let ps = nodes[0]
+        .shell("omctl ps | head -3", Duration::from_secs(60))
+        .unwrap();
+    assert!(
+        ps.lines.iter().any(|l| l.contains("NODE"))
+            && ps.lines.iter().any(|l| l.contains(" node1 ")),
+        "{:?}",
+        ps.lines
+    );
+    let whois = nodes[1]
+        .shell("omctl whois 10.77.0.13", Duration::from_secs(60))
+        .unwrap();
+    assert!(
+        whois.status == 0 && whois.lines.iter().any(|l| l.contains("node3")),
+        "{:?}",
+        whois.lines
+    );
+
+    // node3 powered off: dead on the other nodes and on the master.
+    let mut nodes = nodes;
+    let node3 = nodes.pop().unwrap();
+    let down: Vec<Pattern> = names[..2]
+        .iter()
+        .map(|n| Pattern::new(serial(n), &["member down", "name=node3"]))
+        .chain([Pattern::new(&master_log, &["member down", "name=node3"])])
+        .collect();
+    let watch_down = LogWatch::start(down.clone());
+    let off = Instant::now();
+    node3.power_off().unwrap();
+    let detected = watch_down
+        .wait_all(&down, BOUND)
+        .unwrap_or_else(|m| panic!("node3 never declared dead: {m:?}"));
+    let times: Vec<String> = detected
+        .iter()
+        .map(|t| secs(t.saturating_duration_since(off)))
+        .collect();
+    println!(
+        "failure: node3 declared dead on node1, node2, master after {}",
+        times.join(", ")
+    );
+    let mut want_dead = want.clone();
+    want_dead.remove(&("node3".to_owned(), "alive".to_owned()));
+    want_dead.insert(("node3".to_owned(), "dead".to_owned()));
+    until_equal("master table after power-off", &want_dead, || {
+        master_table(&lab)
+    });
+    for n in &nodes {
+        until_equal(
+            &format!("table on {} after power-off", n.name()),
+            &want_dead,
+            || node_table(n),
+        );
+    }
+
+    // node3 boots again (same MAC, same machine-id, same node id) and rejoins everywhere.
+    let reboot_started = Pattern::new(serial("node3.boot2"), &["omd listening on"]);
+    let back: Vec<Pattern> = names[..2]
+        .iter()
+        .map(|n| Pattern::new(serial(n), &["name=node3"]))
+        .chain([Pattern::new(&master_log, &["member up", "name=node3"])])
+        .collect();
+    let watch_back = LogWatch::start(
+        back.iter()
+            .cloned()
+            .chain([reboot_started.clone()])
+            .collect(),
+    );
+    let node3 = plan[2].node.boot(&lab).unwrap();
+    node3.wait_up(Duration::from_secs(600)).unwrap();
+    let rejoined = watch_back
+        .wait_all(&back, BOUND)
+        .unwrap_or_else(|m| panic!("node3 did not rejoin: {m:?}"));
+    let started = watch_back
+        .wait_all(std::slice::from_ref(&reboot_started), BOUND)
+        .unwrap()[0];
+    println!(
+        "rejoin: node3 seen again by node1, node2 and the master {} after its omd started",
+        secs(
+            rejoined
+                .iter()
+                .max()
+                .unwrap()
+                .saturating_duration_since(started)
+        )
+    );
+    until_equal("master table after rejoin", &want, || master_table(&lab));
+    for n in nodes.iter().chain([&node3]) {
+        until_equal(
+            &format!("table on {} after rejoin", n.name()),
+            &want,
+            || node_table(n),
+        );
+    }
+    drop(nodes);
+    drop(node3);
+    lab.teardown().unwrap();
+}
