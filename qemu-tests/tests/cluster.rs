@@ -151,6 +151,19 @@ fn nodes_and_master_share_one_cluster_table_detect_failure_and_rejoin() {
     for n in &nodes {
         until_equal(&format!("table on {}", n.name()), &want, || node_table(n));
     }
+    let mon = nodes[0]
+        .shell(
+            "omctl mon --once --width 100 --height 20",
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let screen = mon.lines.join("\n");
+    assert!(
+        mon.status == 0 && names.iter().all(|n| screen.contains(n)) && screen.contains("4/4 alive"),
+        "{screen}"
+    );
+    std::fs::write(lab.dir().join("mon-screen.txt"), &screen).unwrap();
+    println!("omctl mon --once on node1:\n{screen}");
     let ps = nodes[0]
         .shell("omctl ps | head -3", Duration::from_secs(60))
         .unwrap();
