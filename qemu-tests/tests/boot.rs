@@ -28,7 +28,7 @@ fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
         .start_ombootd(&root.join("target/debug/ombootd"), &config)
         .unwrap();
 
-    let results = cluster::boot_all(&lab, &plan, Duration::from_secs(600));
+    let results = cluster::boot_all(&lab, &plan, Duration::from_secs(300));
     let mut nodes = Vec::new();
     for (p, r) in plan.iter().zip(results) {
         let name = p.node.name();

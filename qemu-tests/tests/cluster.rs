@@ -119,7 +119,7 @@ fn nodes_and_master_share_one_cluster_table_detect_failure_and_rejoin() {
     }
     let watch = LogWatch::start(started.iter().chain(&joined).cloned().collect());
 
-    let nodes: Vec<RunningNode<'_>> = cluster::boot_all(&lab, &plan, Duration::from_secs(600))
+    let nodes: Vec<RunningNode<'_>> = cluster::boot_all(&lab, &plan, Duration::from_secs(300))
         .into_iter()
         .zip(&names)
         .map(|(r, n)| r.unwrap_or_else(|e| panic!("{n} did not come up: {e}")).0)
@@ -232,7 +232,7 @@ fn nodes_and_master_share_one_cluster_table_detect_failure_and_rejoin() {
             .collect(),
     );
     let node3 = plan[2].node.boot(&lab).unwrap();
-    node3.wait_up(Duration::from_secs(600)).unwrap();
+    node3.wait_up(Duration::from_secs(300)).unwrap();
     let rejoined = watch_back
         .wait_all(&back, BOUND)
         .unwrap_or_else(|m| panic!("node3 did not rejoin: {m:?}"));

@@ -1,5 +1,5 @@
 #!/bin/sh
-# omboot-ready: report the node's boot outcome as ONE line on the serial console, which the lab
+# omboot-ready: report the node's boot outcome as ONE line on the console (via the kernel log), which the lab
 # and ombootd's tests wait for. Installed by `omimage build` as /usr/local/sbin/omboot-ready.
 #   OMBOOT-READY name=<hostname> ip=<first global IPv4> state=<systemctl is-system-running>
 #   OMBOOT-FAILED-UNITS <unit> <unit> ...     (only when the state is not "running")
@@ -13,14 +13,12 @@ ip=none
 addr=$(ip -4 -o addr show scope global | { read -r _ _ _ a _ && echo "$a"; })
 [ -n "$addr" ] && ip=${addr%/*}
 
-console=/dev/ttyS0
-[ -w "$console" ] || console=/dev/console
 report="OMBOOT-READY name=$name ip=$ip state=$state"
+# Through the kernel log, at "crit" (<2>) so it passes the console log level the image sets:
+# the kernel prints it on the serial console itself. A direct write to /dev/ttyS0 can be lost
+# when the serial getty starts at the same moment and hangs up or flushes the tty.
+printf '<2>%s\n' "$report" >/dev/kmsg
 if [ "$state" != running ]; then
 	failed=$(systemctl --failed --plain --no-legend | { units=; while read -r u _; do units="$units $u"; done; echo $units; })
-	report="$report
-OMBOOT-FAILED-UNITS ${failed:-none}"
+	printf '<2>%s\n' "OMBOOT-FAILED-UNITS ${failed:-none}" >/dev/kmsg
 fi
-# One write, starting on a fresh line: the console also carries getty and systemd output
-# (terminal queries without a newline), and readers match whole lines.
-printf '\n%s\n' "$report" >"$console"
