@@ -2,6 +2,8 @@
 //! for the same file across server restarts; every write operation answers `NFS3ERR_ROFS`.
 //!
 //! Attributes are the real ones (modes, owners, times): the nodes' overlay copies them up.
+//! Known limit: a handle is the inode number alone, so once a file is deleted and its inode number
+//! reused by a new file, an old handle reaches the new file (knfsd adds the inode generation).
 
 use std::collections::HashMap;
 use std::fs::Metadata;
@@ -437,8 +439,8 @@ mod tests {
             (b"node\n".to_vec(), true)
         );
         assert_eq!(fresh.getattr(&h).await.unwrap().size, 5);
-        // Replaced by a new file (new inode, as a rebuild does): the old handle is stale, not wrong data.
-        std::fs::remove_file(d.path().join("etc/hostname")).unwrap();
+        // Replaced by a new file written beside it and renamed over it (as a rebuild does, so the
+        // old inode is still in use when the new one is made): the old handle is stale, not wrong data.
         std::fs::write(d.path().join("etc/hostname.new"), b"other").unwrap();
         std::fs::rename(
             d.path().join("etc/hostname.new"),
