@@ -267,8 +267,8 @@ mod tests {
     fn the_ready_script_prints_the_contract_line() {
         assert!(READY_SCRIPT.contains("OMBOOT-READY name=$name ip=$ip state=$state"));
         assert!(
-            READY_SCRIPT.contains("printf '\\n%s\\n' \"$report\""),
-            "one write on a fresh line"
+            READY_SCRIPT.contains("printf '<2>%s\\n' \"$report\" >/dev/kmsg"),
+            "one line through the kernel log, at a level the console shows"
         );
         assert!(READY_SCRIPT.contains("OMBOOT-FAILED-UNITS"));
         assert!(READY_SCRIPT.contains("timeout 120 systemctl is-system-running --wait"));
