@@ -2,15 +2,16 @@
 //! booted at once from one ombootd, each waited for until it reports up.
 
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::LabConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::firmware::Firmware;
 use crate::lab::Lab;
 use crate::mac::MacAddr;
 use crate::node::{Node, NodeUp, RunningNode};
+use crate::process::Proc;
 
 /// A node and the address reserved for it.
 #[derive(Debug, Clone)]
@@ -63,6 +64,32 @@ fn plan(nodes: &[(u8, Firmware, bool)], memory_mib: u32, kvm: bool) -> Vec<Plann
             ip: Ipv4Addr::new(10, 77, 0, 10 + n),
         })
         .collect()
+}
+
+/// The workspace root (where `build/` and `target/` are).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// The workspace's node image (`build/image`), once it is known to hold `needed` (a path inside
+/// it, such as `rootfs/usr/local/sbin/omd`).
+pub fn built_image(needed: &str) -> Result<PathBuf> {
+    let image = workspace_root().join("build/image");
+    if !image.join(needed).exists() {
+        return Err(Error::Missing {
+            what: "the node image (run `omimage build`; `omlab test` does)",
+            path: image.join(needed),
+        });
+    }
+    Ok(image)
+}
+
+/// Writes the config serving `image` to `plan` and starts the workspace's debug ombootd.
+pub fn start_master(lab: &Lab, image: &Path, plan: &[Planned]) -> Result<Proc> {
+    let config = lab.write_ombootd_config(&config_for(lab, image, plan))?;
+    lab.start_ombootd(&workspace_root().join("target/debug/ombootd"), &config)
 }
 
 /// The lab's ombootd config serving `image` to `plan`.

@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::time::Duration;
 
 use omlab::Lab;
@@ -12,21 +11,10 @@ use omlab::cluster;
 
 #[test]
 fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let image = root.join("build/image");
-    assert!(
-        image.join("rootfs/sbin/init").exists(),
-        "no node image in {}: run `omimage build` first (`omlab test` does)",
-        image.display()
-    );
+    let image = cluster::built_image("rootfs/sbin/init").unwrap();
     let lab = Lab::new("boot").unwrap();
     let plan = cluster::every_boot_path(512, false);
-    let config = lab
-        .write_ombootd_config(&cluster::config_for(&lab, &image, &plan))
-        .unwrap();
-    let _ombootd = lab
-        .start_ombootd(&root.join("target/debug/ombootd"), &config)
-        .unwrap();
+    let _ombootd = cluster::start_master(&lab, &image, &plan).unwrap();
 
     let results = cluster::boot_all(&lab, &plan, Duration::from_secs(300));
     let mut nodes = Vec::new();

@@ -9,7 +9,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -80,22 +79,11 @@ fn secs(d: Duration) -> String {
 
 #[test]
 fn nodes_and_master_share_one_cluster_table_detect_failure_and_rejoin() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let image = root.join("build/image");
-    assert!(
-        image.join("rootfs/usr/local/sbin/omd").exists(),
-        "no omd in the node image at {}: run `omimage build` first (`omlab test` does)",
-        image.display()
-    );
+    let image = cluster::built_image("rootfs/usr/local/sbin/omd").unwrap();
     let lab = Lab::new("cluster").unwrap();
     let plan = cluster::bios_nodes(3, 512, false);
     let names: Vec<&str> = plan.iter().map(|p| p.node.name()).collect();
-    let config = lab
-        .write_ombootd_config(&cluster::config_for(&lab, &image, &plan))
-        .unwrap();
-    let _ombootd = lab
-        .start_ombootd(&root.join("target/debug/ombootd"), &config)
-        .unwrap();
+    let _ombootd = cluster::start_master(&lab, &image, &plan).unwrap();
 
     // Everything the consoles and the master will say, watched from before power-on.
     let serial = |n: &str| lab.dir().join(format!("{n}.serial"));

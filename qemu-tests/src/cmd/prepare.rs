@@ -1,7 +1,6 @@
 //! What `omlab demo` and `omlab test` need before they run: the Debian packages (installed when
 //! missing), the workspace binaries, and the node image (`omimage build`, cached).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -23,12 +22,7 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "tmux",            // drives `omctl mon` in a real terminal in its test
 ];
 
-/// The workspace root (where `Cargo.toml`, `build/` and `target/` are).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-}
+pub use omlab::cluster::workspace_root;
 
 /// Prints a step header and runs it, then its duration.
 pub fn step<T>(name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
