@@ -182,6 +182,8 @@ pub struct Agent {
     seq: u32,
     flags: Flags,
     quiet_sent: bool,
+    guests: u32,
+    migration: bool,
     drops: DropCounters,
     stats: Stats,
     out: Vec<Outgoing>,
@@ -234,6 +236,8 @@ impl Agent {
             seq: 0,
             flags: Flags::default(),
             quiet_sent: false,
+            guests: 0,
+            migration: false,
             drops: DropCounters::default(),
             stats: Stats::default(),
             out: Vec::new(),
@@ -267,6 +271,13 @@ impl Agent {
             self.quiet_sent = false;
         }
         self.flags = flags;
+    }
+
+    /// What the node advertises about jobs: guests running here, and whether it takes
+    /// migrations (CRIU's checks passed).
+    pub fn set_job_caps(&mut self, guests: u32, migration: bool) {
+        self.guests = guests;
+        self.migration = migration;
     }
 
     /// Active members other than us.
@@ -420,8 +431,13 @@ impl Agent {
             loadavg1_milli: milli(o.sample.loadavg1),
             mem_total: o.sample.mem_total,
             mem_free: o.sample.mem_free,
-            guests: 0,
-            flags: wire::flags_to_bits(self.flags, self.foca.identity().observer),
+            guests: self.guests,
+            flags: wire::flags_to_bits(self.flags, self.foca.identity().observer)
+                | if self.migration {
+                    wire::FLAG_MIGRATION
+                } else {
+                    0
+                },
         })
     }
 
@@ -551,6 +567,7 @@ pub fn load_of(r: &LoadRecord) -> Load {
         mem_total: r.mem_total,
         mem_free: r.mem_free,
         guests: r.guests,
+        migration: r.flags & wire::FLAG_MIGRATION != 0,
     }
 }
 

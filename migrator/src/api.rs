@@ -25,6 +25,17 @@ pub enum Request {
         /// What to do.
         action: Control,
     },
+    /// omrun: start a job; after the `Started` reply the connection carries its stdio frames.
+    Run(crate::jobs::home::RunRequest),
+    /// Every job of the cluster.
+    Jobs,
+    /// Move a job (`omctl migrate JOB NODE|home`).
+    Migrate {
+        /// Job id, or the deputy's pid on this node.
+        job: String,
+        /// Node name, or `home`.
+        to: String,
+    },
 }
 
 /// mosctl's node controls.
@@ -45,9 +56,9 @@ pub enum Control {
     Quiet,
     /// Send load information again.
     Noquiet,
-    /// Send all guests away and block. Needs process migration: answered "not yet".
+    /// Send all guests away and block.
     Expel,
-    /// Call all own migrated processes home. Needs process migration: answered "not yet".
+    /// Call all own migrated processes home.
     Bring,
 }
 
@@ -69,6 +80,23 @@ pub enum Reply {
     Done {
         /// Current flags.
         flags: Flags,
+    },
+    /// A job started (omrun).
+    Started {
+        /// Its id.
+        job: crate::job::record::JobId,
+        /// Where it runs.
+        node: String,
+    },
+    /// The cluster's jobs.
+    Jobs {
+        /// Rows.
+        jobs: Vec<crate::job::record::JobView>,
+    },
+    /// What a job command did, one sentence per line.
+    Message {
+        /// Text.
+        text: String,
     },
     /// The request failed; `error` is a sentence for the user.
     Error {
@@ -117,8 +145,11 @@ pub struct Load {
     pub mem_total: u64,
     /// Free (available) memory, bytes.
     pub mem_free: u64,
-    /// Guest jobs running here (0 until migration exists).
+    /// Guest jobs running here (jobs whose home is another node).
     pub guests: u32,
+    /// CRIU's checks passed at omd start: the node can dump jobs and take migrations.
+    #[serde(default)]
+    pub migration: bool,
 }
 
 /// One row of the cluster table.

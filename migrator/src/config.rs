@@ -37,6 +37,10 @@ pub struct ConfigFile {
     pub load_window: usize,
     /// SWIM timing.
     pub swim: SwimFile,
+    /// TCP port of the peer protocol (migrations, stdio relays), the same on every node.
+    pub peer_port: u16,
+    /// Directory of the jobs this node hosts (keeper sockets, images in transit).
+    pub jobs_dir: PathBuf,
 }
 
 impl Default for ConfigFile {
@@ -53,6 +57,8 @@ impl Default for ConfigFile {
             observer: false,
             load_window: 8,
             swim: SwimFile::default(),
+            peer_port: crate::jobs::DEFAULT_PEER_PORT,
+            jobs_dir: crate::job::record::JOBS_DIR.into(),
         }
     }
 }
@@ -115,6 +121,10 @@ pub struct OmdConfig {
     pub load_window: usize,
     /// SWIM timing.
     pub swim: SwimTuning,
+    /// Peer protocol port.
+    pub peer_port: u16,
+    /// Jobs directory.
+    pub jobs_dir: PathBuf,
 }
 
 /// A configuration problem.
@@ -213,6 +223,12 @@ impl ConfigFile {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if self.peer_port == 0 || self.peer_port == self.port {
+            return Err(invalid(
+                "peer_port",
+                "must be a TCP port other than 0".to_owned(),
+            ));
+        }
         Ok(OmdConfig {
             interface: self.interface.filter(|i| !i.is_empty()),
             port: self.port,
@@ -232,6 +248,8 @@ impl ConfigFile {
                 cluster_size_hint: s.cluster_size_hint.max(1),
                 announce_period: Duration::from_millis(s.announce_period_ms),
             },
+            peer_port: self.peer_port,
+            jobs_dir: self.jobs_dir,
         })
     }
 }

@@ -3,8 +3,8 @@
 
 use crate::api::{Control, Flags, NodeInfo, Reply, Request};
 
-/// The answer to `expel`/`bring` until process migration exists.
-pub const NOT_YET: &str = "not yet: process migration arrives with the next issue";
+/// The answer to `expel`/`bring` where no jobs run (an observer).
+pub const NOT_YET: &str = "this node runs no jobs, so it has none to expel or bring";
 
 /// Answer one request. `rows` is the table with this node first; `flags` are this node's
 /// flags and are changed by controls when `is_root`.
@@ -18,6 +18,9 @@ pub fn handle(req: &Request, is_root: bool, rows: &[NodeInfo], flags: &mut Flags
             None => Reply::Error {
                 error: format!("no node matches {who:?} (try an id, a host name or an IP)"),
             },
+        },
+        Request::Run(_) | Request::Jobs | Request::Migrate { .. } => Reply::Error {
+            error: "this node runs no jobs (an observer)".into(),
         },
         Request::Control { action } => {
             if !is_root {

@@ -1,4 +1,5 @@
-//! The node side of ombootd: discovery, membership, load gossip and (next) process migration.
+//! The node side of ombootd: discovery, membership, load gossip, and process migration on CRIU
+//! (jobs, their keepers and deputies, the migration protocol).
 //!
 //! `omd` runs on every node; `omctl` talks to it over [`api`].
 
@@ -9,9 +10,13 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod frame;
 pub mod identity;
+pub mod job;
+pub mod jobs;
 pub mod key;
 pub mod load;
+pub mod migration;
 pub mod netif;
 pub mod node;
 pub mod observer;

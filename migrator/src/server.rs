@@ -7,8 +7,13 @@ use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::api::{Reply, Request};
+use tokio::net::unix::UCred;
+
+use crate::api::{Control, Reply, Request};
 use crate::control;
+use crate::jobs::home::{self, Caller};
+use crate::jobs::{Jobs, requests};
+use crate::migration::protocol::Target;
 use crate::node::NodeHandle;
 
 /// Longest request line accepted; longer ones get an error and the connection closes.
@@ -29,12 +34,12 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(l)
 }
 
-/// Serve forever.
-pub async fn serve(listener: UnixListener, node: NodeHandle) {
+/// Serve forever. `jobs` is `None` on an observer (no jobs run there).
+pub async fn serve(listener: UnixListener, node: NodeHandle, jobs: Option<Jobs>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(client(stream, node.clone()));
+                tokio::spawn(client(stream, node.clone(), jobs.clone()));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "control accept");
@@ -60,8 +65,88 @@ pub fn answer(line: &str, is_root: bool, node: &NodeHandle) -> Reply {
     }
 }
 
-async fn client(stream: UnixStream, node: NodeHandle) {
-    let is_root = stream.peer_cred().map(|c| c.uid() == 0).unwrap_or(false);
+fn no_jobs() -> Reply {
+    Reply::Error {
+        error: "this node runs no jobs (an observer)".into(),
+    }
+}
+
+fn lines_of(results: Vec<Result<String, String>>, none: &str) -> String {
+    if results.is_empty() {
+        return none.to_owned();
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| format!("error: {e}")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Requests about jobs (they wait on the network); `None`: not a job request.
+async fn answer_jobs(
+    req: &Request,
+    cred: Option<UCred>,
+    jobs: Option<&Jobs>,
+    node: &NodeHandle,
+) -> Option<Reply> {
+    let uid = cred.map_or(u32::MAX, |c| c.uid());
+    let is_root = uid == 0;
+    let reply = match req {
+        Request::Jobs => match jobs {
+            Some(j) => Reply::Jobs {
+                jobs: requests::list(j).await,
+            },
+            None => no_jobs(),
+        },
+        Request::Migrate { job, to } => match jobs {
+            Some(j) => {
+                let target = if to == "home" {
+                    Target::Home
+                } else {
+                    Target::Node(to.clone())
+                };
+                let id = requests::resolve(j, job);
+                match requests::migrate(j, &id, &target, uid, true).await {
+                    Ok(text) => Reply::Message { text },
+                    Err(error) => Reply::Error { error },
+                }
+            }
+            None => no_jobs(),
+        },
+        Request::Control {
+            action: Control::Expel,
+        } if is_root => match jobs {
+            Some(j) => {
+                node.with_agent(|a, _| {
+                    let mut f = a.flags();
+                    f.block = true;
+                    a.set_flags(f);
+                });
+                Reply::Message {
+                    text: lines_of(
+                        requests::expel(j).await,
+                        "no guest jobs here; guests are now refused (block)",
+                    ),
+                }
+            }
+            None => no_jobs(),
+        },
+        Request::Control {
+            action: Control::Bring,
+        } if is_root => match jobs {
+            Some(j) => Reply::Message {
+                text: lines_of(requests::bring(j).await, "every job of this node is home"),
+            },
+            None => no_jobs(),
+        },
+        _ => return None,
+    };
+    Some(reply)
+}
+
+async fn client(stream: UnixStream, node: NodeHandle, jobs: Option<Jobs>) {
+    let cred = stream.peer_cred().ok();
+    let is_root = cred.is_some_and(|c| c.uid() == 0);
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r);
     let mut line = String::new();
@@ -71,10 +156,41 @@ async fn client(stream: UnixStream, node: NodeHandle) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+        let req = serde_json::from_str::<Request>(line.trim());
+        if let (Ok(Request::Run(run)), Some(j), Some(c)) = (&req, &jobs, cred) {
+            let caller = Caller {
+                pid: c.pid().unwrap_or(0).max(0) as u32,
+                uid: c.uid(),
+                gid: c.gid(),
+            };
+            let reply = match home::start(j, run, caller).await {
+                Ok((record, node)) => Reply::Started {
+                    job: record.id.clone(),
+                    node,
+                },
+                Err(error) => Reply::Error { error },
+            };
+            let started = matches!(reply, Reply::Started { .. });
+            let mut out = serde_json::to_string(&reply).unwrap_or_default();
+            out.push('\n');
+            if w.write_all(out.as_bytes()).await.is_err() || !started {
+                return;
+            }
+            if let Reply::Started { job, .. } = reply {
+                home::serve_deputy(j.clone(), job, lines, w).await;
+            }
+            return;
+        }
+        let job_reply = match &req {
+            Ok(r) if line.len() <= MAX_LINE => answer_jobs(r, cred, jobs.as_ref(), &node).await,
+            _ => None,
+        };
         let reply = if line.len() > MAX_LINE {
             Reply::Error {
                 error: "request line too long".into(),
             }
+        } else if let Some(r) = job_reply {
+            r
         } else {
             answer(line.trim(), is_root, &node)
         };

@@ -23,7 +23,7 @@
 //! id u64 | seq u32 | age_ms u32 | cpus u16 | speed u32 | load_milli u32 | loadavg1_milli u32
 //! | mem_total u64 | mem_free u64 | guests u32 | flags u8
 //! ```
-//! flags bits: 0 stay, 1 lstay, 2 block, 3 quiet, 4 observer.
+//! flags bits: 0 stay, 1 lstay, 2 block, 3 quiet, 4 observer, 5 takes migrations (CRIU ok).
 //!
 //! # ANNOUNCE body
 //! The sender's identity: `id u64 | generation u64 | ip [4] | port u16 | observer u8 |
@@ -225,6 +225,8 @@ pub struct LoadRecord {
 
 /// Flag bit for an observer node.
 pub const FLAG_OBSERVER: u8 = 1 << 4;
+/// Flag bit: CRIU works on the node, it takes migrations.
+pub const FLAG_MIGRATION: u8 = 1 << 5;
 
 /// Pack [`Flags`] (+ observer) into the record's flag byte.
 pub fn flags_to_bits(f: Flags, observer: bool) -> u8 {

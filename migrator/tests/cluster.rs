@@ -176,7 +176,7 @@ async fn five_agents_join_detect_rejoin_and_refuse_foreign_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("omd.sock");
     let listener = migrator::server::bind(&path).unwrap();
-    tokio::spawn(migrator::server::serve(listener, nodes[0].clone()));
+    tokio::spawn(migrator::server::serve(listener, nodes[0].clone(), None));
     let reply = ask(&path, r#"{"cmd":"whois","who":"127.0.0.3"}"#).await;
     assert!(
         matches!(reply, Reply::Node { ref node } if node.name == "node3"),

@@ -25,6 +25,7 @@ fn cluster() -> Vec<NodeInfo> {
         mem_total: 4 * GIB,
         mem_free: GIB,
         guests: 0,
+        migration: true,
     };
     let node = |id: &str, name: &str, ip: &str, state, is_self, observer, l| NodeInfo {
         id: id.into(),
@@ -82,9 +83,21 @@ fn answer(request: Request) -> Reply {
                 |node| Reply::Node { node },
             ),
         Request::Control {
-            action: action @ (Control::Expel | Control::Bring),
+            action: Control::Expel,
+        } => Reply::Message {
+            text: "job node2.77 moved from node1 to node2".into(),
+        },
+        Request::Control {
+            action: Control::Bring,
         } => Reply::Error {
-            error: format!("not yet: {action:?} needs process migration (next issue)"),
+            error: "node2 refused job node1.5: node2 refuses guests (block)".into(),
+        },
+        Request::Jobs => Reply::Jobs { jobs: Vec::new() },
+        Request::Migrate { job, to } => Reply::Error {
+            error: format!("there is no job {job} (asked to move it to {to})"),
+        },
+        Request::Run(_) => Reply::Error {
+            error: "not in this fake".into(),
         },
         Request::Control { action } => Reply::Done {
             flags: Flags {
@@ -269,19 +282,33 @@ fn mon_without_a_terminal_points_at_once() {
 }
 
 #[test]
-fn expel_is_not_faked() {
+fn expel_and_bring_print_what_omd_did_or_its_refusal() {
     let omd = FakeOmd::start();
-    for cmd in ["expel", "bring"] {
-        let out = omctl(&omd.socket(), &[cmd]);
-        assert_eq!(out.status.code(), Some(1), "{cmd}");
-        assert!(out.stdout.is_empty(), "{cmd}");
-        let err = stderr(&out);
-        if is_root() {
-            assert!(err.starts_with("Error: omd: not yet: "), "{err}");
-        } else {
-            assert!(err.contains("needs root"), "{err}");
-        }
+    let out = omctl(&omd.socket(), &["expel"]);
+    if !is_root() {
+        assert!(stderr(&out).contains("needs root"));
+        return;
     }
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("moved from node1 to node2"));
+    let out = omctl(&omd.socket(), &["bring"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("refuses guests"), "{}", stderr(&out));
+}
+
+#[test]
+fn migrate_and_jobs_report_omds_answer() {
+    let omd = FakeOmd::start();
+    let out = omctl(&omd.socket(), &["migrate", "node1.9", "node2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("there is no job node1.9"),
+        "{}",
+        stderr(&out)
+    );
+    let out = omctl(&omd.socket(), &["jobs"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no jobs"));
 }
 
 #[test]

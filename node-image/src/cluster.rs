@@ -15,6 +15,10 @@ pub struct ClusterSoftware {
     pub omd: PathBuf,
     /// The omctl binary.
     pub omctl: PathBuf,
+    /// The omrun binary (deputy).
+    pub omrun: PathBuf,
+    /// The omjob binary (keeper and job init; beside omd).
+    pub omjob: PathBuf,
     /// omd's config file.
     pub omd_config: PathBuf,
 }
@@ -54,6 +58,8 @@ After=network.target
 ExecStart=/usr/local/sbin/omd --config /etc/omd/omd.toml
 Restart=always
 RestartSec=1
+# Jobs (their keepers) live on when omd restarts or is killed: a restarted omd adopts them.
+KillMode=process
 # Readiness and membership changes also on the serial console, where the lab watches.
 StandardOutput=journal+console
 
@@ -77,6 +83,8 @@ pub fn actions(sw: &ClusterSoftware, key: &[u8]) -> Result<Vec<Action>, ClusterE
     Ok(vec![
         write("usr/local/sbin/omd", 0o755, read(&sw.omd)?),
         write("usr/local/bin/omctl", 0o755, read(&sw.omctl)?),
+        write("usr/local/bin/omrun", 0o755, read(&sw.omrun)?),
+        write("usr/local/sbin/omjob", 0o755, read(&sw.omjob)?),
         write("etc/omd/omd.toml", 0o644, read(&sw.omd_config)?),
         write("etc/omd/cluster.key", 0o600, key.to_vec()),
         write(
@@ -167,12 +175,14 @@ mod tests {
     #[test]
     fn installs_programs_unit_and_a_root_only_key() {
         let d = tempfile::tempdir().unwrap();
-        for f in ["omd", "omctl", "omd.toml"] {
+        for f in ["omd", "omctl", "omrun", "omjob", "omd.toml"] {
             std::fs::write(d.path().join(f), f).unwrap();
         }
         let sw = ClusterSoftware {
             omd: d.path().join("omd"),
             omctl: d.path().join("omctl"),
+            omrun: d.path().join("omrun"),
+            omjob: d.path().join("omjob"),
             omd_config: d.path().join("omd.toml"),
         };
         let acts = actions(&sw, &[7; 32]).unwrap();

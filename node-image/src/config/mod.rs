@@ -249,6 +249,8 @@ impl Validator<'_> {
             cluster: crate::cluster::ClusterSoftware {
                 omd: wire.cluster.omd,
                 omctl: wire.cluster.omctl,
+                omrun: wire.cluster.omrun,
+                omjob: wire.cluster.omjob,
                 omd_config: wire.cluster.omd_config,
             },
         })

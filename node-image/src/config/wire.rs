@@ -133,6 +133,12 @@ pub struct WireCluster {
     /// The `omctl` binary, installed as `/usr/local/bin/omctl`.
     #[serde(default = "default_omctl")]
     pub omctl: PathBuf,
+    /// The `omrun` binary (a job's deputy), installed as `/usr/local/bin/omrun`.
+    #[serde(default = "default_omrun")]
+    pub omrun: PathBuf,
+    /// The `omjob` binary (a job's keeper and init), installed as `/usr/local/sbin/omjob`.
+    #[serde(default = "default_omjob")]
+    pub omjob: PathBuf,
     /// omd's configuration, installed as `/etc/omd/omd.toml`.
     #[serde(default = "default_omd_config")]
     pub omd_config: PathBuf,
@@ -143,6 +149,8 @@ impl Default for WireCluster {
         Self {
             omd: default_omd(),
             omctl: default_omctl(),
+            omrun: default_omrun(),
+            omjob: default_omjob(),
             omd_config: default_omd_config(),
         }
     }
@@ -153,6 +161,12 @@ fn default_omd() -> PathBuf {
 }
 fn default_omctl() -> PathBuf {
     PathBuf::from("target/release/omctl")
+}
+fn default_omrun() -> PathBuf {
+    PathBuf::from("target/release/omrun")
+}
+fn default_omjob() -> PathBuf {
+    PathBuf::from("target/release/omjob")
 }
 fn default_omd_config() -> PathBuf {
     PathBuf::from("configs/omd.toml")

@@ -80,6 +80,19 @@ pub enum Command {
               value_parser = parse_delay)]
         delay: f64,
     },
+    /// The cluster's jobs (started with omrun): where each runs, its home, its state.
+    Jobs {
+        /// Print the rows as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a job to another node, or home (like openMosix's migrate).
+    Migrate {
+        /// Job id (`node1.1234`), or the pid of its omrun on this node.
+        job: String,
+        /// A node name, or `home`.
+        to: String,
+    },
     /// A node control.
     #[command(flatten)]
     Control(ControlCmd),
@@ -102,9 +115,9 @@ pub enum ControlCmd {
     Quiet,
     /// Send load information again (root).
     Noquiet,
-    /// Send all guests away and block (root; needs process migration: not yet).
+    /// Send all guest jobs home, then refuse new ones (root).
     Expel,
-    /// Call all own migrated processes home (root; needs process migration: not yet).
+    /// Call every job of this node home (root).
     Bring,
 }
 

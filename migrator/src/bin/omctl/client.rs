@@ -28,6 +28,11 @@ impl Omd {
 
     /// Sends one request and returns omd's reply, whatever it is.
     pub fn call(&self, request: &Request) -> Result<Reply> {
+        self.call_within(request, TIMEOUT)
+    }
+
+    /// [`Self::call`] with its own reply timeout (a migration takes longer than a query).
+    pub fn call_within(&self, request: &Request, timeout: std::time::Duration) -> Result<Reply> {
         let path = self.socket.display();
         let stream = UnixStream::connect(&self.socket).map_err(|e| {
             let hint = match e.kind() {
@@ -37,7 +42,7 @@ impl Omd {
             anyhow!(e).context(format!("cannot reach omd at {path}: {hint}"))
         })?;
         stream
-            .set_read_timeout(Some(TIMEOUT))
+            .set_read_timeout(Some(timeout))
             .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
             .context("setting socket timeouts")?;
 
@@ -82,6 +87,24 @@ impl Omd {
     pub fn control(&self, action: Control) -> Result<Flags> {
         match self.call(&Request::Control { action })? {
             Reply::Done { flags } => Ok(flags),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+impl Omd {
+    /// Every job of the cluster.
+    pub fn jobs(&self) -> Result<Vec<migrator::job::record::JobView>> {
+        match self.call_within(&Request::Jobs, std::time::Duration::from_secs(30))? {
+            Reply::Jobs { jobs } => Ok(jobs),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A job request that answers with sentences (migrate, expel, bring).
+    pub fn message(&self, request: &Request) -> Result<String> {
+        match self.call_within(request, std::time::Duration::from_secs(900))? {
+            Reply::Message { text } => Ok(text),
             other => Err(unexpected(other)),
         }
     }

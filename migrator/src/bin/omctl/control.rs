@@ -1,5 +1,5 @@
 //! The mosctl node controls (`stay`, `block`, `quiet`, … `expel`, `bring`): one request to omd,
-//! then the node's flags as omd now has them. `expel`/`bring` are refused until migration exists.
+//! then the node's flags as omd now has them; `expel`/`bring` print what moved.
 
 use anyhow::{Result, bail};
 use migrator::api::{Control, Flags};
@@ -17,6 +17,11 @@ pub fn run(omd: &Omd, action: Control) -> Result<()> {
             name(action),
             name(action)
         );
+    }
+    if matches!(action, Control::Expel | Control::Bring) {
+        let text = omd.message(&migrator::api::Request::Control { action })?;
+        println!("{text}");
+        return Ok(());
     }
     let flags = omd.control(action)?;
     println!("{}", flags_line(&flags));

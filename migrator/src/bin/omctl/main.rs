@@ -8,6 +8,7 @@ mod bars;
 mod cli;
 mod client;
 mod control;
+mod jobs;
 mod mon;
 mod monview;
 mod nodes;
@@ -59,6 +60,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Mon { view, .. } => mon::live(&omd, view.into()),
         Command::Ps { json } => ps::run(&omd, json),
         Command::Top { iterations, delay } => top::run(&omd, iterations, delay),
+        Command::Jobs { json } => jobs::run(&omd, json),
+        Command::Migrate { job, to } => jobs::migrate(&omd, &job, &to),
         Command::Control(c) => control::run(&omd, c.into()),
     }
 }

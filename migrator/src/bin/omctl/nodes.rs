@@ -31,7 +31,7 @@ pub fn sort(nodes: &mut [NodeInfo]) {
     });
 }
 
-const COLUMNS: [Column; 11] = [
+const COLUMNS: [Column; 12] = [
     // The unlabelled mark column: `*` for the node answering, like `mosctl` marked "this node".
     Column::left(" "),
     Column::left("ID"),
@@ -43,6 +43,7 @@ const COLUMNS: [Column; 11] = [
     Column::right("SPEED"),
     Column::right("MEM(free/total)"),
     Column::right("GUESTS"),
+    Column::left("MIGRATE"),
     Column::left("FLAGS"),
 ];
 
@@ -55,15 +56,16 @@ pub fn render(nodes: &[NodeInfo]) -> String {
 /// One table row. Observers carry no load, so their load columns read `-`.
 pub fn row(n: &NodeInfo) -> Vec<String> {
     let dash = || "-".to_owned();
-    let (load, cpus, speed, mem, guests) = match (&n.load, n.observer) {
+    let (load, cpus, speed, mem, guests, migrate) = match (&n.load, n.observer) {
         (Some(l), false) => (
             units::load(l.load),
             l.cpus.to_string(),
             l.speed.to_string(),
             format!("{}/{}", units::bytes(l.mem_free), units::bytes(l.mem_total)),
             l.guests.to_string(),
+            if l.migration { "yes" } else { "no" }.to_owned(),
         ),
-        _ => (dash(), dash(), dash(), dash(), dash()),
+        _ => (dash(), dash(), dash(), dash(), dash(), dash()),
     };
     vec![
         if n.is_self { "*" } else { "" }.to_owned(),
@@ -76,6 +78,7 @@ pub fn row(n: &NodeInfo) -> Vec<String> {
         speed,
         mem,
         guests,
+        migrate,
         flags_text(&n.flags, n.observer),
     ]
 }
@@ -125,6 +128,7 @@ pub mod tests {
             mem_total: 2 * GIB,
             mem_free: free,
             guests: 0,
+            migration: true,
         };
         vec![
             NodeInfo {

@@ -10,9 +10,12 @@ use clap::{Parser, Subcommand};
 use migrator::agent::AgentConfig;
 use migrator::config::{self, OmdConfig};
 use migrator::identity::{NodeId, NodeIdentity, fresh_generation};
+use migrator::jobs::{Jobs, JobsConfig, local, peer};
 use migrator::key::ClusterKey;
 use migrator::load::ProcLoadSource;
+use migrator::migration::criu::{Criu, CriuCli};
 use migrator::{netif, node, server};
+use std::sync::Arc;
 
 #[derive(Parser, Debug)]
 #[command(name = "omd", about = "ombootd cluster node agent")]
@@ -76,6 +79,42 @@ fn setup(path: &std::path::Path) -> Result<Setup> {
     })
 }
 
+/// The jobs subsystem: CRIU's checks, the peer listener, and the jobs an earlier omd left.
+async fn start_jobs(s: &Setup, node: &node::NodeHandle) -> Result<Jobs> {
+    let criu: Arc<dyn Criu> = Arc::new(CriuCli::default());
+    let c = criu.clone();
+    let check = tokio::task::spawn_blocking(move || c.check())
+        .await
+        .context("running CRIU's checks")?;
+    match &check.reason {
+        None => {
+            tracing::info!(version = %check.version, "CRIU checks passed: this node takes migrations")
+        }
+        Some(r) => tracing::warn!(reason = %r, "this node cannot take migrations"),
+    }
+    let omjob = std::env::current_exe()
+        .context("locating omd")?
+        .with_file_name("omjob");
+    let cfg = JobsConfig {
+        outcomes_dir: s.cfg.jobs_dir.with_file_name("outcomes"),
+        jobs_dir: s.cfg.jobs_dir.clone(),
+        name: s.identity.name.clone(),
+        ip: s.iface.addr,
+        peer_port: s.cfg.peer_port,
+        omjob,
+    };
+    let jobs = Jobs::new(cfg, s.key.clone(), node.clone(), criu, check)
+        .with_context(|| format!("preparing {}", s.cfg.jobs_dir.display()))?;
+    let addr = std::net::SocketAddr::new(s.iface.addr.into(), s.cfg.peer_port);
+    let l = peer::bind(addr)
+        .await
+        .with_context(|| format!("binding the peer port {addr}"))?;
+    println!("omd listening for peers on {addr}");
+    tokio::spawn(peer::serve(jobs.clone(), l));
+    local::recover(&jobs).await;
+    Ok(jobs)
+}
+
 async fn run(s: Setup) -> Result<()> {
     let agent = AgentConfig {
         swim: s.cfg.swim.clone(),
@@ -92,12 +131,17 @@ async fn run(s: Setup) -> Result<()> {
     };
     let identity = s.identity.clone();
     let handle = node::spawn(node::NodeConfig {
-        identity: s.identity,
-        key: s.key,
+        identity: s.identity.clone(),
+        key: s.key.clone(),
         agent,
         load_source,
     })
     .context("starting gossip")?;
+    let jobs = if s.cfg.observer {
+        None
+    } else {
+        Some(start_jobs(&s, &handle).await?)
+    };
     let listener = server::bind(&s.cfg.socket)
         .with_context(|| format!("binding control socket {}", s.cfg.socket.display()))?;
     println!(
@@ -108,7 +152,7 @@ async fn run(s: Setup) -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {
-        _ = server::serve(listener, handle.clone()) => {}
+        _ = server::serve(listener, handle.clone(), jobs) => {}
         r = tokio::signal::ctrl_c() => { r.context("waiting for signals")?; }
         _ = term.recv() => {}
     }

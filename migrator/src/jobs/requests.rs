@@ -1,0 +1,158 @@
+//! omctl's job commands on this omd: list the cluster's jobs, move one, expel guests, bring
+//! this node's jobs home. A request about a job elsewhere goes to its home, which knows where
+//! it runs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::api::MemberState;
+use crate::job::record::{JobId, JobView};
+use crate::jobs::Jobs;
+use crate::migration::protocol::{Msg, Target};
+use crate::migration::session::Session;
+use crate::migration::source;
+
+async fn ask(jobs: &Jobs, peer: std::net::SocketAddr, msg: &Msg, wait: Duration) -> Option<Msg> {
+    let go = async {
+        let mut s = Session::connect(peer, &jobs.0.key).await.ok()?;
+        s.send(msg).await.ok()?;
+        s.recv::<Msg>().await.ok()?
+    };
+    tokio::time::timeout(wait, go).await.ok().flatten()
+}
+
+/// Every job of the cluster: this node's view plus every live node's.
+pub async fn list(jobs: &Jobs) -> Vec<JobView> {
+    let mut rows: BTreeMap<JobId, JobView> = BTreeMap::new();
+    let mut merge = |v: Vec<JobView>, authoritative: bool| {
+        for r in v {
+            // The node a job runs on knows it best.
+            if authoritative || !rows.contains_key(&r.id) {
+                rows.insert(r.id.clone(), r);
+            }
+        }
+    };
+    let own = jobs.views();
+    let peers: Vec<_> = jobs
+        .0
+        .node
+        .nodes()
+        .into_iter()
+        .filter(|n| !n.is_self && !n.observer && n.state == MemberState::Alive)
+        .filter_map(|n| jobs.peer_of(&n.name).ok())
+        .collect();
+    let asks = peers
+        .iter()
+        .map(|p| ask(jobs, p.peer, &Msg::ListJobs, Duration::from_secs(3)));
+    let answers = futures_join(asks).await;
+    merge(own.clone(), false);
+    for a in answers.into_iter().flatten() {
+        if let Msg::Jobs { jobs: v } = a {
+            let here: Vec<JobView> = v;
+            let running: Vec<JobView> = here.iter().filter(|r| r.pid != 0).cloned().collect();
+            merge(here, false);
+            merge(running, true);
+        }
+    }
+    merge(own.into_iter().filter(|r| r.pid != 0).collect(), true);
+    rows.into_values().collect()
+}
+
+async fn futures_join<F: std::future::Future<Output = Option<Msg>>>(
+    fs: impl Iterator<Item = F>,
+) -> Vec<Option<Msg>> {
+    let handles: Vec<_> = fs.map(|f| Box::pin(f)).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await);
+    }
+    out
+}
+
+/// Resolve a user's job reference: a full id, or a deputy pid on this node.
+pub fn resolve(jobs: &Jobs, r: &str) -> JobId {
+    if r.bytes().all(|b| b.is_ascii_digit()) && !r.is_empty() {
+        JobId(format!("{}.{r}", jobs.0.cfg.name))
+    } else {
+        JobId(r.to_owned())
+    }
+}
+
+/// Move `job` to `to` for `uid`. `forward`: may ask other nodes (false when we are already the
+/// hop a request was forwarded to, which stops loops).
+pub async fn migrate(
+    jobs: &Jobs,
+    job: &JobId,
+    to: &Target,
+    uid: u32,
+    forward: bool,
+) -> Result<String, String> {
+    let (here, home_node) = {
+        let s = jobs.state();
+        let here = s
+            .local
+            .get(job)
+            .is_some_and(|l| !matches!(l.phase, crate::job::keeper::Phase::Held { .. }));
+        (here, s.home.get(job).map(|h| h.node.clone()))
+    };
+    if here {
+        return source::migrate_out(jobs, job, to, uid).await;
+    }
+    let known_at_home = home_node.is_some();
+    let via = match home_node {
+        Some(n) if n != jobs.0.cfg.name => n,
+        Some(_) => return Err(format!("job {job} is between nodes; try again")),
+        None if forward => match job.0.rsplit_once('.') {
+            Some((home, _)) if home != jobs.0.cfg.name => home.to_owned(),
+            _ => return Err(format!("there is no job {job}")),
+        },
+        None => return Err(format!("there is no job {job}")),
+    };
+    if !forward && !known_at_home {
+        return Err(format!("there is no job {job}"));
+    }
+    let peer = jobs.peer_of(&via)?;
+    let msg = Msg::Migrate {
+        job: job.clone(),
+        to: to.clone(),
+        uid,
+    };
+    match ask(jobs, peer.peer, &msg, Duration::from_secs(600)).await {
+        Some(Msg::Result { result }) => result,
+        _ => Err(format!("{via} did not answer")),
+    }
+}
+
+/// `expel`: send every guest home. Returns one sentence per job.
+pub async fn expel(jobs: &Jobs) -> Vec<Result<String, String>> {
+    let guests: Vec<JobId> = {
+        let s = jobs.state();
+        s.local
+            .values()
+            .filter(|l| l.record.home.name != jobs.0.cfg.name)
+            .map(|l| l.record.id.clone())
+            .collect()
+    };
+    let mut out = Vec::new();
+    for g in guests {
+        out.push(source::migrate_out(jobs, &g, &Target::Home, 0).await);
+    }
+    out
+}
+
+/// `bring`: call home every job of this node that runs elsewhere.
+pub async fn bring(jobs: &Jobs) -> Vec<Result<String, String>> {
+    let away: Vec<JobId> = {
+        let s = jobs.state();
+        s.home
+            .values()
+            .filter(|h| h.node != jobs.0.cfg.name && !h.exited)
+            .map(|h| h.record.id.clone())
+            .collect()
+    };
+    let mut out = Vec::new();
+    for j in away {
+        out.push(migrate(jobs, &j, &Target::Home, 0, true).await);
+    }
+    out
+}

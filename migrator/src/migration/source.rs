@@ -1,0 +1,202 @@
+//! The source side of a migration (see `protocol` for the order): offer, dump leaving the job
+//! stopped, drain its stdio, stream the images, wait for Ready, decide, kill, commit. Any failure
+//! before the decision resumes the job here.
+
+use std::time::{Duration, Instant};
+
+use crate::job::record::{JobId, NodeRef};
+use crate::job::tree;
+use crate::jobs::Jobs;
+use crate::jobs::local::{self, Cmd};
+use crate::migration::migratable::{self, Storage};
+use crate::migration::protocol::{Msg, Outcome, Target};
+use crate::migration::session::Session;
+use crate::migration::transfer;
+
+/// How a migration went, for the caller's sentence and the benchmark.
+#[derive(Debug, Clone, Copy)]
+pub struct Moved {
+    /// Image bytes sent.
+    pub bytes: u64,
+    /// From the dump's start to Commit: the job's frozen time.
+    pub frozen: Duration,
+    /// From the offer to Done.
+    pub total: Duration,
+}
+
+fn rss_of_tree(pid: i32) -> u64 {
+    tree::descendants(std::path::Path::new("/proc"), pid)
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .sum::<u64>()
+        * 1024
+}
+
+/// Move job `id`, running here, to `to`, on behalf of `uid` (0 = root).
+pub async fn migrate_out(jobs: &Jobs, id: &JobId, to: &Target, uid: u32) -> Result<String, String> {
+    let (record, pid) = {
+        let s = jobs.state();
+        let l = s
+            .local
+            .get(id)
+            .ok_or_else(|| format!("job {id} does not run on {}", jobs.0.cfg.name))?;
+        if l.migrating {
+            return Err(format!("job {id} is already being moved"));
+        }
+        (l.record.clone(), l.pid)
+    };
+    if uid != 0 && uid != record.spec.uid {
+        return Err(format!(
+            "permission denied: job {id} belongs to uid {}",
+            record.spec.uid
+        ));
+    }
+    if record.home_only {
+        return Err(format!(
+            "job {id} cannot move: it was started with omrun -h"
+        ));
+    }
+    let target = match to {
+        Target::Node(n) => jobs.peer_of(n)?,
+        Target::Home => record.home.clone(),
+    };
+    if target.name == jobs.0.cfg.name {
+        return Err(format!("job {id} already runs on {}", target.name));
+    }
+    let reasons = tokio::task::spawn_blocking(move || migratable::check(&Storage::default(), pid))
+        .await
+        .map_err(|e| e.to_string())?;
+    if !reasons.is_empty() {
+        return Err(format!("job {id} cannot move: {}", reasons.join("; ")));
+    }
+    set_migrating(jobs, id, true);
+    let r = run(jobs, &record, pid, &target).await;
+    set_migrating(jobs, id, false);
+    let m = r?;
+    Ok(format!(
+        "job {id} moved from {} to {} ({:.1} MiB of images, frozen {:.0} ms, total {:.0} ms)",
+        jobs.0.cfg.name,
+        target.name,
+        m.bytes as f64 / (1 << 20) as f64,
+        m.frozen.as_secs_f64() * 1000.0,
+        m.total.as_secs_f64() * 1000.0
+    ))
+}
+
+fn set_migrating(jobs: &Jobs, id: &JobId, on: bool) {
+    if let Some(l) = jobs.state().local.get_mut(id) {
+        l.migrating = on;
+    }
+}
+
+async fn run(
+    jobs: &Jobs,
+    record: &crate::job::record::JobRecord,
+    pid: i32,
+    target: &NodeRef,
+) -> Result<Moved, String> {
+    let t0 = Instant::now();
+    let mid: u64 = rand::random();
+    let id = &record.id;
+    let mut s = tokio::time::timeout(
+        Duration::from_secs(10),
+        Session::connect(target.peer, &jobs.0.key),
+    )
+    .await
+    .map_err(|_| format!("cannot reach {}: timed out", target.name))?
+    .map_err(|e| format!("cannot reach {}: {e}", target.name))?;
+    let mut moved = record.clone();
+    moved.migrations += 1;
+    s.send(&Msg::Offer {
+        mid,
+        record: moved,
+        rss: rss_of_tree(pid),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(Duration::from_secs(30), s.recv::<Msg>()).await {
+        Ok(Ok(Some(Msg::Accept))) => {}
+        Ok(Ok(Some(Msg::Refuse { reason }))) => {
+            return Err(format!("{} refused job {id}: {reason}", target.name));
+        }
+        _ => return Err(format!("{} did not answer the offer", target.name)),
+    }
+    let dump = id.dir(&jobs.0.cfg.jobs_dir).join(format!("dump-{mid}"));
+    let frozen_at = Instant::now();
+    let criu = jobs.0.criu.clone();
+    let d = dump.clone();
+    let dumped = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+        criu.dump(pid, &d).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    if let Err(e) = dumped {
+        // CRIU rolled back: the job runs on.
+        let _ = s.send(&Msg::Refuse { reason: e.clone() }).await;
+        let _ = tokio::fs::remove_dir_all(&dump).await;
+        jobs.0.outcomes.decide(mid, Outcome::Aborted);
+        return Err(format!("job {id} was not moved: {e}"));
+    }
+    let result = transfer_and_commit(jobs, record, &mut s, mid, &dump).await;
+    let _ = tokio::fs::remove_dir_all(&dump).await;
+    match result {
+        Ok(bytes) => {
+            let frozen = frozen_at.elapsed();
+            let _ = tokio::time::timeout(Duration::from_secs(10), s.recv::<Msg>()).await;
+            Ok(Moved {
+                bytes,
+                frozen,
+                total: t0.elapsed(),
+            })
+        }
+        Err(e) => {
+            jobs.0.outcomes.decide(mid, Outcome::Aborted);
+            let _ = s.send(&Msg::Refuse { reason: e.clone() }).await;
+            local::send_cmd(jobs, record, Cmd::Resume).await;
+            tree::signal_tree(pid, libc::SIGCONT);
+            Err(format!("job {id} was not moved (it runs on here): {e}"))
+        }
+    }
+}
+
+/// From a dumped job to Commit; an `Err` means "resume it here".
+async fn transfer_and_commit(
+    jobs: &Jobs,
+    record: &crate::job::record::JobRecord,
+    s: &mut Session,
+    mid: u64,
+    dump: &std::path::Path,
+) -> Result<u64, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    local::send_cmd(jobs, record, Cmd::Drain { mid, reply: tx }).await;
+    let stdio = tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .map_err(|_| "the keeper did not hand over the job's stdio".to_owned())?
+        .map_err(|_| "the keeper is gone".to_owned())?;
+    let bytes = transfer::send_dir(&mut s.writer, dump)
+        .await
+        .map_err(|e| format!("sending the images: {e}"))?;
+    s.send(&Msg::Images { stdio })
+        .await
+        .map_err(|e| format!("sending the images: {e}"))?;
+    match tokio::time::timeout(Duration::from_secs(300), s.recv::<Msg>()).await {
+        Ok(Ok(Some(Msg::Ready))) => {}
+        Ok(Ok(Some(Msg::Refuse { reason }))) => return Err(format!("the target failed: {reason}")),
+        Ok(Ok(_)) | Ok(Err(_)) => return Err("the target went away".into()),
+        Err(_) => return Err("the target did not restore in time".into()),
+    }
+    if jobs.0.outcomes.decide(mid, Outcome::Committed) != Outcome::Committed {
+        return Err("the target gave up waiting".into());
+    }
+    // Decided: from here on the target's copy is the job.
+    local::send_cmd(jobs, record, Cmd::Kill).await;
+    let _ = s.send(&Msg::Commit).await;
+    Ok(bytes)
+}
