@@ -29,8 +29,9 @@ use super::export::fattr_of;
 use super::file_id::{ClusterHandle, Identity, identity_of};
 
 const S_ISGID: u32 = 0o2000;
-/// Mode of a new directory: MKDIR's requested mode does not reach us through nfs3_server 0.11.
-const DIR_MODE: u32 = 0o755;
+/// Mode of a new directory. MKDIR's requested mode does not reach us through nfs3_server 0.11, so
+/// fail closed: `mkdir -m 700` and `mktemp -d` must not get a directory others can read.
+const DIR_MODE: u32 = 0o700;
 /// Mode of a new file whose CREATE names none.
 const FILE_MODE: u32 = 0o644;
 /// Directory entries computed per blocking step of a listing.
@@ -517,13 +518,21 @@ impl Inner {
             file.set_permissions(std::fs::Permissions::from_mode(owner.mode & 0o7777 & !kill))
                 .map_err(io_err)?;
         }
-        // RFC 1813 §3.3.7: FILE_SYNC and DATA_SYNC are on stable storage before the reply.
-        match stable {
-            stable_how::FILE_SYNC => file.sync_all().map_err(io_err)?,
-            stable_how::DATA_SYNC => file.sync_data().map_err(io_err)?,
-            stable_how::UNSTABLE => {}
-        }
-        Ok((fattr_of(&file.metadata().map_err(io_err)?), stable))
+        // RFC 1813 §3.3.7: FILE_SYNC and DATA_SYNC are on stable storage before the reply. UNSTABLE
+        // is made DATA_SYNC too: nfs3_server's write verifier is the handle generation, which we keep
+        // across restarts, so after a crash of the master a client could not tell that uncommitted
+        // data was lost and would not send it again.
+        let done = match stable {
+            stable_how::FILE_SYNC => {
+                file.sync_all().map_err(io_err)?;
+                stable_how::FILE_SYNC
+            }
+            stable_how::DATA_SYNC | stable_how::UNSTABLE => {
+                file.sync_data().map_err(io_err)?;
+                stable_how::DATA_SYNC
+            }
+        };
+        Ok((fattr_of(&file.metadata().map_err(io_err)?), done))
     }
 
     fn commit(&self, h: &ClusterHandle) -> Result<(), nfsstat3> {
@@ -1323,8 +1332,11 @@ mod tests {
         // Unlink of an open file: the client renames it to .nfsXXXX and removes that on close.
         i.rename(&who, &root, &name("second"), &root, &name(".nfs0001"))
             .unwrap();
-        i.write(&who, &h, 4, b"+more", stable_how::UNSTABLE)
+        let (_, level) = i
+            .write(&who, &h, 4, b"+more", stable_how::UNSTABLE)
             .unwrap();
+        // Synced at once (see `write`), and said so.
+        assert!(matches!(level, stable_how::DATA_SYNC));
         i.commit(&h).unwrap();
         assert_eq!(i.read(&who, &h, 0, 20).unwrap().0, b"data+more");
         i.remove(&who, &root, &name(".nfs0001")).unwrap();
