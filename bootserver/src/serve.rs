@@ -70,8 +70,11 @@ pub async fn serve(config: Config) -> Result<()> {
     let shared = match &config.cluster_dir {
         Some(dir) => {
             prepare_cluster_dir(&dir.path)?;
+            let export = nfs::SharedDir::new(&dir.path).with_context(|| {
+                format!("cannot export the cluster directory {}", dir.path.display())
+            })?;
             let addr = SocketAddr::new(ip, dir.port);
-            let listener = nfs::bind_shared(addr, &dir.path, generation)
+            let listener = nfs::bind_shared(addr, export, generation)
                 .await
                 .map_err(|e| addr_error("NFS (cluster)", addr, e))?;
             Some((listener, addr))

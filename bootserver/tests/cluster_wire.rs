@@ -39,7 +39,7 @@ impl Server {
         let listener = rt
             .block_on(nfs::bind_shared(
                 "127.0.0.1:0".parse().unwrap(),
-                dir,
+                nfs::SharedDir::new(dir).unwrap(),
                 GENERATION,
             ))
             .unwrap();

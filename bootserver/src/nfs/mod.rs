@@ -30,12 +30,11 @@ pub async fn bind(
     NFSTcpListener::bind_with_generation(&addr.to_string(), export, generation).await
 }
 
-/// Bind the read-write NFS server of the cluster directory `dir` on `addr`, exported as `/`.
+/// Bind the read-write NFS server of the cluster directory `export` on `addr`, exported as `/`.
 pub async fn bind_shared(
     addr: SocketAddr,
-    dir: &Path,
+    export: SharedDir,
     generation: u64,
 ) -> std::io::Result<NFSTcpListener<SharedDir>> {
-    let export = SharedDir::new(dir)?;
     NFSTcpListener::bind_with_generation(&addr.to_string(), export, generation).await
 }

@@ -25,7 +25,7 @@ use nfs3_server::vfs::{
 
 use super::access::{self, Caller, EXEC, Owner, READ, WRITE};
 use super::callers::Callers;
-use super::export::fattr_of;
+use super::export;
 use super::file_id::{ClusterHandle, Identity, identity_of};
 
 const S_ISGID: u32 = 0o2000;
@@ -79,6 +79,15 @@ impl Found {
     }
     fn handle(&self) -> ClusterHandle {
         ClusterHandle::new(&self.id)
+    }
+}
+
+/// The attributes of a file of this export. Its own fsid keeps a client from taking it for the
+/// root export, which the same master serves with fsid 1.
+fn fattr_of(meta: &Metadata) -> fattr3 {
+    fattr3 {
+        fsid: 2,
+        ..export::fattr_of(meta)
     }
 }
 
@@ -223,8 +232,7 @@ impl SharedDir {
         let root_fd: OwnedFd = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-            .open(&root)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", root.display())))?
+            .open(&root)?
             .into();
         let file = File::from(root_fd.try_clone()?);
         let meta = file.metadata()?;
