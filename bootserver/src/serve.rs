@@ -67,6 +67,27 @@ pub async fn serve(config: Config) -> Result<()> {
         .await
         .map_err(|e| addr_error("NFS", nfs_addr, e))?;
 
+    let shared = match &config.cluster_dir {
+        Some(dir) => {
+            prepare_cluster_dir(&dir.path)?;
+            let export = nfs::SharedDir::new(&dir.path).with_context(|| {
+                format!("cannot export the cluster directory {}", dir.path.display())
+            })?;
+            let addr = SocketAddr::new(ip, dir.port);
+            let listener = nfs::bind_shared(addr, export, generation)
+                .await
+                .map_err(|e| addr_error("NFS (cluster)", addr, e))?;
+            Some((listener, addr))
+        }
+        None => None,
+    };
+    let serve_shared = async {
+        match &shared {
+            Some((listener, _)) => listener.handle_forever().await,
+            None => std::future::pending().await,
+        }
+    };
+
     let observer = match &config.cluster {
         Some((key_file, port)) => Some(observe(&config, key_file, *port)?),
         None => None,
@@ -93,6 +114,9 @@ pub async fn serve(config: Config) -> Result<()> {
     println!("listening for TFTP on {tftp_addr}");
     println!("listening for HTTP on {http_addr}");
     println!("listening for NFS on {nfs_addr}");
+    if let Some((_, addr)) = &shared {
+        println!("listening for NFS (cluster) on {addr}");
+    }
     if let Some((_, port)) = &config.cluster {
         println!("observing the cluster on {}:{port}", config.master_ip);
     }
@@ -108,10 +132,28 @@ pub async fn serve(config: Config) -> Result<()> {
         r = tftp.serve() => r.map_err(|e| anyhow::anyhow!("the TFTP server stopped: {e}"))?,
         r = axum::serve(http_listener, http::router(state)) => r.context("the HTTP server stopped")?,
         r = nfs.handle_forever() => r.context("the NFS server stopped")?,
+        r = serve_shared => r.context("the NFS server of the cluster directory stopped")?,
         _ = tokio::signal::ctrl_c() => println!("ombootd: interrupted, stopping"),
         _ = term.recv() => println!("ombootd: terminated, stopping"),
     }
     Ok(())
+}
+
+/// Make the cluster directory if it is missing: owned by root, mode 1777 like /tmp, so every user
+/// of the nodes can create files there and only remove their own. An existing one is left as it is.
+fn prepare_cluster_dir(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if path.is_dir() {
+        return Ok(());
+    }
+    let context = || format!("cannot create the cluster directory {}", path.display());
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(path)
+        .with_context(context)?;
+    // Set explicitly: the mode given at creation is reduced by the umask.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o1777)).with_context(context)
 }
 
 /// Join the nodes' cluster as an observer: first contact by multicast and, since the table says

@@ -70,6 +70,15 @@ pub struct Node {
     pub ip: Ipv4Addr,
 }
 
+/// The shared read-write directory (`[cluster_dir]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDir {
+    /// The host directory (resolved from the config file's directory).
+    pub path: PathBuf,
+    /// Its NFS + MOUNT port.
+    pub port: u16,
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -97,6 +106,8 @@ pub struct Config {
     pub nodes: Vec<Node>,
     /// Observing the cluster: `Some((key file, gossip port))`, or `None` when disabled.
     pub cluster: Option<(PathBuf, u16)>,
+    /// The shared read-write directory the nodes mount at `/cluster`, if any.
+    pub cluster_dir: Option<ClusterDir>,
 }
 
 impl Config {
@@ -282,6 +293,35 @@ impl Validator<'_> {
                 .map_or_else(|| image_dir.join("cluster.key"), |p| self.resolve(p));
             (key, w.cluster.port)
         });
+        let cluster_dir = match w.cluster_dir {
+            None => None,
+            Some(d) => {
+                if d.path.get_ref().as_os_str().is_empty() {
+                    return Err(self.err(d.path.span(), "cluster_dir.path", "must not be empty"));
+                }
+                let port = *d.port.get_ref();
+                let taken = [
+                    (ports.nfs, "ports.nfs"),
+                    (ports.http, "ports.http"),
+                    (ports.tftp, "ports.tftp"),
+                    (ports.dhcp, "ports.dhcp"),
+                ];
+                if let Some((_, name)) = taken.iter().find(|(p, _)| *p == port) {
+                    return Err(self.err(
+                        d.port.span(),
+                        "cluster_dir.port",
+                        format!("{port} is already {name}"),
+                    ));
+                }
+                if port == 0 {
+                    return Err(self.err(d.port.span(), "cluster_dir.port", "must not be 0"));
+                }
+                Some(ClusterDir {
+                    path: self.resolve(d.path.into_inner()),
+                    port,
+                })
+            }
+        };
         Ok(Config {
             interface,
             master_ip,
@@ -295,6 +335,7 @@ impl Validator<'_> {
             ports,
             nodes,
             cluster,
+            cluster_dir,
         })
     }
 }
@@ -437,6 +478,35 @@ ip = "10.77.0.11"
         let text = GOOD.replace("state_dir", "kernel_args = \"a\\nchain evil\"\nstate_dir");
         let e = parse(&text).unwrap_err().to_string();
         assert!(e.contains("kernel_args: must be a single line"), "{e}");
+    }
+
+    #[test]
+    fn cluster_dir_is_optional_resolved_and_checked() {
+        assert_eq!(parse(GOOD).unwrap().cluster_dir, None);
+        let c = parse(&format!(
+            "{GOOD}\n[cluster_dir]\npath = \"../build/cluster\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.cluster_dir,
+            Some(ClusterDir {
+                path: PathBuf::from("configs/../build/cluster"),
+                port: 2050
+            })
+        );
+        let e = parse(&format!(
+            "{GOOD}\n[cluster_dir]\npath = \"/srv/c\"\nport = 2049\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "configs/test.toml:15: cluster_dir.port: 2049 is already ports.nfs"
+        );
+        let e = parse(&format!("{GOOD}\n[cluster_dir]\npath = \"/c\"\nmode = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `mode`"), "{e}");
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub struct WireConfig {
     /// Joining the nodes' cluster as an observer (for the status API).
     #[serde(default)]
     pub cluster: WireCluster,
+    /// The shared read-write directory every node mounts at `/cluster` (absent: none).
+    #[serde(default)]
+    pub cluster_dir: Option<WireClusterDir>,
     /// The nodes ombootd boots; a MAC not listed here gets no answer.
     #[serde(default, rename = "node")]
     pub nodes: Vec<WireNode>,
@@ -103,6 +106,19 @@ impl Default for WireCluster {
     }
 }
 
+/// `[cluster_dir]`: a host directory exported read-write over NFSv3 on its own port; every node
+/// mounts it at `/cluster`, where jobs keep the files that must follow them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireClusterDir {
+    /// The directory; relative paths are taken from this file's directory. Created (mode 1777,
+    /// like /tmp) if missing.
+    pub path: Spanned<PathBuf>,
+    /// NFSv3 and MOUNT port of this export (2050); nodes mount with `port=` and `mountport=`.
+    #[serde(default = "default_cluster_nfs")]
+    pub port: Spanned<u16>,
+}
+
 /// `[[node]]`: one compute node.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +142,9 @@ fn default_true() -> bool {
 }
 fn default_gossip() -> u16 {
     7946
+}
+fn default_cluster_nfs() -> Spanned<u16> {
+    Spanned::new(0..0, 2050)
 }
 fn default_dhcp() -> u16 {
     67

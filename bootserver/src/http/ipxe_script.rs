@@ -15,6 +15,9 @@ pub fn render(cfg: &Config, node: &Node) -> String {
         format!("omboot.nfsroot={}:/", cfg.master_ip),
         format!("omboot.nfsport={}", cfg.ports.nfs),
     ];
+    if let Some(dir) = &cfg.cluster_dir {
+        args.push(format!("omboot.cluster={}:{}", cfg.master_ip, dir.port));
+    }
     if !cfg.kernel_args.trim().is_empty() {
         args.push(cfg.kernel_args.trim().to_string());
     }
@@ -56,5 +59,19 @@ mod tests {
              omboot.nfsroot=10.77.0.1:/ omboot.nfsport=12049 console=ttyS0,115200 || goto failed\n"
         ), "{s}");
         assert!(s.contains("initrd http://10.77.0.1:8080/image/initrd.img || goto failed\n"));
+        assert!(!s.contains("omboot.cluster"), "{s}");
+    }
+
+    #[test]
+    fn the_cluster_dir_is_passed_when_configured() {
+        let cfg = Config::parse(
+            "interface = \"ombr0\"\nmaster_ip = \"10.77.0.1\"\nsubnet = \"10.77.0.0/24\"\nimage_dir = \"/i\"\nstate_dir = \"/s\"\n\
+             [cluster_dir]\npath = \"/c\"\nport = 2051\n\
+             [[node]]\nmac = \"52:54:00:77:00:02\"\nname = \"node2\"\nip = \"10.77.0.12\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let s = render(&cfg, &cfg.nodes[0]);
+        assert!(s.contains(" omboot.cluster=10.77.0.1:2051 "), "{s}");
     }
 }

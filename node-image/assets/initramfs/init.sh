@@ -8,9 +8,10 @@
 #   omboot.nfsroot=IP:/PATH      NFSv3 export holding the root (required; IP literal, no DNS here)
 #   omboot.nfsport=PORT          NFS and MOUNT port (one TCP port, as ombootd serves both); default 2049
 #   omboot.nfsopts=a,b           extra NFS mount options appended to ours
+#   omboot.cluster=IP:PORT       read-write NFSv3 export (path /) mounted at /cluster; a failure only warns
 #   omboot.dhcptries=N           udhcpc attempts before giving up; default 5
 #   omboot.rwsize=SIZE           tmpfs size for the writable layer (tmpfs syntax, e.g. 50%); default 50%
-#   omboot.break=STEP[,STEP]     shell before STEP: modules, net, nfs, overlay, switch
+#   omboot.break=STEP[,STEP]     shell before STEP: modules, net, nfs, overlay, cluster, switch
 #   omboot.debug                 trace this script (set -x)
 # Every step prints "omboot: ..." on the console; a failure prints
 # "omboot: FAILED at <step>: <reason>" and opens a shell.
@@ -54,6 +55,7 @@ NAME=
 NFSROOT=
 NFSPORT=2049
 NFSOPTS=
+CLUSTER=
 DHCPTRIES=5
 RWSIZE=50%
 BREAK=
@@ -64,6 +66,7 @@ for arg in $(cat /proc/cmdline); do
 	omboot.nfsroot=*) NFSROOT=${arg#omboot.nfsroot=} ;;
 	omboot.nfsport=*) NFSPORT=${arg#omboot.nfsport=} ;;
 	omboot.nfsopts=*) NFSOPTS=${arg#omboot.nfsopts=} ;;
+	omboot.cluster=*) CLUSTER=${arg#omboot.cluster=} ;;
 	omboot.dhcptries=*) DHCPTRIES=${arg#omboot.dhcptries=} ;;
 	omboot.rwsize=*) RWSIZE=${arg#omboot.rwsize=} ;;
 	omboot.break=*) BREAK=${arg#omboot.break=} ;;
@@ -178,6 +181,36 @@ if [ -s /run/omboot/resolv.conf ]; then
 	cp /run/omboot/resolv.conf /newroot/etc/resolv.conf
 fi
 say "root is overlay(nfs ro + tmpfs rw) on /newroot"
+
+# --- cluster directory -----------------------------------------------------------------------
+# Mounted straight inside the new root: switch_root moves /newroot with everything mounted below
+# it, so this becomes /cluster. Jobs can run without it, so a failure warns and the boot goes on.
+step cluster
+if [ -n "$CLUSTER" ]; then
+	CSERVER=${CLUSTER%%:*}
+	CPORT=${CLUSTER##*:}
+	if [ "$CSERVER" = "$CLUSTER" ] || [ -z "$CSERVER" ] || [ -z "$CPORT" ]; then
+		say "WARNING: omboot.cluster=$CLUSTER is not IP:PORT; no /cluster"
+	else
+		# nolock: ombootd runs no lock manager.
+		COPTS=rw,nolock,vers=3,tcp,port=$CPORT,mountport=$CPORT,mountproto=tcp,addr=$CSERVER
+		# The image may lack the mount point: it is then made in the writable upper layer.
+		mkdir -p /newroot/cluster
+		ok=
+		for i in 1 2 3; do
+			if mount -t nfs -o "$COPTS" "$CSERVER:/" /newroot/cluster 2>/run/omboot/cluster.err; then
+				ok=1
+				break
+			fi
+			sleep 1
+		done
+		if [ -n "$ok" ]; then
+			say "mounted $CSERVER:/ read-write (port $CPORT) at /cluster"
+		else
+			say "WARNING: cannot mount $CSERVER:/ (options $COPTS) at /cluster: $(cat /run/omboot/cluster.err)"
+		fi
+	fi
+fi
 
 # --- switch ----------------------------------------------------------------------------------
 step switch

@@ -1,0 +1,1486 @@
+//! A host directory exported read-write over NFSv3 (RFC 1813): the cluster's shared `/cluster`.
+//!
+//! Every call resolves its handle ([`ClusterHandle`]) to a path inside the directory one component
+//! at a time, never following a symlink, checks the caller's AUTH_SYS credential against the mode
+//! bits ([`access`]) and then acts as root on the caller's behalf, giving new files to the caller.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use nfs3_server::nfs3_types::nfs3::{
+    Nfs3Option, createverf3, fattr3, filename3, nfspath3, nfsstat3, nfstime3, sattr3, set_atime,
+    set_mtime, stable_how,
+};
+use nfs3_server::nfs3_types::rpc::auth_unix;
+use nfs3_server::vfs::{
+    DirEntryPlus, NextResult, NfsFileSystem, NfsReadFileSystem, ReadDirPlusIterator,
+};
+
+use super::access::{self, Caller, EXEC, Owner, READ, WRITE};
+use super::callers::Callers;
+use super::export;
+use super::file_id::{ClusterHandle, Identity, identity_of};
+
+const S_ISGID: u32 = 0o2000;
+/// Mode of a new directory. MKDIR's requested mode does not reach us through nfs3_server 0.11, so
+/// fail closed: `mkdir -m 700` and `mktemp -d` must not get a directory others can read.
+const DIR_MODE: u32 = 0o700;
+/// Mode of a new file whose CREATE names none.
+const FILE_MODE: u32 = 0o644;
+/// Directory entries computed per blocking step of a listing.
+const LIST_CHUNK: usize = 128;
+/// At most this many handles are remembered as gone (each saves a walk of the whole tree).
+const MAX_GONE: usize = 4096;
+
+/// The read-write export of one host directory.
+#[derive(Debug, Clone)]
+pub struct SharedDir {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    root_fd: OwnedFd,
+    root_id: Identity,
+    dev: u64,
+    /// inode → one path (relative to the root) that reached it; checked at every use.
+    paths: RwLock<HashMap<u64, PathBuf>>,
+    /// Handles a full walk did not find: their files are gone for good.
+    gone: Mutex<HashSet<ClusterHandle>>,
+    callers: Callers,
+}
+
+/// A file reached from a handle or a name.
+#[derive(Debug)]
+struct Found {
+    /// An `O_PATH` descriptor: names the file without opening it for I/O.
+    file: File,
+    meta: Metadata,
+    rel: PathBuf,
+    id: Identity,
+}
+
+impl Found {
+    fn owner(&self) -> Owner {
+        Owner {
+            mode: self.meta.mode(),
+            uid: self.meta.uid(),
+            gid: self.meta.gid(),
+            is_dir: self.meta.is_dir(),
+        }
+    }
+    fn handle(&self) -> ClusterHandle {
+        ClusterHandle::new(&self.id)
+    }
+}
+
+/// The attributes of a file of this export. Its own fsid keeps a client from taking it for the
+/// root export, which the same master serves with fsid 1.
+fn fattr_of(meta: &Metadata) -> fattr3 {
+    fattr3 {
+        fsid: 2,
+        ..export::fattr_of(meta)
+    }
+}
+
+fn errno(e: &io::Error) -> nfsstat3 {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => nfsstat3::NFS3ERR_NOENT,
+        Some(libc::EACCES) => nfsstat3::NFS3ERR_ACCES,
+        Some(libc::EPERM) => nfsstat3::NFS3ERR_PERM,
+        Some(libc::EEXIST) => nfsstat3::NFS3ERR_EXIST,
+        Some(libc::ENOTDIR) => nfsstat3::NFS3ERR_NOTDIR,
+        Some(libc::EISDIR) => nfsstat3::NFS3ERR_ISDIR,
+        Some(libc::EINVAL) => nfsstat3::NFS3ERR_INVAL,
+        Some(libc::EFBIG) => nfsstat3::NFS3ERR_FBIG,
+        Some(libc::ENOSPC) => nfsstat3::NFS3ERR_NOSPC,
+        Some(libc::EROFS) => nfsstat3::NFS3ERR_ROFS,
+        Some(libc::EMLINK) => nfsstat3::NFS3ERR_MLINK,
+        Some(libc::ENAMETOOLONG) => nfsstat3::NFS3ERR_NAMETOOLONG,
+        Some(libc::ENOTEMPTY) => nfsstat3::NFS3ERR_NOTEMPTY,
+        Some(libc::EDQUOT) => nfsstat3::NFS3ERR_DQUOT,
+        Some(libc::ESTALE) => nfsstat3::NFS3ERR_STALE,
+        Some(libc::EXDEV) => nfsstat3::NFS3ERR_XDEV,
+        Some(libc::EOPNOTSUPP) => nfsstat3::NFS3ERR_NOTSUPP,
+        _ => nfsstat3::NFS3ERR_IO,
+    }
+}
+
+fn io_err(e: io::Error) -> nfsstat3 {
+    errno(&e)
+}
+
+fn check(r: libc::c_int) -> io::Result<()> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A name a client may create or look up: one component, not `.` or `..`, no NUL, at most 255 bytes.
+fn entry_name(name: &[u8]) -> Result<CString, nfsstat3> {
+    if name.len() > 255 {
+        return Err(nfsstat3::NFS3ERR_NAMETOOLONG);
+    }
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+        return Err(nfsstat3::NFS3ERR_INVAL);
+    }
+    CString::new(name).map_err(|_| nfsstat3::NFS3ERR_INVAL)
+}
+
+fn open_at(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: u32) -> io::Result<File> {
+    // SAFETY: `dir` is open for the call, `name` is NUL-terminated; the result is checked below.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            flags | libc::O_CLOEXEC | libc::O_NOCTTY,
+            mode,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by openat and belongs to nobody else.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// The `/proc` name of an open descriptor: opening it opens the very file the descriptor names
+/// (how an `O_PATH` descriptor is turned into one that can read or write).
+fn proc_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+fn proc_cpath(fd: BorrowedFd<'_>) -> CString {
+    // A decimal number has no NUL.
+    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
+}
+
+fn reopen(fd: BorrowedFd<'_>, write: bool) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(proc_path(fd))
+}
+
+/// The identity of an `O_PATH` descriptor's file; regular files and directories are opened for the
+/// generation ioctl, other kinds are not (opening a FIFO or a device has effects).
+fn identify(file: &File, meta: &Metadata) -> io::Result<Identity> {
+    let ft = meta.file_type();
+    let readable = if ft.is_file() || ft.is_dir() {
+        Some(reopen(file.as_fd(), false)?)
+    } else {
+        None
+    };
+    identity_of(file.as_fd(), readable.as_ref().map(AsFd::as_fd))
+}
+
+fn chown_fd(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    // SAFETY: `fd` is open for the call and the path is an empty NUL-terminated string
+    // (AT_EMPTY_PATH: the descriptor's own file, a symlink itself included).
+    check(unsafe {
+        libc::fchownat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            uid.unwrap_or(u32::MAX),
+            gid.unwrap_or(u32::MAX),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+}
+
+fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    std::fs::set_permissions(
+        proc_path(fd),
+        std::fs::Permissions::from_mode(mode & 0o7777),
+    )
+}
+
+fn timespec(t: &nfstime3) -> libc::timespec {
+    libc::timespec {
+        tv_sec: libc::time_t::from(t.seconds),
+        tv_nsec: libc::c_long::from(t.nseconds.min(999_999_999)),
+    }
+}
+
+/// 64-bit FNV-1a: a READDIR cookie made from the name, so a cookie still points at the same place
+/// after other entries come or go between two pages.
+fn name_cookie(name: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // 0 starts a listing, 1 and 2 are `.` and `..`.
+    h.max(3)
+}
+
+impl SharedDir {
+    /// Export `root`, which must be a directory.
+    pub fn new(root: &Path) -> io::Result<Self> {
+        let root = root.canonicalize()?;
+        let root_fd: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(&root)?
+            .into();
+        let file = File::from(root_fd.try_clone()?);
+        let meta = file.metadata()?;
+        let root_id = identify(&file, &meta)?;
+        let paths = RwLock::new(HashMap::from([(root_id.ino, PathBuf::new())]));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root,
+                root_fd,
+                root_id,
+                dev: meta.dev(),
+                paths,
+                gone: Mutex::new(HashSet::new()),
+                callers: Callers::default(),
+            }),
+        })
+    }
+
+    /// The exported directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Run `op` off the async runtime: every file system call may block on the disk.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Inner, &Caller) -> Result<T, nfsstat3> + Send + 'static,
+    ) -> Result<T, nfsstat3> {
+        let who = self.inner.callers.current();
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || op(&inner, &who))
+            .await
+            .map_err(|_| nfsstat3::NFS3ERR_SERVERFAULT)?
+    }
+
+    /// LINK (RFC 1813 §3.3.15): make `name` in `dir` another name of `file`. nfs3_server 0.11
+    /// answers LINK itself (PROC_UNAVAIL), so this is not reachable over the wire yet.
+    pub async fn link(
+        &self,
+        file: &ClusterHandle,
+        dir: &ClusterHandle,
+        name: &filename3<'_>,
+    ) -> Result<(), nfsstat3> {
+        let (file, dir, name) = (*file, *dir, name.as_ref().to_vec());
+        self.blocking(move |i, who| i.link(who, &file, &dir, &name))
+            .await
+    }
+}
+
+impl Inner {
+    /// Open `rel` below the root without following any symlink on the way or at the end.
+    fn open_rel(&self, rel: &Path) -> io::Result<File> {
+        let parts: Vec<&OsStr> = rel
+            .components()
+            .map(|c| match c {
+                Component::Normal(p) => Ok(p),
+                _ => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+            })
+            .collect::<io::Result<_>>()?;
+        let mut cur = open_at(
+            self.root_fd.as_fd(),
+            c".",
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )?;
+        for (i, part) in parts.iter().enumerate() {
+            let name = CString::new(part.as_bytes())
+                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+            let dir_flag = if i + 1 < parts.len() {
+                libc::O_DIRECTORY
+            } else {
+                0
+            };
+            cur = open_at(
+                cur.as_fd(),
+                &name,
+                libc::O_PATH | libc::O_NOFOLLOW | dir_flag,
+                0,
+            )?;
+        }
+        Ok(cur)
+    }
+
+    fn found_at(&self, rel: PathBuf) -> io::Result<Found> {
+        let file = self.open_rel(&rel)?;
+        let meta = file.metadata()?;
+        if meta.dev() != self.dev {
+            // Another file system mounted inside: its inode numbers could collide with ours.
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        let id = identify(&file, &meta)?;
+        Ok(Found {
+            file,
+            meta,
+            rel,
+            id,
+        })
+    }
+
+    fn remember(&self, ino: u64, rel: &Path) {
+        if let Ok(mut p) = self.paths.write() {
+            p.insert(ino, rel.to_path_buf());
+        }
+    }
+
+    fn cached(&self, ino: u64) -> Option<PathBuf> {
+        self.paths.read().ok()?.get(&ino).cloned()
+    }
+
+    /// The file `h` names, or STALE when it no longer exists.
+    fn resolve(&self, h: &ClusterHandle) -> Result<Found, nfsstat3> {
+        let want = h.identity();
+        let attempt = |this: &Self| {
+            let rel = this.cached(want.ino)?;
+            this.found_at(rel).ok().filter(|f| f.id == want)
+        };
+        if let Some(f) = attempt(self) {
+            return Ok(f);
+        }
+        if self
+            .gone
+            .lock()
+            .map_err(|_| nfsstat3::NFS3ERR_SERVERFAULT)?
+            .contains(h)
+        {
+            return Err(nfsstat3::NFS3ERR_STALE);
+        }
+        // A handle from before a restart, or its file was renamed behind our back: walk the tree.
+        self.index();
+        if let Some(f) = attempt(self) {
+            return Ok(f);
+        }
+        let mut gone = self
+            .gone
+            .lock()
+            .map_err(|_| nfsstat3::NFS3ERR_SERVERFAULT)?;
+        if gone.len() >= MAX_GONE {
+            gone.clear();
+        }
+        gone.insert(*h);
+        Err(nfsstat3::NFS3ERR_STALE)
+    }
+
+    /// Walk the whole tree (through descriptors, never through a symlink) and note every inode's path.
+    fn index(&self) {
+        let mut found = Vec::new();
+        let mut stack = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let Ok(dir) = self.open_rel(&rel) else {
+                continue;
+            };
+            let Ok(entries) = std::fs::read_dir(proc_path(dir.as_fd())) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let Ok(meta) = e.metadata() else { continue };
+                if meta.dev() != self.dev {
+                    continue;
+                }
+                let child = rel.join(e.file_name());
+                if meta.is_dir() {
+                    stack.push(child.clone());
+                }
+                found.push((meta.ino(), child));
+            }
+        }
+        if let Ok(mut paths) = self.paths.write() {
+            paths.extend(found);
+            paths.insert(self.root_id.ino, PathBuf::new());
+        }
+    }
+
+    /// A directory named by `h` on which `who` has `want`.
+    fn dir(&self, who: &Caller, h: &ClusterHandle, want: u32) -> Result<Found, nfsstat3> {
+        let d = self.resolve(h)?;
+        if !d.meta.is_dir() {
+            return Err(nfsstat3::NFS3ERR_NOTDIR);
+        }
+        if !access::permits(who, &d.owner(), want) {
+            return Err(nfsstat3::NFS3ERR_ACCES);
+        }
+        Ok(d)
+    }
+
+    /// The entry `name` of `dir`, not following it if it is a symlink.
+    fn child(&self, dir: &Found, name: &CStr) -> Result<Found, nfsstat3> {
+        let file =
+            open_at(dir.file.as_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0).map_err(io_err)?;
+        let meta = file.metadata().map_err(io_err)?;
+        if meta.dev() != self.dev {
+            return Err(nfsstat3::NFS3ERR_NOENT);
+        }
+        let id = identify(&file, &meta).map_err(io_err)?;
+        let rel = dir.rel.join(OsStr::from_bytes(name.to_bytes()));
+        self.remember(id.ino, &rel);
+        Ok(Found {
+            file,
+            meta,
+            rel,
+            id,
+        })
+    }
+
+    /// The group a new entry of `dir` gets: the directory's when it is set-group-id, as on Linux.
+    fn new_gid(who: &Caller, dir: &Found) -> u32 {
+        if dir.meta.mode() & S_ISGID != 0 {
+            dir.meta.gid()
+        } else {
+            who.gid
+        }
+    }
+
+    fn getattr(&self, h: &ClusterHandle) -> Result<fattr3, nfsstat3> {
+        Ok(fattr_of(&self.resolve(h)?.meta))
+    }
+
+    fn lookup(
+        &self,
+        who: &Caller,
+        dir: &ClusterHandle,
+        name: &[u8],
+    ) -> Result<ClusterHandle, nfsstat3> {
+        let d = self.dir(who, dir, EXEC)?;
+        match name {
+            b"." => Ok(d.handle()),
+            b".." => {
+                let parent = d.rel.parent().map(Path::to_path_buf).unwrap_or_default();
+                Ok(self.found_at(parent).map_err(io_err)?.handle())
+            }
+            _ => Ok(self.child(&d, &entry_name(name)?)?.handle()),
+        }
+    }
+
+    fn read(
+        &self,
+        who: &Caller,
+        h: &ClusterHandle,
+        offset: u64,
+        count: u32,
+    ) -> Result<(Vec<u8>, bool), nfsstat3> {
+        let f = self.resolve(h)?;
+        if f.meta.is_dir() {
+            return Err(nfsstat3::NFS3ERR_ISDIR);
+        }
+        if !f.meta.is_file() {
+            return Err(nfsstat3::NFS3ERR_INVAL);
+        }
+        if !access::permits_io(who, &f.owner(), READ) {
+            return Err(nfsstat3::NFS3ERR_ACCES);
+        }
+        let file = reopen(f.file.as_fd(), false).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        let want = usize::try_from(u64::from(count).min(len.saturating_sub(offset))).unwrap_or(0);
+        let mut buf = vec![0u8; want];
+        let mut done = 0;
+        while done < want {
+            match file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        buf.truncate(done);
+        Ok((buf, offset + done as u64 >= len))
+    }
+
+    fn write(
+        &self,
+        who: &Caller,
+        h: &ClusterHandle,
+        offset: u64,
+        data: &[u8],
+        stable: stable_how,
+    ) -> Result<(fattr3, stable_how), nfsstat3> {
+        let f = self.resolve(h)?;
+        if f.meta.is_dir() {
+            return Err(nfsstat3::NFS3ERR_ISDIR);
+        }
+        if !f.meta.is_file() {
+            return Err(nfsstat3::NFS3ERR_INVAL);
+        }
+        let owner = f.owner();
+        if !access::permits_io(who, &owner, WRITE) {
+            return Err(nfsstat3::NFS3ERR_ACCES);
+        }
+        let file = reopen(f.file.as_fd(), true).map_err(io_err)?;
+        file.write_all_at(data, offset).map_err(io_err)?;
+        let kill = access::bits_killed_by_write(who, &owner);
+        if kill != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(owner.mode & 0o7777 & !kill))
+                .map_err(io_err)?;
+        }
+        // RFC 1813 §3.3.7: FILE_SYNC and DATA_SYNC are on stable storage before the reply. UNSTABLE
+        // is made DATA_SYNC too: nfs3_server's write verifier is the handle generation, which we keep
+        // across restarts, so after a crash of the master a client could not tell that uncommitted
+        // data was lost and would not send it again.
+        let done = match stable {
+            stable_how::FILE_SYNC => {
+                file.sync_all().map_err(io_err)?;
+                stable_how::FILE_SYNC
+            }
+            stable_how::DATA_SYNC | stable_how::UNSTABLE => {
+                file.sync_data().map_err(io_err)?;
+                stable_how::DATA_SYNC
+            }
+        };
+        Ok((fattr_of(&file.metadata().map_err(io_err)?), done))
+    }
+
+    fn commit(&self, h: &ClusterHandle) -> Result<(), nfsstat3> {
+        let f = self.resolve(h)?;
+        if !f.meta.is_file() {
+            return Ok(());
+        }
+        reopen(f.file.as_fd(), false)
+            .and_then(|file| file.sync_all())
+            .map_err(io_err)
+    }
+
+    fn create(
+        &self,
+        who: &Caller,
+        dir: &ClusterHandle,
+        name: &[u8],
+        attr: sattr3,
+    ) -> Result<(ClusterHandle, fattr3), nfsstat3> {
+        let d = self.dir(who, dir, EXEC)?;
+        let cname = entry_name(name)?;
+        if access::may_create(who, &d.owner()) {
+            match open_at(
+                d.file.as_fd(),
+                &cname,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+                0o600,
+            ) {
+                Ok(new) => {
+                    // Created as root: give it to the caller, then the mode (chown clears set-id bits).
+                    std::os::unix::fs::fchown(&new, Some(who.uid), Some(Self::new_gid(who, &d)))
+                        .map_err(io_err)?;
+                    let c = self.child(&d, &cname)?;
+                    let mode = match attr.mode {
+                        Nfs3Option::Some(m) => access::chmod_mode(who, &c.owner(), m),
+                        Nfs3Option::None => FILE_MODE,
+                    };
+                    new.set_permissions(std::fs::Permissions::from_mode(mode))
+                        .map_err(io_err)?;
+                    let rest = sattr3 {
+                        mode: Nfs3Option::None,
+                        ..attr
+                    };
+                    let c = self.child(&d, &cname)?;
+                    self.apply(who, &c, &rest)?;
+                    let c = self.child(&d, &cname)?;
+                    return Ok((c.handle(), fattr_of(&c.meta)));
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        // UNCHECKED on an existing file (RFC 1813 §3.3.8): it stays, with the attributes applied.
+        let c = match self.child(&d, &cname) {
+            Err(nfsstat3::NFS3ERR_NOENT) => return Err(nfsstat3::NFS3ERR_ACCES),
+            r => r?,
+        };
+        if !c.meta.is_file() {
+            return Err(nfsstat3::NFS3ERR_EXIST);
+        }
+        self.apply(who, &c, &attr)?;
+        let c = self.child(&d, &cname)?;
+        Ok((c.handle(), fattr_of(&c.meta)))
+    }
+
+    /// EXCLUSIVE create: the verifier is kept in the new file's atime and mtime (as knfsd does), so
+    /// a retransmission finds it and succeeds; the client then sets the real attributes.
+    fn create_exclusive(
+        &self,
+        who: &Caller,
+        dir: &ClusterHandle,
+        name: &[u8],
+        verf: &createverf3,
+    ) -> Result<ClusterHandle, nfsstat3> {
+        let d = self.dir(who, dir, WRITE | EXEC)?;
+        let cname = entry_name(name)?;
+        let mut a = [0u8; 4];
+        let mut m = [0u8; 4];
+        a.copy_from_slice(&verf.0[..4]);
+        m.copy_from_slice(&verf.0[4..]);
+        let (atime, mtime) = (u32::from_be_bytes(a), u32::from_be_bytes(m));
+        match open_at(
+            d.file.as_fd(),
+            &cname,
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+            0,
+        ) {
+            Ok(new) => {
+                std::os::unix::fs::fchown(&new, Some(who.uid), Some(Self::new_gid(who, &d)))
+                    .map_err(io_err)?;
+                let times = std::fs::FileTimes::new()
+                    .set_accessed(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(atime.into()),
+                    )
+                    .set_modified(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.into()),
+                    );
+                new.set_times(times).map_err(io_err)?;
+                Ok(self.child(&d, &cname)?.handle())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let c = self.child(&d, &cname)?;
+                let same = c.meta.is_file()
+                    && c.meta.atime() == i64::from(atime)
+                    && c.meta.mtime() == i64::from(mtime)
+                    && c.meta.uid() == who.uid;
+                if same {
+                    Ok(c.handle())
+                } else {
+                    Err(nfsstat3::NFS3ERR_EXIST)
+                }
+            }
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        who: &Caller,
+        dir: &ClusterHandle,
+        name: &[u8],
+    ) -> Result<(ClusterHandle, fattr3), nfsstat3> {
+        let d = self.dir(who, dir, WRITE | EXEC)?;
+        let cname = entry_name(name)?;
+        // SAFETY: the descriptor is open for the call and the name is NUL-terminated.
+        check(unsafe { libc::mkdirat(d.file.as_raw_fd(), cname.as_ptr(), 0o700) })
+            .map_err(io_err)?;
+        let c = self.child(&d, &cname)?;
+        chown_fd(c.file.as_fd(), Some(who.uid), Some(Self::new_gid(who, &d))).map_err(io_err)?;
+        // A set-group-id directory passes the bit on, as on Linux.
+        let mode = DIR_MODE | (d.meta.mode() & S_ISGID);
+        chmod_fd(c.file.as_fd(), mode).map_err(io_err)?;
+        let c = self.child(&d, &cname)?;
+        Ok((c.handle(), fattr_of(&c.meta)))
+    }
+
+    fn symlink(
+        &self,
+        who: &Caller,
+        dir: &ClusterHandle,
+        name: &[u8],
+        target: &[u8],
+    ) -> Result<(ClusterHandle, fattr3), nfsstat3> {
+        let d = self.dir(who, dir, WRITE | EXEC)?;
+        let cname = entry_name(name)?;
+        // The target is only stored: the server never follows a symlink.
+        if target.is_empty() {
+            return Err(nfsstat3::NFS3ERR_INVAL);
+        }
+        let ctarget = CString::new(target).map_err(|_| nfsstat3::NFS3ERR_INVAL)?;
+        // SAFETY: both strings are NUL-terminated and the descriptor is open for the call.
+        check(unsafe { libc::symlinkat(ctarget.as_ptr(), d.file.as_raw_fd(), cname.as_ptr()) })
+            .map_err(io_err)?;
+        let c = self.child(&d, &cname)?;
+        chown_fd(c.file.as_fd(), Some(who.uid), Some(Self::new_gid(who, &d))).map_err(io_err)?;
+        let c = self.child(&d, &cname)?;
+        Ok((c.handle(), fattr_of(&c.meta)))
+    }
+
+    fn readlink(&self, h: &ClusterHandle) -> Result<Vec<u8>, nfsstat3> {
+        let f = self.resolve(h)?;
+        if !f.meta.file_type().is_symlink() {
+            return Err(nfsstat3::NFS3ERR_INVAL);
+        }
+        let mut buf = vec![0u8; 4096];
+        // SAFETY: the descriptor (O_PATH of the symlink) is open, the empty path means the link
+        // itself, and `buf` is writable for its whole length.
+        let n = unsafe {
+            libc::readlinkat(
+                f.file.as_raw_fd(),
+                c"".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        let n = usize::try_from(n).map_err(|_| io_err(io::Error::last_os_error()))?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    fn remove(&self, who: &Caller, dir: &ClusterHandle, name: &[u8]) -> Result<(), nfsstat3> {
+        let d = self.dir(who, dir, EXEC)?;
+        let cname = entry_name(name)?;
+        let victim = self.child(&d, &cname)?;
+        if !access::may_delete(who, &d.owner(), victim.meta.uid()) {
+            return Err(nfsstat3::NFS3ERR_ACCES);
+        }
+        // nfs3_server sends REMOVE and RMDIR here alike: the entry's kind decides.
+        let flags = if victim.meta.is_dir() {
+            libc::AT_REMOVEDIR
+        } else {
+            0
+        };
+        // SAFETY: the descriptor is open for the call and the name is NUL-terminated.
+        check(unsafe { libc::unlinkat(d.file.as_raw_fd(), cname.as_ptr(), flags) }).map_err(io_err)
+    }
+
+    fn rename(
+        &self,
+        who: &Caller,
+        from_dir: &ClusterHandle,
+        from: &[u8],
+        to_dir: &ClusterHandle,
+        to: &[u8],
+    ) -> Result<(), nfsstat3> {
+        let fd = self.dir(who, from_dir, EXEC)?;
+        let td = self.dir(who, to_dir, EXEC)?;
+        let (cfrom, cto) = (entry_name(from)?, entry_name(to)?);
+        let src = self.child(&fd, &cfrom)?;
+        if !access::may_delete(who, &fd.owner(), src.meta.uid())
+            || !access::may_create(who, &td.owner())
+        {
+            return Err(nfsstat3::NFS3ERR_ACCES);
+        }
+        match self.child(&td, &cto) {
+            Ok(old) if !access::may_delete(who, &td.owner(), old.meta.uid()) => {
+                return Err(nfsstat3::NFS3ERR_ACCES);
+            }
+            Ok(_) | Err(nfsstat3::NFS3ERR_NOENT) => {}
+            Err(e) => return Err(e),
+        }
+        // A directory moving to another parent has its `..` rewritten: that takes write on it.
+        if src.meta.is_dir() && fd.id != td.id && !access::permits(who, &src.owner(), WRITE) {
+            return Err(nfsstat3::NFS3ERR_ACCES);
+        }
+        // SAFETY: both descriptors are open for the call and both names are NUL-terminated.
+        check(unsafe {
+            libc::renameat(
+                fd.file.as_raw_fd(),
+                cfrom.as_ptr(),
+                td.file.as_raw_fd(),
+                cto.as_ptr(),
+            )
+        })
+        .map_err(io_err)?;
+        // Paths noted below the old name now live below the new one.
+        let new_rel = td.rel.join(OsStr::from_bytes(to));
+        if let Ok(mut paths) = self.paths.write() {
+            for p in paths.values_mut() {
+                if let Ok(tail) = p.strip_prefix(&src.rel) {
+                    *p = new_rel.join(tail);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn link(
+        &self,
+        who: &Caller,
+        file: &ClusterHandle,
+        dir: &ClusterHandle,
+        name: &[u8],
+    ) -> Result<(), nfsstat3> {
+        let f = self.resolve(file)?;
+        if f.meta.is_dir() {
+            return Err(nfsstat3::NFS3ERR_ISDIR);
+        }
+        let d = self.dir(who, dir, WRITE | EXEC)?;
+        let cname = entry_name(name)?;
+        // Like fs.protected_hardlinks: linking another user's file takes read and write on it.
+        let owner = f.owner();
+        if !(who.is_root() || who.uid == owner.uid || access::permits(who, &owner, READ | WRITE)) {
+            return Err(nfsstat3::NFS3ERR_ACCES);
+        }
+        let src = proc_cpath(f.file.as_fd());
+        // SAFETY: both paths are NUL-terminated, the directory descriptor is open; the /proc path
+        // with AT_SYMLINK_FOLLOW names the file `f` holds, not anything the link could point to.
+        check(unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                src.as_ptr(),
+                d.file.as_raw_fd(),
+                cname.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        })
+        .map_err(io_err)
+    }
+
+    fn setattr(&self, who: &Caller, h: &ClusterHandle, attr: &sattr3) -> Result<fattr3, nfsstat3> {
+        let f = self.resolve(h)?;
+        self.apply(who, &f, attr)?;
+        Ok(fattr_of(&f.file.metadata().map_err(io_err)?))
+    }
+
+    /// SETATTR's changes, in the order a local `chown`, `chmod`, `truncate`, `utimensat` would do them.
+    fn apply(&self, who: &Caller, f: &Found, attr: &sattr3) -> Result<(), nfsstat3> {
+        let mut owner = f.owner();
+        let uid = match attr.uid {
+            Nfs3Option::Some(u) => Some(u),
+            Nfs3Option::None => None,
+        };
+        let gid = match attr.gid {
+            Nfs3Option::Some(g) => Some(g),
+            Nfs3Option::None => None,
+        };
+        if uid.is_some() || gid.is_some() {
+            if !access::may_chown(who, &owner, uid, gid) {
+                return Err(nfsstat3::NFS3ERR_PERM);
+            }
+            chown_fd(f.file.as_fd(), uid, gid).map_err(io_err)?;
+            owner = Owner {
+                mode: f.file.metadata().map_err(io_err)?.mode(),
+                ..owner
+            };
+        }
+        let is_link = f.meta.file_type().is_symlink();
+        if let Nfs3Option::Some(mode) = attr.mode {
+            if !access::may_chmod(who, &owner) {
+                return Err(nfsstat3::NFS3ERR_PERM);
+            }
+            // A symlink has no mode of its own on Linux: nothing to change.
+            if !is_link {
+                chmod_fd(f.file.as_fd(), access::chmod_mode(who, &owner, mode)).map_err(io_err)?;
+            }
+        }
+        if let Nfs3Option::Some(size) = attr.size {
+            if f.meta.is_dir() {
+                return Err(nfsstat3::NFS3ERR_ISDIR);
+            }
+            if !f.meta.is_file() {
+                return Err(nfsstat3::NFS3ERR_INVAL);
+            }
+            if !access::permits_io(who, &owner, WRITE) {
+                return Err(nfsstat3::NFS3ERR_ACCES);
+            }
+            reopen(f.file.as_fd(), true)
+                .and_then(|file| file.set_len(size))
+                .map_err(io_err)?;
+        }
+        let omit = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        };
+        let now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        };
+        let (atime, a_server, a_set) = match &attr.atime {
+            set_atime::DONT_CHANGE => (omit, true, false),
+            set_atime::SET_TO_SERVER_TIME => (now, true, true),
+            set_atime::SET_TO_CLIENT_TIME(t) => (timespec(t), false, true),
+        };
+        let (mtime, m_server, m_set) = match &attr.mtime {
+            set_mtime::DONT_CHANGE => (omit, true, false),
+            set_mtime::SET_TO_SERVER_TIME => (now, true, true),
+            set_mtime::SET_TO_CLIENT_TIME(t) => (timespec(t), false, true),
+        };
+        if (a_set || m_set) && !is_link {
+            let to_server = a_server && m_server;
+            if !access::may_set_times(who, &owner, to_server) {
+                return Err(if to_server {
+                    nfsstat3::NFS3ERR_ACCES
+                } else {
+                    nfsstat3::NFS3ERR_PERM
+                });
+            }
+            let path = proc_cpath(f.file.as_fd());
+            let times = [atime, mtime];
+            // SAFETY: the path is NUL-terminated and names the file `f` holds open; `times` is
+            // an array of two timespecs as utimensat requires.
+            check(unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) })
+                .map_err(io_err)?;
+        }
+        Ok(())
+    }
+
+    /// Up to `max` entries of `dir` after `cookie`, in cookie order, and whether that was all.
+    fn list(
+        &self,
+        dir: &Found,
+        after: u64,
+        max: usize,
+    ) -> Result<(Vec<DirEntryPlus<ClusterHandle>>, bool), nfsstat3> {
+        let mut names: Vec<(u64, Vec<u8>)> = std::fs::read_dir(proc_path(dir.file.as_fd()))
+            .map_err(io_err)?
+            .flatten()
+            .map(|e| {
+                let n = e.file_name().as_bytes().to_vec();
+                (name_cookie(&n), n)
+            })
+            .chain([(1, b".".to_vec()), (2, b"..".to_vec())])
+            .filter(|(c, _)| *c > after)
+            .collect();
+        names.sort();
+        let complete = names.len() <= max;
+        let mut out = Vec::with_capacity(names.len().min(max));
+        for (cookie, name) in names.into_iter().take(max) {
+            let f = match name.as_slice() {
+                b"." => Ok(Found {
+                    file: dir.file.try_clone().map_err(io_err)?,
+                    meta: dir.meta.clone(),
+                    rel: dir.rel.clone(),
+                    id: dir.id,
+                }),
+                b".." => self
+                    .found_at(dir.rel.parent().map(Path::to_path_buf).unwrap_or_default())
+                    .map_err(io_err),
+                _ => entry_name(&name).and_then(|c| self.child(dir, &c)),
+            };
+            // Gone between the listing and now, or on another file system: skip it.
+            let Ok(f) = f else { continue };
+            out.push(DirEntryPlus {
+                fileid: f.id.ino,
+                name: filename3::from(name),
+                cookie,
+                name_attributes: Some(fattr_of(&f.meta)),
+                name_handle: Some(f.handle()),
+            });
+        }
+        Ok((out, complete))
+    }
+}
+
+/// A directory listing handed out a chunk at a time, each chunk read off the async runtime.
+#[derive(Debug)]
+pub struct Listing {
+    inner: Arc<Inner>,
+    dir: ClusterHandle,
+    ready: VecDeque<DirEntryPlus<ClusterHandle>>,
+    last_cookie: u64,
+    complete: bool,
+}
+
+impl ReadDirPlusIterator<ClusterHandle> for Listing {
+    async fn next(&mut self) -> NextResult<DirEntryPlus<ClusterHandle>> {
+        if self.ready.is_empty() && !self.complete {
+            let (inner, dir, after) = (self.inner.clone(), self.dir, self.last_cookie);
+            let chunk = tokio::task::spawn_blocking(move || {
+                let d = inner.resolve(&dir)?;
+                inner.list(&d, after, LIST_CHUNK)
+            })
+            .await
+            .map_err(|_| nfsstat3::NFS3ERR_SERVERFAULT)
+            .and_then(|r| r);
+            match chunk {
+                Ok((entries, complete)) => {
+                    self.ready.extend(entries);
+                    self.complete = complete;
+                }
+                Err(e) => return NextResult::Err(e),
+            }
+        }
+        match self.ready.pop_front() {
+            Some(e) => {
+                self.last_cookie = e.cookie;
+                NextResult::Ok(e)
+            }
+            None => NextResult::Eof,
+        }
+    }
+}
+
+impl NfsReadFileSystem for SharedDir {
+    type Handle = ClusterHandle;
+
+    fn root_dir(&self) -> ClusterHandle {
+        ClusterHandle::new(&self.inner.root_id)
+    }
+
+    fn authorize(&self, auth: Option<&auth_unix>) -> bool {
+        self.inner.callers.record(auth);
+        true
+    }
+
+    async fn lookup(
+        &self,
+        dirid: &ClusterHandle,
+        filename: &filename3<'_>,
+    ) -> Result<ClusterHandle, nfsstat3> {
+        let (dir, name) = (*dirid, filename.as_ref().to_vec());
+        self.blocking(move |i, who| i.lookup(who, &dir, &name))
+            .await
+    }
+
+    async fn getattr(&self, id: &ClusterHandle) -> Result<fattr3, nfsstat3> {
+        let id = *id;
+        self.blocking(move |i, _| i.getattr(&id)).await
+    }
+
+    async fn read(
+        &self,
+        id: &ClusterHandle,
+        offset: u64,
+        count: u32,
+    ) -> Result<(Vec<u8>, bool), nfsstat3> {
+        let id = *id;
+        self.blocking(move |i, who| i.read(who, &id, offset, count))
+            .await
+    }
+
+    async fn readdirplus(
+        &self,
+        dirid: &ClusterHandle,
+        cookie: u64,
+    ) -> Result<impl ReadDirPlusIterator<ClusterHandle>, nfsstat3> {
+        let dir = *dirid;
+        let (ready, complete) = self
+            .blocking(move |i, who| {
+                let d = i.dir(who, &dir, READ)?;
+                i.list(&d, cookie, LIST_CHUNK)
+            })
+            .await?;
+        Ok(Listing {
+            inner: self.inner.clone(),
+            dir,
+            last_cookie: ready.last().map_or(cookie, |e| e.cookie),
+            ready: ready.into(),
+            complete,
+        })
+    }
+
+    async fn readlink(&self, id: &ClusterHandle) -> Result<nfspath3<'_>, nfsstat3> {
+        let id = *id;
+        Ok(nfspath3::from(
+            self.blocking(move |i, _| i.readlink(&id)).await?,
+        ))
+    }
+}
+
+impl NfsFileSystem for SharedDir {
+    async fn setattr(&self, id: &ClusterHandle, setattr: sattr3) -> Result<fattr3, nfsstat3> {
+        let id = *id;
+        self.blocking(move |i, who| i.setattr(who, &id, &setattr))
+            .await
+    }
+
+    async fn write(
+        &self,
+        id: &ClusterHandle,
+        offset: u64,
+        data: &[u8],
+        stable: stable_how,
+    ) -> Result<(fattr3, stable_how), nfsstat3> {
+        let (id, data) = (*id, data.to_vec());
+        self.blocking(move |i, who| i.write(who, &id, offset, &data, stable))
+            .await
+    }
+
+    async fn create(
+        &self,
+        dirid: &ClusterHandle,
+        filename: &filename3<'_>,
+        attr: sattr3,
+    ) -> Result<(ClusterHandle, fattr3), nfsstat3> {
+        let (dir, name) = (*dirid, filename.as_ref().to_vec());
+        self.blocking(move |i, who| i.create(who, &dir, &name, attr))
+            .await
+    }
+
+    async fn create_exclusive(
+        &self,
+        dirid: &ClusterHandle,
+        filename: &filename3<'_>,
+        createverf: createverf3,
+    ) -> Result<ClusterHandle, nfsstat3> {
+        let (dir, name) = (*dirid, filename.as_ref().to_vec());
+        self.blocking(move |i, who| i.create_exclusive(who, &dir, &name, &createverf))
+            .await
+    }
+
+    async fn mkdir(
+        &self,
+        dirid: &ClusterHandle,
+        dirname: &filename3<'_>,
+    ) -> Result<(ClusterHandle, fattr3), nfsstat3> {
+        let (dir, name) = (*dirid, dirname.as_ref().to_vec());
+        self.blocking(move |i, who| i.mkdir(who, &dir, &name)).await
+    }
+
+    async fn remove(
+        &self,
+        dirid: &ClusterHandle,
+        filename: &filename3<'_>,
+    ) -> Result<(), nfsstat3> {
+        let (dir, name) = (*dirid, filename.as_ref().to_vec());
+        self.blocking(move |i, who| i.remove(who, &dir, &name))
+            .await
+    }
+
+    async fn rename<'a>(
+        &self,
+        from_dirid: &ClusterHandle,
+        from_filename: &filename3<'a>,
+        to_dirid: &ClusterHandle,
+        to_filename: &filename3<'a>,
+    ) -> Result<(), nfsstat3> {
+        let (fd, from) = (*from_dirid, from_filename.as_ref().to_vec());
+        let (td, to) = (*to_dirid, to_filename.as_ref().to_vec());
+        self.blocking(move |i, who| i.rename(who, &fd, &from, &td, &to))
+            .await
+    }
+
+    async fn symlink<'a>(
+        &self,
+        dirid: &ClusterHandle,
+        linkname: &filename3<'a>,
+        symlink: &nfspath3<'a>,
+        _attr: &sattr3,
+    ) -> Result<(ClusterHandle, fattr3), nfsstat3> {
+        let (dir, name, target) = (
+            *dirid,
+            linkname.as_ref().to_vec(),
+            symlink.as_ref().to_vec(),
+        );
+        self.blocking(move |i, who| i.symlink(who, &dir, &name, &target))
+            .await
+    }
+
+    async fn commit(&self, id: &ClusterHandle, _offset: u64, _count: u32) -> Result<(), nfsstat3> {
+        let id = *id;
+        self.blocking(move |i, _| i.commit(&id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nfs3_server::vfs::FileHandle;
+
+    fn user(uid: u32) -> Caller {
+        Caller {
+            uid,
+            gid: uid,
+            groups: vec![],
+        }
+    }
+
+    fn name(s: &str) -> Vec<u8> {
+        s.as_bytes().to_vec()
+    }
+
+    fn mode(m: u32) -> sattr3 {
+        sattr3 {
+            mode: Nfs3Option::Some(m),
+            ..sattr3::default()
+        }
+    }
+
+    /// An export of a fresh directory with the top mode 1777, as ombootd makes it.
+    fn export() -> (tempfile::TempDir, SharedDir) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let fs = SharedDir::new(d.path()).unwrap();
+        (d, fs)
+    }
+
+    fn new_file(fs: &SharedDir, who: &Caller, n: &str, m: u32, data: &[u8]) -> ClusterHandle {
+        let i = &fs.inner;
+        let root = fs.root_dir();
+        let (h, _) = i.create(who, &root, &name(n), mode(m)).unwrap();
+        i.write(who, &h, 0, data, stable_how::FILE_SYNC).unwrap();
+        h
+    }
+
+    #[test]
+    fn created_files_belong_to_the_caller_with_the_requested_mode() {
+        let (d, fs) = export();
+        let alice = user(1000);
+        let h = new_file(&fs, &alice, "a", 0o640, b"hello");
+        let meta = std::fs::metadata(d.path().join("a")).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (1000, 1000, 0o640)
+        );
+        assert_eq!(
+            fs.inner.read(&alice, &h, 0, 100).unwrap(),
+            (b"hello".to_vec(), true)
+        );
+        let (dir, attr) = fs
+            .inner
+            .mkdir(&alice, &fs.root_dir(), &name("sub"))
+            .unwrap();
+        assert_eq!((attr.uid, attr.mode), (1000, DIR_MODE));
+        let (l, attr) = fs.inner.symlink(&alice, &dir, &name("l"), b"../a").unwrap();
+        assert_eq!(attr.uid, 1000);
+        assert_eq!(fs.inner.readlink(&l).unwrap(), b"../a");
+        // Reading through the symlink reaches the link, never its target.
+        assert_eq!(
+            fs.inner.read(&alice, &l, 0, 10),
+            Err(nfsstat3::NFS3ERR_INVAL)
+        );
+    }
+
+    #[test]
+    fn the_mode_bits_refuse_other_users() {
+        let (_d, fs) = export();
+        let (alice, bob) = (user(1000), user(1001));
+        let h = new_file(&fs, &alice, "private", 0o600, b"secret");
+        let i = &fs.inner;
+        assert_eq!(i.read(&bob, &h, 0, 10), Err(nfsstat3::NFS3ERR_ACCES));
+        assert!(matches!(
+            i.write(&bob, &h, 0, b"x", stable_how::UNSTABLE),
+            Err(nfsstat3::NFS3ERR_ACCES)
+        ));
+        assert!(matches!(
+            i.setattr(&bob, &h, &mode(0o666)),
+            Err(nfsstat3::NFS3ERR_PERM)
+        ));
+        let chown = sattr3 {
+            uid: Nfs3Option::Some(1001),
+            ..sattr3::default()
+        };
+        assert!(matches!(
+            i.setattr(&alice, &h, &chown),
+            Err(nfsstat3::NFS3ERR_PERM)
+        ));
+        assert_eq!(i.setattr(&Caller::root(), &h, &chown).unwrap().uid, 1001);
+        // The sticky top: bob cannot remove or rename alice's file.
+        let g = new_file(&fs, &alice, "shared", 0o666, b"x");
+        let root = fs.root_dir();
+        assert_eq!(
+            i.remove(&bob, &root, &name("shared")),
+            Err(nfsstat3::NFS3ERR_ACCES)
+        );
+        assert_eq!(
+            i.rename(&bob, &root, &name("shared"), &root, &name("mine")),
+            Err(nfsstat3::NFS3ERR_ACCES)
+        );
+        // …but may write it, as its mode allows, and root reads anything.
+        i.write(&bob, &g, 0, b"y", stable_how::DATA_SYNC).unwrap();
+        assert_eq!(i.read(&Caller::root(), &h, 0, 10).unwrap().0, b"secret");
+        // A directory alice closed: bob may not look inside or create there.
+        let (dir, _) = i.mkdir(&alice, &root, &name("closed")).unwrap();
+        i.setattr(&alice, &dir, &mode(0o700)).unwrap();
+        assert_eq!(i.lookup(&bob, &dir, b"x"), Err(nfsstat3::NFS3ERR_ACCES));
+        assert!(matches!(
+            i.create(&bob, &dir, &name("x"), sattr3::default()),
+            Err(nfsstat3::NFS3ERR_ACCES)
+        ));
+    }
+
+    #[test]
+    fn handles_survive_a_restart_and_go_stale_when_the_file_is_gone() {
+        let (d, fs) = export();
+        let root_user = Caller::root();
+        let h = new_file(&fs, &root_user, "f", 0o644, b"one");
+        let (sub, _) = fs
+            .inner
+            .mkdir(&root_user, &fs.root_dir(), &name("deep"))
+            .unwrap();
+        let (inner, _) = fs
+            .inner
+            .create(&root_user, &sub, &name("g"), mode(0o644))
+            .unwrap();
+        // A new export (ombootd restarted) has never seen these handles.
+        let fresh = SharedDir::new(d.path()).unwrap();
+        assert_eq!(fresh.inner.read(&root_user, &h, 0, 10).unwrap().0, b"one");
+        assert!(fresh.inner.getattr(&inner).is_ok());
+        assert_eq!(fresh.root_dir(), fs.root_dir());
+        // Deleted and recreated under the same name (possibly on the same inode): stale.
+        std::fs::remove_file(d.path().join("f")).unwrap();
+        std::fs::write(d.path().join("f"), b"two").unwrap();
+        assert!(matches!(
+            fresh.inner.getattr(&h),
+            Err(nfsstat3::NFS3ERR_STALE)
+        ));
+        assert_eq!(
+            fresh.inner.read(&root_user, &h, 0, 10),
+            Err(nfsstat3::NFS3ERR_STALE)
+        );
+        // Renamed behind the server's back: found again.
+        std::fs::rename(d.path().join("deep"), d.path().join("moved")).unwrap();
+        assert!(fresh.inner.getattr(&inner).is_ok());
+    }
+
+    #[test]
+    fn rename_hard_links_and_unlink_of_an_open_file() {
+        let (_d, fs) = export();
+        let who = user(1000);
+        let i = &fs.inner;
+        let root = fs.root_dir();
+        let h = new_file(&fs, &who, "job.out", 0o644, b"data");
+        let (sub, _) = i.mkdir(&who, &root, &name("d")).unwrap();
+        i.rename(&who, &root, &name("job.out"), &sub, &name("renamed"))
+            .unwrap();
+        assert_eq!(i.read(&who, &h, 0, 10).unwrap().0, b"data");
+        assert_eq!(i.lookup(&who, &sub, b"renamed").unwrap(), h);
+        assert_eq!(
+            i.lookup(&who, &root, b"job.out"),
+            Err(nfsstat3::NFS3ERR_NOENT)
+        );
+        // Moving the directory carries the file along.
+        i.rename(&who, &root, &name("d"), &root, &name("e"))
+            .unwrap();
+        assert_eq!(i.read(&who, &h, 0, 10).unwrap().0, b"data");
+
+        // A hard link: same handle, and the file outlives its first name.
+        i.link(&who, &h, &root, &name("second")).unwrap();
+        assert_eq!(i.lookup(&who, &root, b"second").unwrap(), h);
+        assert_eq!(i.getattr(&h).unwrap().nlink, 2);
+        let e = i.lookup(&who, &root, b"e").unwrap();
+        i.remove(&who, &e, &name("renamed")).unwrap();
+        assert_eq!(i.read(&who, &h, 0, 10).unwrap().0, b"data");
+
+        // Unlink of an open file: the client renames it to .nfsXXXX and removes that on close.
+        i.rename(&who, &root, &name("second"), &root, &name(".nfs0001"))
+            .unwrap();
+        let (_, level) = i
+            .write(&who, &h, 4, b"+more", stable_how::UNSTABLE)
+            .unwrap();
+        // Synced at once (see `write`), and said so.
+        assert!(matches!(level, stable_how::DATA_SYNC));
+        i.commit(&h).unwrap();
+        assert_eq!(i.read(&who, &h, 0, 20).unwrap().0, b"data+more");
+        i.remove(&who, &root, &name(".nfs0001")).unwrap();
+        assert!(matches!(i.getattr(&h), Err(nfsstat3::NFS3ERR_STALE)));
+        // A directory goes with REMOVE too (nfs3_server routes RMDIR there); not when full.
+        new_file(&fs, &who, "x", 0o644, b"");
+        i.rename(&who, &root, &name("x"), &e, &name("x")).unwrap();
+        assert_eq!(
+            i.remove(&who, &root, &name("e")),
+            Err(nfsstat3::NFS3ERR_NOTEMPTY)
+        );
+        i.remove(&who, &e, &name("x")).unwrap();
+        i.remove(&who, &root, &name("e")).unwrap();
+    }
+
+    #[test]
+    fn nothing_escapes_the_directory() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"no").unwrap();
+        let (d, fs) = export();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("out")).unwrap();
+        let i = &fs.inner;
+        let root = fs.root_dir();
+        let who = Caller::root();
+        for bad in ["..", "a/b", ""] {
+            assert!(
+                i.create(&who, &root, &name(bad), sattr3::default())
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        assert_eq!(i.lookup(&who, &root, b"..").unwrap(), root);
+        // The symlink is an entry of its own; nothing can be created through it.
+        let link = i.lookup(&who, &root, b"out").unwrap();
+        assert_eq!(
+            i.lookup(&who, &link, b"secret"),
+            Err(nfsstat3::NFS3ERR_NOTDIR)
+        );
+        assert!(
+            i.create(&who, &link, &name("x"), sattr3::default())
+                .is_err()
+        );
+        assert!(!outside.path().join("x").exists());
+        // A directory swapped for a symlink behind the server's back: its handle is stale.
+        let (sub, _) = i.mkdir(&who, &root, &name("sub")).unwrap();
+        std::fs::remove_dir(d.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("sub")).unwrap();
+        assert_eq!(
+            i.lookup(&who, &sub, b"secret"),
+            Err(nfsstat3::NFS3ERR_STALE)
+        );
+        assert!(ClusterHandle::from_bytes(b"forged").is_none());
+    }
+
+    #[test]
+    fn setattr_size_times_and_exclusive_create() {
+        let (_d, fs) = export();
+        let who = user(1000);
+        let i = &fs.inner;
+        let h = new_file(&fs, &who, "f", 0o644, b"0123456789");
+        let attr = i
+            .setattr(
+                &who,
+                &h,
+                &sattr3 {
+                    size: Nfs3Option::Some(4),
+                    mtime: set_mtime::SET_TO_CLIENT_TIME(nfstime3 {
+                        seconds: 1_000_000,
+                        nseconds: 5,
+                    }),
+                    ..sattr3::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            (attr.size, attr.mtime.seconds, attr.mtime.nseconds),
+            (4, 1_000_000, 5)
+        );
+        let verf = createverf3([1, 2, 3, 4, 5, 6, 7, 8]);
+        let root = fs.root_dir();
+        let e = i.create_exclusive(&who, &root, b"x", &verf).unwrap();
+        assert_eq!(i.create_exclusive(&who, &root, b"x", &verf).unwrap(), e);
+        assert_eq!(
+            i.create_exclusive(&who, &root, b"x", &createverf3([0; 8])),
+            Err(nfsstat3::NFS3ERR_EXIST)
+        );
+        assert_eq!(i.getattr(&e).unwrap().uid, 1000);
+    }
+
+    #[tokio::test]
+    async fn listings_page_by_name_cookies_through_the_trait() {
+        let (_d, fs) = export();
+        let who = Caller::root();
+        for n in 0..300 {
+            new_file(&fs, &who, &format!("f{n:03}"), 0o644, b"");
+        }
+        let root = fs.root_dir();
+        let mut names = Vec::new();
+        let mut cookie = 0;
+        loop {
+            // 50 per page, as a client with a small buffer asks.
+            let mut it = fs.readdirplus(&root, cookie).await.unwrap();
+            let mut got = 0;
+            while let NextResult::Ok(e) = it.next().await {
+                names.push(String::from_utf8_lossy(e.name.as_ref()).to_string());
+                cookie = e.cookie;
+                got += 1;
+                if got == 50 {
+                    break;
+                }
+            }
+            if got < 50 {
+                break;
+            }
+            // Entries coming and going between pages do not shift the cookies.
+            if names.len() == 100 {
+                new_file(&fs, &who, "late", 0o644, b"");
+            }
+        }
+        names.retain(|n| n != "late");
+        names.sort();
+        let mut want: Vec<String> = (0..300).map(|n| format!("f{n:03}")).collect();
+        want.extend([".".to_string(), "..".to_string()]);
+        want.sort();
+        assert_eq!(names, want);
+        // Through the trait a caller without credentials is nobody: the 1777 top lets it create.
+        let fs2 = fs.clone();
+        let made = tokio::spawn(async move {
+            fs2.authorize(None);
+            fs2.create(
+                &fs2.root_dir(),
+                &filename3::from(b"anon".as_slice()),
+                sattr3::default(),
+            )
+            .await
+        });
+        assert_eq!(made.await.unwrap().unwrap().1.uid, 65534);
+    }
+}
