@@ -19,6 +19,8 @@ pub struct ClusterSoftware {
     pub omrun: PathBuf,
     /// The omjob binary (keeper and job init; beside omd).
     pub omjob: PathBuf,
+    /// The omwork test workloads.
+    pub omwork: PathBuf,
     /// omd's config file.
     pub omd_config: PathBuf,
 }
@@ -85,6 +87,7 @@ pub fn actions(sw: &ClusterSoftware, key: &[u8]) -> Result<Vec<Action>, ClusterE
         write("usr/local/bin/omctl", 0o755, read(&sw.omctl)?),
         write("usr/local/bin/omrun", 0o755, read(&sw.omrun)?),
         write("usr/local/sbin/omjob", 0o755, read(&sw.omjob)?),
+        write("usr/local/bin/omwork", 0o755, read(&sw.omwork)?),
         write("etc/omd/omd.toml", 0o644, read(&sw.omd_config)?),
         write("etc/omd/cluster.key", 0o600, key.to_vec()),
         write(
@@ -175,7 +178,7 @@ mod tests {
     #[test]
     fn installs_programs_unit_and_a_root_only_key() {
         let d = tempfile::tempdir().unwrap();
-        for f in ["omd", "omctl", "omrun", "omjob", "omd.toml"] {
+        for f in ["omd", "omctl", "omrun", "omjob", "omwork", "omd.toml"] {
             std::fs::write(d.path().join(f), f).unwrap();
         }
         let sw = ClusterSoftware {
@@ -183,6 +186,7 @@ mod tests {
             omctl: d.path().join("omctl"),
             omrun: d.path().join("omrun"),
             omjob: d.path().join("omjob"),
+            omwork: d.path().join("omwork"),
             omd_config: d.path().join("omd.toml"),
         };
         let acts = actions(&sw, &[7; 32]).unwrap();

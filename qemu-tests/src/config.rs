@@ -35,6 +35,15 @@ impl Default for Ports {
     }
 }
 
+/// `[cluster_dir]`: the read-write directory every node mounts at /cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterDir {
+    /// Host directory (ombootd creates it). Written absolute.
+    pub path: PathBuf,
+    /// Its NFS port.
+    pub port: u16,
+}
+
 /// `[[node]]`: one node ombootd boots.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeEntry {
@@ -69,6 +78,9 @@ pub struct LabConfig {
     pub lease_secs: u32,
     /// Listening ports.
     pub ports: Ports,
+    /// The shared /cluster directory, if served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_dir: Option<ClusterDir>,
     /// The nodes.
     #[serde(rename = "node")]
     pub nodes: Vec<NodeEntry>,
@@ -94,6 +106,7 @@ impl LabConfig {
             kernel_args: "console=ttyS0,115200".to_owned(),
             lease_secs: 3600,
             ports: Ports::default(),
+            cluster_dir: None,
             nodes: Vec::new(),
         }
     }
@@ -115,15 +128,21 @@ impl LabConfig {
 }
 
 impl Lab {
-    /// A config for this lab: its bridge, master address and subnet, state in `<dir>/state`.
+    /// A config for this lab: its bridge, master address and subnet, state in `<dir>/state`,
+    /// the shared directory in `<dir>/cluster` on port 2050.
     pub fn ombootd_config(&self, image_dir: &Path) -> LabConfig {
-        LabConfig::new(
+        let mut c = LabConfig::new(
             self.bridge(),
             self.master_ip(),
             &self.subnet(),
             image_dir,
             &self.dir().join("state"),
-        )
+        );
+        c.cluster_dir = Some(ClusterDir {
+            path: self.dir().join("cluster"),
+            port: 2050,
+        });
+        c
     }
 
     /// Writes `config` to `<dir>/ombootd.toml` (image and state paths made absolute, state
@@ -136,6 +155,9 @@ impl Lab {
         config.image_dir = absolute(&config.image_dir)?;
         config.state_dir = absolute(&config.state_dir)?;
         config.tftp_root = config.tftp_root.as_deref().map(absolute).transpose()?;
+        if let Some(c) = config.cluster_dir.as_mut() {
+            c.path = absolute(&c.path)?;
+        }
         fs::create_dir_all(&config.state_dir)
             .map_err(io(format!("create {}", config.state_dir.display())))?;
         let path = self.dir().join("ombootd.toml");

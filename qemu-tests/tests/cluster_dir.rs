@@ -26,21 +26,15 @@ fn ombootd() -> PathBuf {
     p
 }
 
-/// The lab's ombootd config with `[cluster_dir]` at `<lab>/cluster` added.
+/// The lab's ombootd config (it serves `[cluster_dir]` at `<lab>/cluster`).
 fn write_config(lab: &Lab) -> PathBuf {
     let img = omlab::fixture::fake_image(lab.dir(), 100_000).unwrap();
     let cfg = lab
         .ombootd_config(&img)
         .node("node1", MacAddr::lab(1), "10.77.0.11".parse().unwrap())
         .node("node2", MacAddr::lab(2), "10.77.0.12".parse().unwrap());
-    let path = lab.write_ombootd_config(&cfg).unwrap();
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(&format!(
-        "\n[cluster_dir]\npath = \"{}\"\nport = {PORT}\n",
-        cluster(lab).display()
-    ));
-    std::fs::write(&path, text).unwrap();
-    path
+    assert_eq!(cfg.cluster_dir.as_ref().map(|c| c.port), Some(PORT));
+    lab.write_ombootd_config(&cfg).unwrap()
 }
 
 fn cluster(lab: &Lab) -> PathBuf {

@@ -381,6 +381,14 @@ impl Keeper {
         }
     }
 
+    /// Tell omd the phase after a change it asked for (it may have read an older Hello).
+    fn send_phase(&mut self) {
+        self.send(&FromKeeper::Hello {
+            phase: self.phase,
+            pid: self.init,
+        });
+    }
+
     fn send(&mut self, msg: &FromKeeper) {
         if let Some(c) = self.conn.as_mut()
             && let Ok(bytes) = frame::encode(msg)
@@ -481,6 +489,7 @@ impl Keeper {
                     let state = self.drain();
                     self.phase = Phase::Frozen { mid };
                     self.send(&FromKeeper::Drained(state));
+                    self.send_phase();
                 }
             }
             ToKeeper::Resume => {
@@ -488,12 +497,14 @@ impl Keeper {
                     self.phase = Phase::Running;
                     tree::signal_tree(self.init, libc::SIGCONT);
                 }
+                self.send_phase();
             }
             ToKeeper::Run => {
                 if let Phase::Held { .. } = self.phase {
                     self.phase = Phase::Running;
                     tree::signal_tree(self.init, libc::SIGCONT);
                 }
+                self.send_phase();
             }
             ToKeeper::Kill => {
                 if !matches!(self.phase, Phase::Exited { .. }) {

@@ -251,6 +251,7 @@ impl Validator<'_> {
                 omctl: wire.cluster.omctl,
                 omrun: wire.cluster.omrun,
                 omjob: wire.cluster.omjob,
+                omwork: wire.cluster.omwork,
                 omd_config: wire.cluster.omd_config,
             },
         })

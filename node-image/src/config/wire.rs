@@ -139,6 +139,9 @@ pub struct WireCluster {
     /// The `omjob` binary (a job's keeper and init), installed as `/usr/local/sbin/omjob`.
     #[serde(default = "default_omjob")]
     pub omjob: PathBuf,
+    /// The `omwork` test workloads, installed as `/usr/local/bin/omwork`.
+    #[serde(default = "default_omwork")]
+    pub omwork: PathBuf,
     /// omd's configuration, installed as `/etc/omd/omd.toml`.
     #[serde(default = "default_omd_config")]
     pub omd_config: PathBuf,
@@ -151,6 +154,7 @@ impl Default for WireCluster {
             omctl: default_omctl(),
             omrun: default_omrun(),
             omjob: default_omjob(),
+            omwork: default_omwork(),
             omd_config: default_omd_config(),
         }
     }
@@ -167,6 +171,9 @@ fn default_omrun() -> PathBuf {
 }
 fn default_omjob() -> PathBuf {
     PathBuf::from("target/release/omjob")
+}
+fn default_omwork() -> PathBuf {
+    PathBuf::from("target/release/omwork")
 }
 fn default_omd_config() -> PathBuf {
     PathBuf::from("configs/omd.toml")
