@@ -1,8 +1,10 @@
 //! Process migration end to end: two QEMU nodes booted over PXE from ombootd run omd from the
-//! image with real CRIU. A job started with omrun on node1 is moved node1 → node2 → node1 with
-//! `omctl migrate` while it prints a numbered line every 100 ms; its deputy's output must be
-//! continuous and its exit status must come back. A job holding a file in /tmp is refused with
-//! that reason and keeps running. The tests share one booted lab.
+//! image with real CRIU, and every check below runs on that one booted lab, phase by phase:
+//! continuous output across node1 → node2 → node1 and the exit status; a refusal with its
+//! reason; 10 MiB of stdin across two moves; SIGTERM through the deputy to a job on node2;
+//! threads and MAP_SHARED memory; a file on /cluster kept open across a move; 50 moves in a row;
+//! and 20 migrations interrupted by faults (the target's omd killed, the target's link down,
+//! the source's omd killed after the dump), after each of which the job runs on exactly one node.
 
 #![allow(clippy::unwrap_used)]
 
@@ -44,10 +46,16 @@ fn job_row(node: &RunningNode<'_>, needle: &str, on: &str) -> serde_json::Value 
 
 /// Starts `omrun ARGS` on `node` in the background, its output and status in /tmp/NAME.*.
 fn start(node: &RunningNode<'_>, name: &str, args: &str) {
-    // `args` goes inside double quotes of the console's shell: keep its `$` for the job.
-    let args = args.replace('$', "\\$");
+    start_line(node, name, &format!("omrun {args} < /dev/null"));
+}
+
+/// Starts the shell line `line` (which runs omrun) on `node` in the background, its output and
+/// status in /tmp/NAME.*.
+fn start_line(node: &RunningNode<'_>, name: &str, line: &str) {
+    // `line` goes inside double quotes of the console's shell: keep its `$` for the job.
+    let line = line.replace('$', "\\$");
     let cmd = format!(
-        "( cd / && setsid sh -c \"omrun {args} > /tmp/{name}.out 2> /tmp/{name}.err < /dev/null; echo \\$? > /tmp/{name}.status\" > /dev/null 2>&1 < /dev/null & )"
+        "( cd / && rm -f /tmp/{name}.status && setsid sh -c \"{line} > /tmp/{name}.out 2> /tmp/{name}.err; echo \\$? > /tmp/{name}.status\" > /dev/null 2>&1 < /dev/null & )"
     );
     let (status, lines) = sh(node, &cmd);
     assert_eq!(status, 0, "{lines:?}");
@@ -81,16 +89,83 @@ fn diag(nodes: &[&RunningNode<'_>]) -> String {
     nodes
         .iter()
         .map(|n| {
-            let (_, l) = sh(n, "journalctl -u omd --no-pager -n 40 -o cat; tail -n 20 /run/omd/jobs/*/keeper.log 2>/dev/null");
+            let (_, l) = sh(n, "journalctl -u omd --no-pager -n 40 -o cat; tail -n 20 /run/omd/jobs/*/keeper.log 2>/dev/null; tail -n 5 /tmp/*.err /tmp/*.out 2>/dev/null | cut -c1-200");
             format!("--- {}:\n{}", n.name(), l.join("\n"))
         })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
+/// Numbers 0.. one per line; the lines must be exactly 0..n.
+fn assert_counting(out: &[String], n: Option<usize>) -> usize {
+    let got: Vec<&str> = out
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let n = n.unwrap_or(got.len());
+    let want: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    if got != want {
+        let first_bad = got.iter().zip(&want).position(|(g, w)| g != w);
+        panic!(
+            "output not continuous: {} lines (want {n}), first difference at line {first_bad:?}: {:?}",
+            got.len(),
+            first_bad.map(|i| &got[i.saturating_sub(2)..(i + 3).min(got.len())])
+        );
+    }
+    n
+}
+
+/// A job that counts until SIGUSR1, then exits 5.
+const COUNTER: &str = "-- sh -c 'bye() { exit 5; }; trap bye USR1; i=0; while :; do echo $i; i=$((i+1)); sleep 0.1; done'";
+
+fn job_id(node: &RunningNode<'_>, needle: &str, on: &str) -> String {
+    job_row(node, needle, on)["id"].as_str().unwrap().to_owned()
+}
+
+/// Keeper processes of `id` on `node`.
+fn keepers(node: &RunningNode<'_>, id: &str) -> usize {
+    let (_, l) = sh(
+        node,
+        &format!("pgrep -c -f 'omjob keeper /run/omd/jobs/{id}$' || true"),
+    );
+    l.iter()
+        .rev()
+        .find_map(|x| x.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// After a fault: waits until the job has exactly one keeper in the cluster and runs there;
+/// returns that node's name.
+fn settled(nodes: &[&RunningNode<'_>], id: &str) -> String {
+    let t = Instant::now();
+    loop {
+        let counts: Vec<usize> = nodes.iter().map(|n| keepers(n, id)).collect();
+        let total: usize = counts.iter().sum();
+        if total == 1 {
+            let row = jobs(nodes[0]).into_iter().find(|r| r["id"] == id);
+            if let Some(r) = row
+                && r["state"] == "running"
+            {
+                let on = r["node"].as_str().unwrap().to_owned();
+                let holder = nodes[counts.iter().position(|c| *c == 1).unwrap()].name();
+                if on == holder {
+                    return on;
+                }
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(180),
+            "job {id} did not settle on one node: keepers {counts:?}\n{}",
+            diag(nodes)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 #[test]
-fn jobs_move_between_nodes_without_losing_a_line_and_refuse_when_they_cannot() {
-    let image = cluster::built_image("rootfs/usr/local/sbin/omjob").unwrap();
+fn migration_suite() {
+    let image = cluster::built_image("rootfs/usr/local/bin/omwork").unwrap();
     let lab = Lab::new("migration").unwrap();
     let plan = cluster::bios_nodes(2, 512, false);
     let _ombootd = cluster::start_master(&lab, &image, &plan).unwrap();
@@ -99,7 +174,7 @@ fn jobs_move_between_nodes_without_losing_a_line_and_refuse_when_they_cannot() {
         .map(|r| r.unwrap().0)
         .collect();
     let (n1, n2) = (&nodes[0], &nodes[1]);
-    // Both omd up, CRIU checked, each sees the other take migrations.
+    // Both omd up, CRIU checked, each sees both nodes take migrations; /cluster mounted.
     for n in [n1, n2] {
         let t = Instant::now();
         loop {
@@ -125,16 +200,51 @@ fn jobs_move_between_nodes_without_losing_a_line_and_refuse_when_they_cannot() {
             );
             std::thread::sleep(Duration::from_secs(1));
         }
+        let (s, l) = sh(n, "grep ' /cluster nfs' /proc/mounts");
+        assert_eq!(s, 0, "/cluster not mounted on {}: {l:?}", n.name());
     }
+    let t0 = Instant::now();
+    continuous_output_and_exit_status(n1, n2);
+    println!(
+        "[{:.0} s] continuous output: ok",
+        t0.elapsed().as_secs_f64()
+    );
+    threads_and_shared_memory(n1, n2);
+    println!(
+        "[{:.0} s] threads and shared memory: ok",
+        t0.elapsed().as_secs_f64()
+    );
+    runs_as_the_user(n1);
+    println!("[{:.0} s] identity: ok", t0.elapsed().as_secs_f64());
+    refusal_and_no_orphans(n1);
+    println!("[{:.0} s] refusal: ok", t0.elapsed().as_secs_f64());
+    stdin_across_two_moves(n1, n2);
+    println!("[{:.0} s] stdin: ok", t0.elapsed().as_secs_f64());
+    sigterm_reaches_a_job_on_node2(n1, n2);
+    println!("[{:.0} s] sigterm: ok", t0.elapsed().as_secs_f64());
+    threads_and_shared_memory(n1, n2);
+    println!(
+        "[{:.0} s] threads and shared memory: ok",
+        t0.elapsed().as_secs_f64()
+    );
+    a_file_on_cluster_follows(n1, n2);
+    println!("[{:.0} s] /cluster file: ok", t0.elapsed().as_secs_f64());
+    ping_pong(n1, n2, 50);
+    println!("[{:.0} s] ping-pong: ok", t0.elapsed().as_secs_f64());
+    faults(n1, n2);
+    println!("[{:.0} s] faults: ok", t0.elapsed().as_secs_f64());
+    drop(nodes);
+    lab.teardown().unwrap();
+}
 
-    // 1. A counting job, moved node1 -> node2 -> node1 (home).
+/// A job printing a numbered line every 100 ms, moved node1 -> node2 -> node1; exit 7.
+fn continuous_output_and_exit_status(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
     start(
         n1,
         "count",
         "-- sh -c 'i=0; while [ $i -lt 300 ]; do echo $i; i=$((i+1)); sleep 0.1; done; exit 7'",
     );
-    let row = job_row(n1, "while", "node1");
-    let id = row["id"].as_str().unwrap().to_owned();
+    let id = job_id(n1, "while", "node1");
     std::thread::sleep(Duration::from_secs(2));
     let t = Instant::now();
     let (s, text) = migrate(n1, &id, "node2");
@@ -152,29 +262,44 @@ fn jobs_move_between_nodes_without_losing_a_line_and_refuse_when_they_cannot() {
     assert_eq!(s, 0, "{text}\n{}", diag(&[n1, n2]));
     job_row(n1, "while", "node1");
     let (status, out) = finished(n1, "count", Duration::from_secs(180));
-    let want: Vec<String> = (0..300).map(|i| i.to_string()).collect();
-    let got: Vec<String> = out
-        .iter()
-        .map(|l| l.trim().to_owned())
-        .filter(|l| !l.is_empty())
-        .collect();
-    if got != want {
-        let missing: Vec<&String> = want.iter().filter(|w| !got.contains(w)).collect();
-        panic!(
-            "output not continuous: {} lines, missing {missing:?}, got {got:?}",
-            got.len()
-        );
-    }
+    assert_counting(&out, Some(300));
     assert_eq!(status, 7, "the deputy's exit status");
+}
 
-    // 2. A job holding a file in /tmp cannot move, says why, and runs on.
+/// A job started by an ordinary user on node2 runs with that user's uid, gid, working directory
+/// and environment; that user may not move root's job.
+fn runs_as_the_user(n1: &RunningNode<'_>) {
+    start_line(
+        n1,
+        "ident",
+        "cd /cluster && FOO=bar setpriv --reuid=1500 --regid=1500 --clear-groups omrun --node node2 -- sh -c 'id -u; id -g; pwd; echo $FOO; hostname' < /dev/null",
+    );
+    let (status, out) = finished(n1, "ident", Duration::from_secs(60));
+    assert_eq!(status, 0, "{out:?}");
+    let out: Vec<&str> = out.iter().map(|l| l.trim()).collect();
+    assert_eq!(out, ["1500", "1500", "/cluster", "bar", "node2"]);
+    start(n1, "rootjob", COUNTER);
+    let id = job_id(n1, "trap bye USR1", "node1");
+    let (s, l) = sh(
+        n1,
+        &format!("setpriv --reuid=1500 --regid=1500 --clear-groups omctl migrate {id} node2 2>&1"),
+    );
+    assert_ne!(s, 0);
+    assert!(l.join(" ").contains("permission denied"), "{l:?}");
+    sh(n1, "pkill -USR1 -x omrun");
+    let (status, _) = finished(n1, "rootjob", Duration::from_secs(60));
+    assert_eq!(status, 5);
+}
+
+/// A job holding a file in /tmp cannot move, says why, and runs on; killing its deputy
+/// kills it.
+fn refusal_and_no_orphans(n1: &RunningNode<'_>) {
     start(
         n1,
         "held",
         "-- sh -c 'exec 3> /tmp/held-file; while :; do sleep 1; done'",
     );
-    let row = job_row(n1, "held-file", "node1");
-    let id = row["id"].as_str().unwrap().to_owned();
+    let id = job_id(n1, "held-file", "node1");
     let (s, text) = migrate(n1, &id, "node2");
     println!("refused as expected: {text}");
     assert_ne!(s, 0, "{text}");
@@ -184,7 +309,6 @@ fn jobs_move_between_nodes_without_losing_a_line_and_refuse_when_they_cannot() {
     );
     let row = job_row(n1, "held-file", "node1");
     assert_eq!(row["state"], "running", "{row}");
-    // Killing its deputy kills the job: no orphans.
     sh(n1, "pkill -KILL -x omrun");
     let t = Instant::now();
     while jobs(n1)
@@ -194,6 +318,204 @@ fn jobs_move_between_nodes_without_losing_a_line_and_refuse_when_they_cannot() {
         assert!(t.elapsed() < T, "the job outlived its deputy");
         std::thread::sleep(Duration::from_secs(1));
     }
-    drop(nodes);
-    lab.teardown().unwrap();
+}
+
+/// 10 MiB fed slowly through the deputy to `sha256sum` while it moves twice.
+fn stdin_across_two_moves(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
+    let (s, want) = sh(
+        n1,
+        "head -c 10485760 /dev/urandom > /root/in.bin && sha256sum < /root/in.bin",
+    );
+    assert_eq!(s, 0);
+    let want = want
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    start_line(
+        n1,
+        "stdin",
+        "( for i in $(seq 0 159); do dd if=/root/in.bin bs=65536 skip=$i count=1 2>/dev/null; sleep 0.1; done ) | omrun -- sha256sum",
+    );
+    let id = job_id(n1, "sha256sum", "node1");
+    std::thread::sleep(Duration::from_secs(3));
+    let (s, text) = migrate(n1, &id, "node2");
+    assert_eq!(s, 0, "{text}\n{}", diag(&[n1, n2]));
+    std::thread::sleep(Duration::from_secs(3));
+    let (s, text) = migrate(n1, &id, "home");
+    assert_eq!(s, 0, "{text}\n{}", diag(&[n1, n2]));
+    let (status, out) = finished(n1, "stdin", Duration::from_secs(300));
+    assert_eq!(status, 0, "{out:?}");
+    let got = out.last().unwrap().split_whitespace().next().unwrap();
+    println!("stdin: sent {want}, the job read {got}");
+    assert_eq!(got, want, "the job read other bytes than were sent");
+}
+
+/// `omrun --node node2`, then SIGTERM to the deputy on node1 reaches the job's handler.
+fn sigterm_reaches_a_job_on_node2(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
+    start(
+        n1,
+        "term",
+        "--node node2 -- sh -c 'bye() { echo got-term; exit 9; }; trap bye TERM; echo started; while :; do sleep 0.2; done'",
+    );
+    job_row(n2, "got-term", "node2");
+    std::thread::sleep(Duration::from_secs(2));
+    sh(n1, "pkill -TERM -x omrun");
+    let (status, out) = finished(n1, "term", Duration::from_secs(60));
+    assert!(out.iter().any(|l| l.contains("got-term")), "{out:?}");
+    assert_eq!(status, 9, "{out:?}");
+}
+
+/// A 4-thread job and a parent+child sharing a MAP_SHARED page move and finish correctly.
+fn threads_and_shared_memory(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
+    start(n1, "threads", "-- omwork threads 4 25");
+    start(n1, "shm", "-- omwork shm 25");
+    let t = job_id(n1, "omwork threads", "node1");
+    let m = job_id(n1, "omwork shm", "node1");
+    std::thread::sleep(Duration::from_secs(3));
+    for id in [&t, &m] {
+        let (s, text) = migrate(n1, id, "node2");
+        assert_eq!(s, 0, "{text}\n{}", diag(&[n1, n2]));
+    }
+    // What a user sees meanwhile (for the README).
+    let (_, l) = sh(n1, "omctl jobs; omctl ps | grep -E 'HOME|omrun'");
+    println!("omctl jobs and ps on node1:\n{}", l.join("\n"));
+    let (_, l) = sh(n2, "omctl ps | grep -E 'HOME|omwork'");
+    println!("omctl ps on node2:\n{}", l.join("\n"));
+    for name in ["threads", "shm"] {
+        let (status, out) = finished(n1, name, Duration::from_secs(120));
+        assert_eq!(status, 0, "{name}: {out:?}");
+        assert!(
+            out.iter().any(|l| l.starts_with("result ok")),
+            "{name}: {out:?}"
+        );
+    }
+}
+
+/// A job appending through an fd open on /cluster keeps appending after a move.
+fn a_file_on_cluster_follows(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
+    sh(n1, "rm -f /cluster/append.txt");
+    start(
+        n1,
+        "append",
+        "-- sh -c 'exec 3>> /cluster/append.txt; i=0; while [ $i -lt 200 ]; do echo $i >&3; i=$((i+1)); sleep 0.05; done'",
+    );
+    let id = job_id(n1, "append.txt", "node1");
+    std::thread::sleep(Duration::from_secs(2));
+    let (s, text) = migrate(n1, &id, "node2");
+    assert_eq!(s, 0, "{text}\n{}", diag(&[n1, n2]));
+    let (status, _) = finished(n1, "append", Duration::from_secs(120));
+    assert_eq!(status, 0);
+    let out = n1.shell("cat /cluster/append.txt", T).unwrap().lines;
+    assert_counting(&out, Some(200));
+}
+
+/// One job moved `n` times in a row between the nodes, then stopped: continuous output.
+fn ping_pong(n1: &RunningNode<'_>, n2: &RunningNode<'_>, n: usize) {
+    start(n1, "pingpong", COUNTER);
+    let id = job_id(n1, "trap bye USR1", "node1");
+    let t = Instant::now();
+    let rounds = n / 2;
+    let cmd = format!(
+        "for r in $(seq {rounds}); do omctl migrate {id} node2 > /dev/null || exit 1; omctl migrate {id} home > /dev/null || exit 2; done"
+    );
+    let out = n1.shell(&cmd, Duration::from_secs(1200)).unwrap();
+    assert_eq!(out.status, 0, "{:?}\n{}", out.lines, diag(&[n1, n2]));
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "ping-pong: {n} migrations in {secs:.0} s ({:.2} s each)",
+        secs / n as f64
+    );
+    sh(n1, "pkill -USR1 -x omrun");
+    let (status, out) = finished(n1, "pingpong", Duration::from_secs(60));
+    let lines = assert_counting(&out, None);
+    assert_eq!(status, 5);
+    let row = jobs(n1);
+    assert!(row.iter().all(|r| r["id"] != id.as_str()), "{row:?}");
+    println!("ping-pong: {lines} lines, none lost or repeated");
+}
+
+/// 20 migrations with a fault at a random point, then the job settles on exactly one node.
+fn faults(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
+    start(n1, "faults", COUNTER);
+    let id = job_id(n1, "trap bye USR1", "node1");
+    let both = [n1, n2];
+    let mut tally: Vec<(&str, usize, usize)> = Vec::new();
+    let kinds = [
+        ("kill -9 target omd", 7),
+        ("target link down", 7),
+        ("kill -9 source omd after dump", 6),
+    ];
+    let mut seed = 0x9e37_79b9_u64;
+    let mut rnd = move |max_ms: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % max_ms.max(1)
+    };
+    for (kind, trials) in kinds {
+        let mut survived = 0;
+        for trial in 0..trials {
+            // Every trial starts with the job running at home (node1).
+            if settled(&both, &id) != "node1" {
+                let (s, text) = migrate(n1, &id, "home");
+                assert_eq!(s, 0, "{text}");
+            }
+            let delay = rnd(2500);
+            let action = match kind {
+                "kill -9 target omd" => {
+                    sh(
+                        n1,
+                        &format!("( omctl migrate {id} node2 > /tmp/fault.out 2>&1 & )"),
+                    );
+                    std::thread::sleep(Duration::from_millis(delay));
+                    sh(n2, "systemctl kill -s KILL omd");
+                    format!("omd on node2 killed {delay} ms after the request")
+                }
+                "target link down" => {
+                    sh(
+                        n1,
+                        &format!("( omctl migrate {id} node2 > /tmp/fault.out 2>&1 & )"),
+                    );
+                    std::thread::sleep(Duration::from_millis(delay));
+                    sh(n2, "ip link set eth0 down; sleep 5; ip link set eth0 up");
+                    format!("node2's link down for 5 s, {delay} ms after the request")
+                }
+                _ => {
+                    // The job goes to node2 first; the faulty move is node2 -> node1, and the
+                    // source's omd (node2) dies once its dump is there.
+                    let (s, text) = migrate(n1, &id, "node2");
+                    assert_eq!(s, 0, "{text}");
+                    let wait = rnd(800);
+                    sh(
+                        n2,
+                        &format!(
+                            "( ( for i in $(seq 600); do ls -d /run/omd/jobs/{id}/dump-* > /dev/null 2>&1 && break; sleep 0.01; done; sleep 0.{wait:03}; systemctl kill -s KILL omd ) > /dev/null 2>&1 & )"
+                        ),
+                    );
+                    sh(
+                        n1,
+                        &format!("( omctl migrate {id} home > /tmp/fault.out 2>&1 & )"),
+                    );
+                    format!("omd on node2 (source) killed {wait} ms after its dump")
+                }
+            };
+            std::thread::sleep(Duration::from_secs(3));
+            let on = settled(&both, &id);
+            let said = sh(n1, "cat /tmp/fault.out").1.join(" ");
+            println!("fault {kind} #{trial}: {action}; job runs on {on} (omctl: {said})");
+            survived += 1;
+        }
+        tally.push((kind, trials, survived));
+    }
+    sh(n1, "pkill -USR1 -x omrun");
+    let (status, out) = finished(n1, "faults", Duration::from_secs(120));
+    let lines = assert_counting(&out, None);
+    assert_eq!(status, 5);
+    for (kind, trials, survived) in &tally {
+        println!("fault injection: {kind}: {trials} trials, {survived} survived");
+    }
+    println!("fault injection: the job printed {lines} lines, none lost or repeated");
 }

@@ -20,6 +20,7 @@ pub fn run(spec: &JobSpec) -> ! {
 }
 
 struct Prepared {
+    program: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
     cwd: CString,
@@ -32,11 +33,32 @@ fn cstr(s: &str, what: &str) -> Result<CString, String> {
     CString::new(s).map_err(|_| format!("{what} contains a NUL byte"))
 }
 
-fn prepare(spec: &JobSpec) -> Result<Prepared, String> {
-    if spec.argv.is_empty() {
-        return Err("no command given".into());
+/// The program to exec: `name` itself if it has a `/`, else the first executable match in the
+/// job's PATH (not init's: execvpe would search the caller's own, which is empty here).
+pub fn resolve(name: &str, env: &[String]) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if name.contains('/') {
+        return Some(name.to_owned());
     }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/bin:/usr/bin:/bin");
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+fn prepare(spec: &JobSpec) -> Result<Prepared, String> {
+    let Some(first) = spec.argv.first() else {
+        return Err("no command given".into());
+    };
+    let program = resolve(first, &spec.env).ok_or_else(|| format!("{first}: command not found"))?;
     Ok(Prepared {
+        program: cstr(&program, "the program")?,
         argv: spec
             .argv
             .iter()
@@ -101,7 +123,7 @@ fn supervise(p: Prepared) -> i32 {
             if libc::chdir(p.cwd.as_ptr()) != 0 {
                 fail_child(b"omrun: cannot enter the working directory\n");
             }
-            libc::execvpe(argv[0], argv.as_ptr(), envp.as_ptr());
+            libc::execve(p.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
             fail_child(b"omrun: cannot run the command (not found or not executable)\n");
         }
     }
@@ -148,5 +170,19 @@ fn fail_child(msg: &[u8]) -> ! {
     unsafe {
         libc::write(2, msg.as_ptr().cast(), msg.len());
         libc::_exit(127)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_found_in_the_jobs_path() {
+        let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_owned()];
+        let sh = resolve("sh", &env).unwrap();
+        assert!(sh.ends_with("/sh"), "{sh}");
+        assert_eq!(resolve("./x", &env).as_deref(), Some("./x"));
+        assert_eq!(resolve("no-such-program-here", &env), None);
     }
 }

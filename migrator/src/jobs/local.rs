@@ -368,8 +368,23 @@ pub async fn recover(jobs: &Jobs) {
         };
         drop(r);
         tracing::info!(job = %record.id, ?phase, pid, "adopting a job left by an earlier omd");
+        // Images of a migration that died with the earlier omd.
+        if let Ok(mut d) = tokio::fs::read_dir(&dir).await {
+            while let Ok(Some(e)) = d.next_entry().await {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                if n.starts_with("dump-") || n.starts_with("images-") {
+                    let _ = tokio::fs::remove_dir_all(e.path()).await;
+                }
+            }
+        }
         match phase {
-            Phase::Running | Phase::Exited { .. } => spawn_task(jobs, record, pid, false),
+            Phase::Running => {
+                // An omd killed between CRIU's dump and the keeper's drain left it stopped.
+                crate::job::tree::signal_tree(pid, libc::SIGCONT);
+                spawn_task(jobs, record, pid, false);
+            }
+            Phase::Exited { .. } => spawn_task(jobs, record, pid, false),
             Phase::Frozen { mid } => {
                 let decided = jobs.0.outcomes.settle(mid);
                 spawn_task(jobs, record.clone(), pid, decided == Outcome::Committed);

@@ -55,7 +55,12 @@ async fn handle(jobs: Jobs, mut s: Session) {
         _ => return,
     };
     match first {
-        Msg::Offer { mid, record, rss } => target::receive(jobs, s, mid, record, rss).await,
+        Msg::Offer {
+            mid,
+            record,
+            rss,
+            cpuinfo,
+        } => target::receive(jobs, s, mid, record, rss, cpuinfo.into_vec()).await,
         Msg::Attach {
             job,
             epoch,

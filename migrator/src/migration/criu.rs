@@ -27,7 +27,7 @@ pub enum CriuError {
     /// criu ran and failed.
     #[error("criu {op} failed: {reason}")]
     Failed {
-        /// dump, restore or check.
+        /// dump, restore, check, cpuinfo dump or cpuinfo check.
         op: &'static str,
         /// The last error lines of its log.
         reason: String,
@@ -54,6 +54,10 @@ pub trait Criu: Send + Sync {
     fn restore(&self, dir: &Path, inherit: &[(RawFd, u64)]) -> Result<i32, CriuError>;
     /// Run CRIU's checks on this node.
     fn check(&self) -> NodeCheck;
+    /// This node's CPU description (`criu cpuinfo dump`), to send with an offer.
+    fn cpuinfo(&self, dir: &Path) -> Result<Vec<u8>, CriuError>;
+    /// Can a job dumped on the CPU described by `image` run here (`criu cpuinfo check`)?
+    fn cpuinfo_check(&self, dir: &Path, image: &[u8]) -> Result<(), CriuError>;
 }
 
 /// The `criu` command line.
@@ -180,6 +184,38 @@ impl Criu for CriuCli {
             op: "restore",
             reason: format!("bad pid file {text:?}"),
         })
+    }
+
+    fn cpuinfo(&self, dir: &Path) -> Result<Vec<u8>, CriuError> {
+        std::fs::create_dir_all(dir).map_err(|source| CriuError::Spawn {
+            program: dir.display().to_string(),
+            source,
+        })?;
+        let mut cmd = Command::new(&self.program);
+        cmd.args(["cpuinfo", "dump", "-D"])
+            .arg(dir)
+            .args(["-o", "cpuinfo.log"]);
+        self.run("cpuinfo dump", cmd, &dir.join("cpuinfo.log"))?;
+        std::fs::read(dir.join("cpuinfo.img")).map_err(|e| CriuError::Failed {
+            op: "cpuinfo dump",
+            reason: e.to_string(),
+        })
+    }
+
+    fn cpuinfo_check(&self, dir: &Path, image: &[u8]) -> Result<(), CriuError> {
+        let fail = |e: std::io::Error| CriuError::Failed {
+            op: "cpuinfo check",
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        std::fs::write(dir.join("cpuinfo.img"), image).map_err(fail)?;
+        let mut cmd = Command::new(&self.program);
+        cmd.args(["cpuinfo", "check", "-D"])
+            .arg(dir)
+            .args(["-o", "cpuinfo.log"]);
+        let r = self.run("cpuinfo check", cmd, &dir.join("cpuinfo.log"));
+        let _ = std::fs::remove_dir_all(dir);
+        r
     }
 
     fn check(&self) -> NodeCheck {

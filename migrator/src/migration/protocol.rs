@@ -5,7 +5,7 @@
 //! ```text
 //!  A (job runs here)                               B
 //!  | check the job can move (migratable)           |
-//!  | Offer{mid, record, rss} ---------------------> | block flag, memory, CRIU ok?
+//!  | Offer{mid, record, rss, cpuinfo} ------------> | block, memory, CRIU, CPU ok?
 //!  | <----------------------------- Accept | Refuse{reason}
 //!  | criu dump --leave-stopped (job frozen on A)   |
 //!  | keeper: Drain -> StdioState                   |
@@ -72,6 +72,8 @@ pub enum Msg {
         record: JobRecord,
         /// Its resident memory, bytes.
         rss: u64,
+        /// The source's CPU (`criu cpuinfo dump`): the target checks it can run the job.
+        cpuinfo: ByteBuf,
     },
     /// Target → source: send it.
     Accept,
@@ -186,6 +188,7 @@ mod tests {
                 mid: 1,
                 record: record.clone(),
                 rss: 4096,
+                cpuinfo: ByteBuf::from(vec![9; 4]),
             },
             Msg::Accept,
             Msg::Refuse {

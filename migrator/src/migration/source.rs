@@ -112,10 +112,21 @@ async fn run(
     .map_err(|e| format!("cannot reach {}: {e}", target.name))?;
     let mut moved = record.clone();
     moved.migrations += 1;
+    let criu = jobs.0.criu.clone();
+    let dir = jobs.0.cfg.jobs_dir.with_file_name(format!("cpu-{mid}"));
+    let cpuinfo = tokio::task::spawn_blocking(move || {
+        let r = criu.cpuinfo(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
     s.send(&Msg::Offer {
         mid,
         record: moved,
         rss: rss_of_tree(pid),
+        cpuinfo: serde_bytes::ByteBuf::from(cpuinfo),
     })
     .await
     .map_err(|e| e.to_string())?;

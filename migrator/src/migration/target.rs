@@ -56,8 +56,26 @@ fn refusal(jobs: &Jobs, record: &JobRecord, rss: u64) -> Option<String> {
 }
 
 /// Handle an Offer on an accepted session.
-pub async fn receive(jobs: Jobs, mut s: Session, mid: u64, record: JobRecord, rss: u64) {
+pub async fn receive(
+    jobs: Jobs,
+    mut s: Session,
+    mid: u64,
+    record: JobRecord,
+    rss: u64,
+    cpuinfo: Vec<u8>,
+) {
     if let Some(reason) = refusal(&jobs, &record, rss) {
+        let _ = s.send(&Msg::Refuse { reason }).await;
+        return;
+    }
+    let criu = jobs.0.criu.clone();
+    let dir = jobs.0.cfg.jobs_dir.with_file_name(format!("cpu-{mid}"));
+    let cpu = tokio::task::spawn_blocking(move || criu.cpuinfo_check(&dir, &cpuinfo)).await;
+    if let Ok(Err(e)) | Err(e) = cpu.map_err(|e| crate::migration::criu::CriuError::Failed {
+        op: "cpuinfo check",
+        reason: e.to_string(),
+    }) {
+        let reason = format!("{}'s CPU cannot run this job: {e}", jobs.0.cfg.name);
         let _ = s.send(&Msg::Refuse { reason }).await;
         return;
     }

@@ -29,12 +29,26 @@ enum What {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Migration: jobs of each resident size moved node1 -> node2 by omd, against plain CRIU
+    /// through /cluster and against RSS / iperf3 bandwidth.
+    Migrate {
+        /// Resident sizes in MiB.
+        #[arg(long, value_delimiter = ',', default_values_t = [64, 256, 512])]
+        sizes: Vec<usize>,
+        /// Memory of each node, MiB (room for the images and the job).
+        #[arg(long, default_value_t = 2048)]
+        node_mib: u32,
+    },
 }
 
 /// Runs `omlab bench`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     match args.what {
         What::Tftp { size_mib, runs } => tftp(size_mib, runs),
+        What::Migrate {
+            ref sizes,
+            node_mib,
+        } => super::bench_migrate::run(sizes, node_mib),
     }
 }
 

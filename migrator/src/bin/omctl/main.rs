@@ -12,6 +12,7 @@ mod jobs;
 mod mon;
 mod monview;
 mod nodes;
+mod places;
 mod procs;
 mod ps;
 mod selfnode;

@@ -1,10 +1,11 @@
-//! `omctl ps`: local processes with the node they run on (mps). Until migration lands every
-//! process is local, so NODE is this node; the row type already carries it for when it is not.
+//! `omctl ps`: local processes with the node they run on and their home (mps). A job's deputy
+//! shows the node its job runs on; a guest job's processes show their home.
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::client::Omd;
+use crate::places::Places;
 use crate::procs::{self, Proc, Snapshot};
 use crate::selfnode;
 use crate::table::{self, Column};
@@ -19,6 +20,8 @@ pub struct Row {
     pub user: String,
     /// Node the process runs on.
     pub node: String,
+    /// Its home node.
+    pub home: String,
     /// CPU use in percent of one CPU (ps: over the process's life; top: over the interval).
     pub cpu_percent: f64,
     /// Resident set, KiB.
@@ -34,10 +37,11 @@ pub fn run(omd: &Omd, json: bool) -> Result<()> {
     let (node, _) = selfnode::name(omd);
     let snap = procs::snapshot()?;
     let users = Users::load();
+    let places = Places::load(omd, &node);
     let rows: Vec<Row> = snap
         .procs
         .iter()
-        .map(|p| row(p, &users, &node, lifetime_cpu(p, &snap)))
+        .map(|p| row(p, &users, &places.of(p.pid, &node), lifetime_cpu(p, &snap)))
         .collect();
     if json {
         let text = serde_json::to_string_pretty(&rows).context("encoding the process list")?;
@@ -52,12 +56,13 @@ pub fn run(omd: &Omd, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// A row from a process and its CPU figure.
-pub fn row(p: &Proc, users: &Users, node: &str, cpu_percent: f64) -> Row {
+/// A row from a process, its (node, home) and its CPU figure.
+pub fn row(p: &Proc, users: &Users, place: &(String, String), cpu_percent: f64) -> Row {
     Row {
         pid: p.pid,
         user: users.name(p.uid),
-        node: node.to_owned(),
+        node: place.0.clone(),
+        home: place.1.clone(),
         cpu_percent,
         rss_kib: p.rss_kib,
         stat: p.stat.clone(),
@@ -75,10 +80,11 @@ pub fn lifetime_cpu(p: &Proc, snap: &Snapshot) -> f64 {
     p.cpu_ticks as f64 / tps / age * 100.0
 }
 
-const COLUMNS: [Column; 7] = [
+const COLUMNS: [Column; 8] = [
     Column::right("PID"),
     Column::left("USER"),
     Column::left("NODE"),
+    Column::left("HOME"),
     Column::right("%CPU"),
     Column::right("RSS"),
     Column::left("STAT"),
@@ -94,6 +100,7 @@ pub fn render(rows: &[Row]) -> String {
                 r.pid.to_string(),
                 r.user.clone(),
                 r.node.clone(),
+                r.home.clone(),
                 format!("{:.1}", r.cpu_percent),
                 r.rss_kib.to_string(),
                 r.stat.clone(),
@@ -138,12 +145,13 @@ pub mod tests {
 
     #[test]
     fn rows_and_table() {
-        let r = row(&proc(42, 0, "sleep 100"), &Users::default(), "node1", 12.34);
+        let place = ("node2".to_owned(), "node1".to_owned());
+        let r = row(&proc(42, 0, "sleep 100"), &Users::default(), &place, 12.34);
         assert_eq!(r.user, "0");
         assert_eq!(
             render(&[r]),
-            "PID  USER  NODE   %CPU   RSS  STAT  COMMAND\n \
-             42  0     node1  12.3  2048  S     sleep 100\n"
+            "PID  USER  NODE   HOME   %CPU   RSS  STAT  COMMAND\n \
+             42  0     node2  node1  12.3  2048  S     sleep 100\n"
         );
     }
 }

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use procfs::Current;
 
 use crate::client::Omd;
+use crate::places::Places;
 use crate::procs::{self, Snapshot};
 use crate::ps::{self, Row};
 use crate::selfnode;
@@ -28,7 +29,8 @@ pub fn run(omd: &Omd, iterations: Option<u64>, delay: f64) -> Result<()> {
         let now = procs::snapshot()?;
         let secs = prev_at.elapsed().as_secs_f64();
         prev_at = Instant::now();
-        let rows = rows(&prev, &now, secs, &users, &node);
+        let places = Places::load(omd, &node);
+        let rows = rows(&prev, &now, secs, &users, &node, &places);
         let load = procfs::LoadAverage::current()
             .map(|l| format!("{:.2} {:.2} {:.2}", l.one, l.five, l.fifteen))
             .unwrap_or_else(|_| "?".to_owned());
@@ -69,7 +71,14 @@ pub fn header(node: &str, from_omd: bool, tasks: usize, load: &str, secs: f64) -
 }
 
 /// Rows for `now`, %CPU over the interval since `prev`, busiest first (then by pid).
-pub fn rows(prev: &Snapshot, now: &Snapshot, secs: f64, users: &Users, node: &str) -> Vec<Row> {
+pub fn rows(
+    prev: &Snapshot,
+    now: &Snapshot,
+    secs: f64,
+    users: &Users,
+    node: &str,
+    places: &Places,
+) -> Vec<Row> {
     let before: HashMap<(i32, u64), u64> = prev
         .procs
         .iter()
@@ -83,7 +92,7 @@ pub fn rows(prev: &Snapshot, now: &Snapshot, secs: f64, users: &Users, node: &st
             // a process new in this interval spent all its CPU time within it.
             let was = before.get(&(p.pid, p.start_ticks)).copied().unwrap_or(0);
             let cpu = interval_cpu(was, p.cpu_ticks, now.ticks_per_sec, secs);
-            ps::row(p, users, node, cpu)
+            ps::row(p, users, &places.of(p.pid, node), cpu)
         })
         .collect();
     rows.sort_by(|a, b| {
@@ -127,7 +136,14 @@ mod tests {
             proc(2, 200, "busy"),
             proc(3, 50, "new"),
         ]);
-        let rows = rows(&prev, &now, 1.0, &Users::default(), "node1");
+        let rows = rows(
+            &prev,
+            &now,
+            1.0,
+            &Users::default(),
+            "node1",
+            &Places::default(),
+        );
         let order: Vec<(&str, f64)> = rows
             .iter()
             .map(|r| (r.command.as_str(), r.cpu_percent))

@@ -1,0 +1,239 @@
+//! `omlab bench migrate`: jobs of a given resident size moved between two lab nodes by omd,
+//! against the anchor, plain CRIU by hand (dump to /cluster over NFS, restore on the other node
+//! from there), and against the bound RSS / bandwidth with the bandwidth measured by iperf3
+//! between the same nodes in the same run. Prints a markdown table; writes JSON.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use omlab::{Lab, RunningNode, cluster};
+use serde::Serialize;
+
+use super::prepare::{node_image, step, workspace_root};
+
+const T: Duration = Duration::from_secs(900);
+
+/// One size's figures.
+#[derive(Debug, Serialize)]
+struct Row {
+    rss_mib: usize,
+    /// omd: the job's frozen time (dump start to commit), ms.
+    downtime_ms: f64,
+    /// omd: offer to done, ms.
+    total_ms: f64,
+    /// Image bytes moved.
+    bytes: u64,
+    /// RSS / bandwidth, ms.
+    bound_ms: f64,
+    /// Plain CRIU through /cluster: dump + restore, ms.
+    anchor_ms: f64,
+}
+
+fn sh(n: &RunningNode<'_>, cmd: &str) -> anyhow::Result<Vec<String>> {
+    let out = n.shell(cmd, T)?;
+    if out.status != 0 {
+        bail!(
+            "`{cmd}` on {} failed ({}): {:?}",
+            n.name(),
+            out.status,
+            out.lines
+        );
+    }
+    Ok(out.lines)
+}
+
+fn last_f64(lines: &[String]) -> anyhow::Result<f64> {
+    lines
+        .iter()
+        .rev()
+        .find_map(|l| l.trim().parse().ok())
+        .with_context(|| format!("no number in {lines:?}"))
+}
+
+/// Figures from omd's sentence: "(X MiB of images, frozen N ms, total M ms)".
+fn parse_moved(text: &str) -> Option<(f64, f64, f64)> {
+    let num_before = |key: &str| -> Option<f64> {
+        let i = text.find(key)?;
+        text[..i].split_whitespace().last()?.parse().ok()
+    };
+    let mib = num_before(" MiB of images")?;
+    let frozen = text
+        .split("frozen ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let total = text
+        .split("total ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((mib, frozen, total))
+}
+
+/// Runs the benchmark for `sizes` (MiB) on two nodes of `node_mib` MiB.
+pub fn run(sizes: &[usize], node_mib: u32) -> anyhow::Result<()> {
+    step("node image", node_image)?;
+    step("build", || {
+        super::prepare::cargo(&["build", "-p", "bootserver"])
+    })?;
+    let image = cluster::built_image("rootfs/usr/local/bin/omwork")?;
+    let lab = Lab::new("bench-migrate").context("cannot create the lab")?;
+    let plan = cluster::bios_nodes(2, node_mib, false);
+    let result = (|| -> anyhow::Result<Vec<Row>> {
+        let _ombootd = cluster::start_master(&lab, &image, &plan)?;
+        let mut nodes = Vec::new();
+        for r in cluster::boot_all(&lab, &plan, Duration::from_secs(300)) {
+            nodes.push(r?.0);
+        }
+        let (n1, n2) = (&nodes[0], &nodes[1]);
+        for n in [n1, n2] {
+            for _ in 0..120 {
+                if n.shell("omctl nodes --json | grep -c '\"migration\": true'", T)?
+                    .lines
+                    .iter()
+                    .any(|l| l.trim() == "2")
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        // Bandwidth between the two nodes, now.
+        sh(n2, "( iperf3 -s -1 > /dev/null 2>&1 & )")?;
+        std::thread::sleep(Duration::from_secs(2));
+        let bw = sh(
+            n1,
+            "iperf3 -c 10.77.0.12 -t 5 -J | grep -m1 -A8 '\"sum_received\"' | grep bits_per_second | tr -dc '0-9.\\n'",
+        )?;
+        let bits = last_f64(&bw)?;
+        let bytes_per_s = bits / 8.0;
+        println!(
+            "iperf3 node1 -> node2: {:.1} MiB/s",
+            bytes_per_s / (1 << 20) as f64
+        );
+        let mut rows = Vec::new();
+        for &mib in sizes {
+            // omd.
+            sh(
+                n1,
+                &format!(
+                    "( cd / && setsid omrun -- omwork mem {mib} 3600 > /tmp/mem{mib}.out 2>&1 < /dev/null & )"
+                ),
+            )?;
+            let id = loop {
+                let l = sh(
+                    n1,
+                    &format!(
+                        "grep -c resident /tmp/mem{mib}.out; omctl jobs --json | grep -B1 -A3 '\"omwork mem {mib} 3600\"' | grep '\"id\"' | tr -d ' \",' | cut -d: -f2"
+                    ),
+                )?;
+                if l.first().is_some_and(|c| c.trim() == "1") && l.len() > 1 {
+                    break l[1].trim().to_owned();
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            };
+            let said = sh(n1, &format!("omctl migrate {id} node2"))?.join(" ");
+            let (img_mib, frozen, total) = parse_moved(&said)
+                .with_context(|| format!("cannot read omd's figures in {said:?}"))?;
+            println!("omd {mib} MiB: {said}");
+            sh(
+                n1,
+                &format!("pkill -KILL -f 'omwork mem {mib} 3600' ; pkill -KILL -x omrun; true"),
+            )?;
+            // The anchor: plain CRIU by hand, through /cluster.
+            let dir = format!("/cluster/anchor-{mib}");
+            sh(
+                n1,
+                &format!(
+                    "rm -rf {dir}; mkdir -p {dir}; ( cd / && setsid unshare -p -f setsid omwork mem {mib} 3600 > /dev/null 2>&1 < /dev/null & )"
+                ),
+            )?;
+            let pid = loop {
+                let l = sh(
+                    n1,
+                    &format!("pgrep -f '^unshare -p -f setsid omwork mem {mib}' | head -1"),
+                )?;
+                if let Some(p) = l.iter().rev().find_map(|x| x.trim().parse::<u32>().ok()) {
+                    let c = sh(n1, &format!("cat /proc/{p}/task/{p}/children"))?;
+                    if let Some(c) = c.iter().rev().find_map(|x| x.trim().parse::<u32>().ok()) {
+                        // Let it reach its resident size.
+                        std::thread::sleep(Duration::from_secs((mib / 32 + 3) as u64));
+                        break c;
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            };
+            let dump = last_f64(&sh(
+                n1,
+                &format!(
+                    "a=$(date +%s.%N); criu dump -t {pid} -D {dir} --shell-job -o dump.log && b=$(date +%s.%N) && echo \"$b - $a\" | bc -l"
+                ),
+            )?)?;
+            let restore = last_f64(&sh(
+                n2,
+                &format!(
+                    "a=$(date +%s.%N); criu restore -D {dir} --shell-job -d -o restore.log && b=$(date +%s.%N) && echo \"$b - $a\" | bc -l"
+                ),
+            )?)?;
+            sh(
+                n2,
+                &format!("pkill -KILL -f 'omwork mem {mib} 3600'; rm -rf {dir}; true"),
+            )?;
+            let row = Row {
+                rss_mib: mib,
+                downtime_ms: frozen,
+                total_ms: total,
+                bytes: (img_mib * (1 << 20) as f64) as u64,
+                bound_ms: (mib as f64 * (1 << 20) as f64) / bytes_per_s * 1000.0,
+                anchor_ms: (dump + restore) * 1000.0,
+            };
+            println!("{row:?}");
+            rows.push(row);
+        }
+        Ok(rows)
+    })();
+    if result.is_err() {
+        lab.keep_dir();
+    }
+    let teardown = lab.teardown().context("teardown failed");
+    let rows = result?;
+    teardown?;
+    println!(
+        "\n| RSS | downtime | total | moved | RSS/bandwidth | downtime / bound | plain CRIU via /cluster | downtime / plain CRIU |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} MiB | {:.0} ms | {:.0} ms | {:.1} MiB | {:.0} ms | {:.2}x | {:.0} ms | {:.2}x |",
+            r.rss_mib,
+            r.downtime_ms,
+            r.total_ms,
+            r.bytes as f64 / (1 << 20) as f64,
+            r.bound_ms,
+            r.downtime_ms / r.bound_ms,
+            r.anchor_ms,
+            r.downtime_ms / r.anchor_ms
+        );
+    }
+    let out = workspace_root().join("build/bench");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("migrate.json"), serde_json::to_vec_pretty(&rows)?)?;
+    println!("written: build/bench/migrate.json");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_omds_sentence() {
+        let s = "job node1.5 moved from node1 to node2 (64.3 MiB of images, frozen 3068 ms, total 3213 ms)";
+        assert_eq!(parse_moved(s), Some((64.3, 3068.0, 3213.0)));
+        assert_eq!(parse_moved("nonsense"), None);
+    }
+}
