@@ -131,7 +131,7 @@ pub async fn serve(config: Config) -> Result<()> {
         r = dhcp.run() => r.context("the DHCP server stopped")?,
         r = tftp.serve() => r.map_err(|e| anyhow::anyhow!("the TFTP server stopped: {e}"))?,
         r = axum::serve(http_listener, http::router(state)) => r.context("the HTTP server stopped")?,
-        r = nfs.handle_forever() => r.context("the NFS server stopped")?,
+        r = nfs.serve() => r.context("the NFS server stopped")?,
         r = serve_shared => r.context("the NFS server of the cluster directory stopped")?,
         _ = tokio::signal::ctrl_c() => println!("ombootd: interrupted, stopping"),
         _ = term.recv() => println!("ombootd: terminated, stopping"),

@@ -120,6 +120,26 @@ pub mod io {
         Ok(Some(super::from_payload(&payload)?))
     }
 
+    /// Read messages from `r` on a task of their own into a channel: `Some(msg)` each, then one
+    /// `None` when the stream ends or fails.
+    pub fn spawn_reader<T, R>(mut r: R) -> tokio::sync::mpsc::Receiver<Option<T>>
+    where
+        T: DeserializeOwned + Send + 'static,
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let m = read::<T, R>(&mut r).await.ok().flatten();
+                let end = m.is_none();
+                if tx.send(m).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
     /// Write one message.
     pub async fn write<T: Serialize, W: AsyncWrite + Unpin>(
         w: &mut W,

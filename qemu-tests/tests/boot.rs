@@ -59,6 +59,26 @@ fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
             Some(name),
             "{name}: wrong host name"
         );
+        // A node is for people: an ordinary user runs programs and the procps tools, and
+        // writes in the shared /cluster.
+        let user = running
+            .shell(
+                "setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'id -u; ps -o comm= -p $$; free -m | head -1; touch /cluster/u65534-$(hostname) && echo wrote'",
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        assert_eq!(
+            (
+                user.status,
+                user.lines
+                    .iter()
+                    .map(|l| l.split_whitespace().next().unwrap_or(""))
+                    .collect::<Vec<_>>()
+            ),
+            (0, vec!["65534", "sh", "total", "wrote"]),
+            "{name}: an ordinary user cannot work on the node: {:?}",
+            user.lines
+        );
         let serial = std::fs::read_to_string(running.serial_log()).unwrap();
         assert!(
             serial.contains(&format!("mounted {}:/ read-only", lab.master_ip())),

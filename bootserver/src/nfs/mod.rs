@@ -9,7 +9,9 @@ pub mod access;
 pub mod callers;
 pub mod export;
 pub mod file_id;
+pub mod front;
 pub mod generation;
+pub mod nfsacl;
 pub mod shared_dir;
 
 use std::net::SocketAddr;
@@ -20,14 +22,49 @@ use nfs3_server::tcp::NFSTcpListener;
 pub use export::DirExport;
 pub use shared_dir::SharedDir;
 
+/// The node root's NFS service: the public front (NFSACL answered there) and nfs3_server on a
+/// loopback port behind it.
+pub struct RootNfs {
+    /// The public listener.
+    pub front: tokio::net::TcpListener,
+    /// nfs3_server.
+    pub server: NFSTcpListener<DirExport>,
+    /// Where nfs3_server listens.
+    pub upstream: SocketAddr,
+}
+
+impl std::fmt::Debug for RootNfs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootNfs")
+            .field("front", &self.front)
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RootNfs {
+    /// Serve until an error.
+    pub async fn serve(self) -> std::io::Result<()> {
+        use nfs3_server::tcp::NFSTcp;
+        tokio::select! {
+            r = front::serve(self.front, self.upstream) => r,
+            r = self.server.handle_forever() => r,
+        }
+    }
+}
+
 /// Bind the NFS server on `addr`, exporting `root` as `/`, with handles of `generation`.
-pub async fn bind(
-    addr: SocketAddr,
-    root: &Path,
-    generation: u64,
-) -> std::io::Result<NFSTcpListener<DirExport>> {
+pub async fn bind(addr: SocketAddr, root: &Path, generation: u64) -> std::io::Result<RootNfs> {
+    use nfs3_server::tcp::NFSTcp;
     let export = DirExport::new(root)?;
-    NFSTcpListener::bind_with_generation(&addr.to_string(), export, generation).await
+    let front = tokio::net::TcpListener::bind(addr).await?;
+    let server = NFSTcpListener::bind_with_generation("127.0.0.1:0", export, generation).await?;
+    let upstream = SocketAddr::from(([127, 0, 0, 1], server.get_listen_port()));
+    Ok(RootNfs {
+        front,
+        server,
+        upstream,
+    })
 }
 
 /// Bind the read-write NFS server of the cluster directory `export` on `addr`, exported as `/`.

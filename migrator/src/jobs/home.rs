@@ -169,7 +169,7 @@ async fn start_there(
 
 /// Serve a deputy connection until the job has ended and its status was delivered, or the
 /// deputy went away (then the job is killed: no orphans).
-pub async fn serve_deputy<R, W>(jobs: Jobs, id: JobId, mut r: R, mut w: W)
+pub async fn serve_deputy<R, W>(jobs: Jobs, id: JobId, r: R, mut w: W)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -178,22 +178,7 @@ where
     if let Some(h) = jobs.state().home.get_mut(&id) {
         h.deputy = Some(tx);
     }
-    let (din_tx, mut din) = mpsc::channel::<Option<Io>>(64);
-    tokio::spawn(async move {
-        loop {
-            match frame::io::read::<Io, _>(&mut r).await {
-                Ok(Some(io)) => {
-                    if din_tx.send(Some(io)).await.is_err() {
-                        return;
-                    }
-                }
-                _ => {
-                    let _ = din_tx.send(None).await;
-                    return;
-                }
-            }
-        }
-    });
+    let mut din = frame::io::spawn_reader::<Io, _>(r);
     loop {
         tokio::select! {
             m = rx.recv() => {
@@ -253,7 +238,7 @@ async fn to_job(jobs: &Jobs, id: &JobId, io: Io) {
 /// A node attached the relay of a job homed here.
 pub async fn attach(
     jobs: Jobs,
-    mut reader: Reader,
+    reader: Reader,
     mut writer: Writer,
     job: JobId,
     epoch: u32,
@@ -291,22 +276,7 @@ pub async fn attach(
     for io in pending {
         let _ = writer.send(&Msg::Io(io)).await;
     }
-    let (nin_tx, mut nin) = mpsc::channel::<Option<Msg>>(64);
-    tokio::spawn(async move {
-        loop {
-            match reader.recv::<Msg>().await {
-                Ok(Some(m)) => {
-                    if nin_tx.send(Some(m)).await.is_err() {
-                        return;
-                    }
-                }
-                _ => {
-                    let _ = nin_tx.send(None).await;
-                    return;
-                }
-            }
-        }
-    });
+    let mut nin = reader.spawn_into_channel::<Msg>();
     loop {
         tokio::select! {
             io = rx.recv() => {

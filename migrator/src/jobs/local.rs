@@ -164,14 +164,18 @@ async fn connect_keeper(dir: &Path) -> std::io::Result<UnixStream> {
 /// The relay towards home: a writer channel and the receiving half's messages.
 struct Relay {
     tx: mpsc::Sender<Msg>,
+    rx: mpsc::Receiver<Option<Msg>>,
 }
 
-async fn open_relay(
-    jobs: &Jobs,
-    record: &JobRecord,
-    pid: i32,
-    rin: mpsc::Sender<Option<Msg>>,
-) -> Result<Relay, String> {
+/// The next message of the relay, if there is one; pending forever without a relay.
+async fn relay_recv(relay: &mut Option<Relay>) -> Option<Msg> {
+    match relay.as_mut() {
+        Some(r) => r.rx.recv().await.flatten(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn open_relay(jobs: &Jobs, record: &JobRecord, pid: i32) -> Result<Relay, String> {
     let mut s = tokio::time::timeout(
         Duration::from_secs(5),
         Session::connect(record.home.peer, &jobs.0.key),
@@ -188,9 +192,7 @@ async fn open_relay(
     .await
     .map_err(|e| e.to_string())?;
     let Session {
-        mut reader,
-        mut writer,
-        ..
+        reader, mut writer, ..
     } = s;
     let (tx, mut wrx) = mpsc::channel::<Msg>(64);
     tokio::spawn(async move {
@@ -200,22 +202,10 @@ async fn open_relay(
             }
         }
     });
-    tokio::spawn(async move {
-        loop {
-            match reader.recv::<Msg>().await {
-                Ok(Some(m)) => {
-                    if rin.send(Some(m)).await.is_err() {
-                        return;
-                    }
-                }
-                _ => {
-                    let _ = rin.send(None).await;
-                    return;
-                }
-            }
-        }
-    });
-    Ok(Relay { tx })
+    Ok(Relay {
+        tx,
+        rx: reader.spawn_into_channel(),
+    })
 }
 
 async fn task(jobs: Jobs, mut record: JobRecord, mut cmd: mpsc::Receiver<Cmd>, hold: bool) {
@@ -229,15 +219,8 @@ async fn task(jobs: Jobs, mut record: JobRecord, mut cmd: mpsc::Receiver<Cmd>, h
             return;
         }
     };
-    let (mut kr, mut kw) = stream.into_split();
-    let (kin_tx, mut kin) = mpsc::channel::<FromKeeper>(64);
-    tokio::spawn(async move {
-        while let Ok(Some(m)) = frame::io::read::<FromKeeper, _>(&mut kr).await {
-            if kin_tx.send(m).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (kr, mut kw) = stream.into_split();
+    let mut kin = frame::io::spawn_reader::<FromKeeper, _>(kr);
     let (kout, mut kout_rx) = mpsc::channel::<ToKeeper>(64);
     tokio::spawn(async move {
         while let Some(m) = kout_rx.recv().await {
@@ -246,7 +229,6 @@ async fn task(jobs: Jobs, mut record: JobRecord, mut cmd: mpsc::Receiver<Cmd>, h
             }
         }
     });
-    let (rin_tx, mut rin) = mpsc::channel::<Option<Msg>>(64);
     let mut relay: Option<Relay> = None;
     let mut attached = !hold;
     let mut pid = 0;
@@ -256,7 +238,7 @@ async fn task(jobs: Jobs, mut record: JobRecord, mut cmd: mpsc::Receiver<Cmd>, h
     loop {
         tokio::select! {
             m = kin.recv() => {
-                let Some(m) = m else { break };
+                let Some(Some(m)) = m else { break };
                 match m {
                     FromKeeper::Hello { phase, pid: p } => {
                         pid = p;
@@ -283,22 +265,22 @@ async fn task(jobs: Jobs, mut record: JobRecord, mut cmd: mpsc::Receiver<Cmd>, h
                     }
                 }
             }
-            m = rin.recv() => {
+            m = relay_recv(&mut relay) => {
                 match m {
-                    Some(Some(Msg::Io(io))) => {
+                    Some(Msg::Io(io)) => {
                         let done = matches!((&io, exit_final), (Io::Ack { out, err }, Some((o, e))) if *out >= o && *err >= e);
                         let _ = kout.send(ToKeeper::Io(io)).await;
                         if done {
                             let _ = kout.send(ToKeeper::Bye).await;
                         }
                     }
-                    Some(Some(Msg::Result { result: Err(e) })) => {
+                    Some(Msg::Result { result: Err(e) }) => {
                         // The home does not know the job (its deputy is gone): no orphans.
                         tracing::warn!(job = %id, reason = %e, "home refused the relay; killing the job");
                         let _ = kout.send(ToKeeper::Kill).await;
                     }
-                    Some(Some(_)) => {}
-                    Some(None) | None => relay = None,
+                    Some(_) => {}
+                    None => relay = None,
                 }
             }
             c = cmd.recv() => {
@@ -325,7 +307,7 @@ async fn task(jobs: Jobs, mut record: JobRecord, mut cmd: mpsc::Receiver<Cmd>, h
             }
             _ = retry.tick(), if attached && relay.is_none() => {
                 record.migrations = jobs.state().local.get(&id).map_or(record.migrations, |l| l.record.migrations);
-                match open_relay(&jobs, &record, pid, rin_tx.clone()).await {
+                match open_relay(&jobs, &record, pid).await {
                     Ok(r) => {
                         relay = Some(r);
                         let _ = kout.send(ToKeeper::Rewind).await;

@@ -227,6 +227,25 @@ impl Writer {
 }
 
 impl Reader {
+    /// Read messages on a task of their own into a channel: `Some(msg)` each, then one `None`
+    /// when the session ends (closed, failed, or a frame refused), so a `select!` loop can
+    /// read without holding the session.
+    pub fn spawn_into_channel<T: DeserializeOwned + Send + 'static>(
+        mut self,
+    ) -> tokio::sync::mpsc::Receiver<Option<T>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let m = self.recv::<T>().await.ok().flatten();
+                let end = m.is_none();
+                if tx.send(m).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
     /// Receive one message; `Ok(None)` when the peer closed cleanly between frames.
     pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, SessionError> {
         let mut prefix = [0u8; LEN_BYTES];

@@ -147,6 +147,9 @@ EXPORT=${NFSROOT#*:}
 [ "$SERVER" != "$NFSROOT" ] && [ -n "$EXPORT" ] || fail "omboot.nfsroot=$NFSROOT is not IP:/PATH"
 # The kernel's NFS option parser needs the server address (addr=): busybox mount has no NFS
 # helper to resolve it. MOUNT runs on the NFS port over TCP (no portmapper on ombootd).
+# ACLs stay on for the root: overlayfs asks the lower layer for ACLs in every non-root
+# permission check, and ombootd answers NFSACL ("no ACL"); with noacl the answer would be
+# EOPNOTSUPP and no ordinary user could run a program.
 OPTS=ro,nolock,vers=3,tcp,port=$NFSPORT,mountport=$NFSPORT,mountproto=tcp,addr=$SERVER${NFSOPTS:+,$NFSOPTS}
 mkdir -p /run/omboot/lower
 ok=
@@ -193,7 +196,8 @@ if [ -n "$CLUSTER" ]; then
 		say "WARNING: omboot.cluster=$CLUSTER is not IP:PORT; no /cluster"
 	else
 		# nolock: ombootd runs no lock manager.
-		COPTS=rw,nolock,vers=3,tcp,port=$CPORT,mountport=$CPORT,mountproto=tcp,addr=$CSERVER
+		# noacl: /cluster is no overlay layer, and its export keeps no ACLs.
+		COPTS=rw,nolock,noacl,vers=3,tcp,port=$CPORT,mountport=$CPORT,mountproto=tcp,addr=$CSERVER
 		# The image may lack the mount point: it is then made in the writable upper layer.
 		mkdir -p /newroot/cluster
 		ok=

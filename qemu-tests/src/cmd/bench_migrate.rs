@@ -128,7 +128,7 @@ pub fn run(sizes: &[usize], node_mib: u32) -> anyhow::Result<()> {
                 let l = sh(
                     n1,
                     &format!(
-                        "grep -c resident /tmp/mem{mib}.out; omctl jobs --json | grep -B1 -A3 '\"omwork mem {mib} 3600\"' | grep '\"id\"' | tr -d ' \",' | cut -d: -f2"
+                        "grep -c resident /tmp/mem{mib}.out; omctl jobs | awk '/omwork mem {mib} 3600/ {{print $1}}'; true"
                     ),
                 )?;
                 if l.first().is_some_and(|c| c.trim() == "1") && l.len() > 1 {
