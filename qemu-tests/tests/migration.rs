@@ -213,7 +213,10 @@ fn migration_suite() {
     let only = std::env::var("OMLAB_PHASES").ok();
     let t0 = Instant::now();
     let phase = |name: &str, f: &dyn Fn()| {
-        if only.as_deref().is_none_or(|o| o.split(',').any(|p| p == name)) {
+        if only
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == name))
+        {
             f();
             println!("[{:.0} s] {name}: ok", t0.elapsed().as_secs_f64());
         }
