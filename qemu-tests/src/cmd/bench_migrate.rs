@@ -54,7 +54,12 @@ fn last_f64(lines: &[String]) -> anyhow::Result<f64> {
 fn parse_moved(text: &str) -> Option<(f64, f64, f64)> {
     let num_before = |key: &str| -> Option<f64> {
         let i = text.find(key)?;
-        text[..i].split_whitespace().last()?.parse().ok()
+        text[..i]
+            .split_whitespace()
+            .last()?
+            .trim_start_matches('(')
+            .parse()
+            .ok()
     };
     let mib = num_before(" MiB of images")?;
     let frozen = text
@@ -158,7 +163,7 @@ pub fn run(sizes: &[usize], node_mib: u32) -> anyhow::Result<()> {
                     &format!("pgrep -f '^unshare -p -f setsid omwork mem {mib}' | head -1"),
                 )?;
                 if let Some(p) = l.iter().rev().find_map(|x| x.trim().parse::<u32>().ok()) {
-                    let c = sh(n1, &format!("cat /proc/{p}/task/{p}/children"))?;
+                    let c = sh(n1, &format!("echo $(cat /proc/{p}/task/{p}/children)"))?;
                     if let Some(c) = c.iter().rev().find_map(|x| x.trim().parse::<u32>().ok()) {
                         // Let it reach its resident size.
                         std::thread::sleep(Duration::from_secs((mib / 32 + 3) as u64));
