@@ -55,13 +55,9 @@ impl Outcomes {
         }
         let word = match want {
             Outcome::Committed => "committed",
-            _ => "aborted",
+            Outcome::Aborted => "aborted",
         };
-        let decided = if want == Outcome::Committed {
-            Outcome::Committed
-        } else {
-            Outcome::Aborted
-        };
+        let decided = want;
         // Written under the lock: the file and the map never disagree.
         if let Err(e) = std::fs::write(self.dir.join(mid.to_string()), word) {
             tracing::warn!(mid, error = %e, "cannot record a migration outcome");

@@ -55,10 +55,9 @@ pub enum Target {
 pub enum Outcome {
     /// The source killed its copy: the target's copy is the job.
     Committed,
-    /// The source resumed its copy (or never froze it): the target must discard its copy.
+    /// The source resumed its copy (or never froze it, or was asked before it decided): the
+    /// target must discard its copy.
     Aborted,
-    /// The source knows nothing of this migration (treated as aborted once the source is sure).
-    Unknown,
 }
 
 /// Every message between two omd.
