@@ -92,7 +92,20 @@ fn answer(request: Request) -> Reply {
         } => Reply::Error {
             error: "node2 refused job node1.5: node2 refuses guests (block)".into(),
         },
-        Request::Jobs => Reply::Jobs { jobs: Vec::new() },
+        // This test process stands for a deputy whose job runs on node2.
+        Request::Jobs => Reply::Jobs {
+            jobs: vec![migrator::job::record::JobView {
+                id: migrator::job::record::JobId::new("node1", std::process::id()),
+                uid: 0,
+                command: "sleep 100".into(),
+                home: "node1".into(),
+                node: "node2".into(),
+                state: migrator::job::record::JobState::Running,
+                migrations: 1,
+                pid: 0,
+                unmovable: None,
+            }],
+        },
         Request::Migrate { job, to } => Reply::Error {
             error: format!("there is no job {job} (asked to move it to {to})"),
         },
@@ -308,7 +321,11 @@ fn migrate_and_jobs_report_omds_answer() {
     );
     let out = omctl(&omd.socket(), &["jobs"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no jobs"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.starts_with("JOB") && text.contains("node2") && text.contains("sleep 100"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -366,15 +383,25 @@ fn ps_lists_local_processes_on_this_node() {
         .iter()
         .find(|r| r["pid"] == std::process::id())
         .expect("the test process is listed");
-    assert_eq!(me["node"], "node1");
-    assert!(rows.iter().all(|r| r["node"] == "node1"));
+    // The fake omd says this process is the deputy of a job on node2.
+    assert_eq!(
+        (&me["node"], &me["home"]),
+        (&"node2".into(), &"node1".into())
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r["pid"] != std::process::id())
+            .all(|r| r["node"] == "node1" && r["home"] == "node1")
+    );
 
     let out = omctl(&omd.socket(), &["ps"]);
     let text = stdout(&out);
     let header = text.lines().next().unwrap();
     assert_eq!(
         header.split_whitespace().collect::<Vec<_>>(),
-        ["PID", "USER", "NODE", "%CPU", "RSS", "STAT", "COMMAND"]
+        [
+            "PID", "USER", "NODE", "HOME", "%CPU", "RSS", "STAT", "COMMAND"
+        ]
     );
 }
 

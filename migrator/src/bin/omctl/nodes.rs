@@ -184,10 +184,10 @@ pub mod tests {
         let mut nodes = sample();
         sort(&mut nodes);
         let expected = concat!(
-            "   ID                NAME    ADDR             STATE  LOAD  CPUS  SPEED  MEM(free/total)  GUESTS  FLAGS\n",
-            "*  00000000000000b1  node1   10.77.0.11:7946  alive  0.25     2   1000        1.0G/2.0G       0  stay,block\n",
-            "   00000000000000a1  master  10.77.0.1:7946   alive     -     -      -                -       -  observer\n",
-            "   00000000000000b2  node2   10.77.0.12:7946  dead   1.50     2   1000        512M/2.0G       0  -\n",
+            "   ID                NAME    ADDR             STATE  LOAD  CPUS  SPEED  MEM(free/total)  GUESTS  MIGRATE  FLAGS\n",
+            "*  00000000000000b1  node1   10.77.0.11:7946  alive  0.25     2   1000        1.0G/2.0G       0  yes      stay,block\n",
+            "   00000000000000a1  master  10.77.0.1:7946   alive     -     -      -                -       -  -        observer\n",
+            "   00000000000000b2  node2   10.77.0.12:7946  dead   1.50     2   1000        512M/2.0G       0  yes      -\n",
         );
         assert_eq!(render(&nodes), expected);
     }
