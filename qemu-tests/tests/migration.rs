@@ -84,6 +84,13 @@ fn migrate(node: &RunningNode<'_>, job: &str, to: &str) -> (i32, String) {
     (s, l.join("\n"))
 }
 
+/// Moves `job` with omctl on `n1`; the test fails, with both nodes' logs, if it does not move.
+fn migrate_ok(n1: &RunningNode<'_>, n2: &RunningNode<'_>, job: &str, to: &str) -> String {
+    let (s, text) = migrate(n1, job, to);
+    assert_eq!(s, 0, "{text}\n{}", diag(&[n1, n2]));
+    text
+}
+
 /// omd's recent log on each node, for a failure message.
 fn diag(nodes: &[&RunningNode<'_>]) -> String {
     nodes
@@ -345,11 +352,9 @@ fn stdin_across_two_moves(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
     );
     let id = job_id(n1, "sha256sum", "node1");
     std::thread::sleep(Duration::from_secs(3));
-    let (s, text) = migrate(n1, &id, "node2");
-    assert_eq!(s, 0, "{text}\n{}", diag(&[n1, n2]));
+    migrate_ok(n1, n2, &id, "node2");
     std::thread::sleep(Duration::from_secs(3));
-    let (s, text) = migrate(n1, &id, "home");
-    assert_eq!(s, 0, "{text}\n{}", diag(&[n1, n2]));
+    migrate_ok(n1, n2, &id, "home");
     let (status, out) = finished(n1, "stdin", Duration::from_secs(300));
     assert_eq!(status, 0, "{out:?}");
     let got = out.last().unwrap().split_whitespace().next().unwrap();
@@ -380,8 +385,7 @@ fn threads_and_shared_memory(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
     let m = job_id(n1, "omwork shm", "node1");
     std::thread::sleep(Duration::from_secs(3));
     for id in [&t, &m] {
-        let (s, text) = migrate(n1, id, "node2");
-        assert_eq!(s, 0, "{text}\n{}", diag(&[n1, n2]));
+        migrate_ok(n1, n2, id, "node2");
     }
     // What a user sees meanwhile (for the README).
     let (_, l) = sh(n1, "omctl jobs; omctl ps | grep -E 'HOME|omrun'");
@@ -408,8 +412,7 @@ fn a_file_on_cluster_follows(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
     );
     let id = job_id(n1, "append.txt", "node1");
     std::thread::sleep(Duration::from_secs(2));
-    let (s, text) = migrate(n1, &id, "node2");
-    assert_eq!(s, 0, "{text}\n{}", diag(&[n1, n2]));
+    migrate_ok(n1, n2, &id, "node2");
     let (status, _) = finished(n1, "append", Duration::from_secs(120));
     assert_eq!(status, 0);
     let out = n1.shell("cat /cluster/append.txt", T).unwrap().lines;

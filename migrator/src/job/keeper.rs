@@ -618,7 +618,7 @@ impl Keeper {
         if self.stdin_pending.is_empty() && self.stdin_eof_at == Some(self.stdin_written) {
             // Close our write end: the job reads end of file. Keep a dummy so fds stay valid.
             if let Ok(null) = std::fs::File::open("/dev/null") {
-                let _ = nix_dup2(null.as_raw_fd(), self.ends.stdin_w.as_raw_fd());
+                let _ = dup2(null.as_raw_fd(), self.ends.stdin_w.as_raw_fd());
             }
             self.stdin_open = false;
         }
@@ -687,7 +687,7 @@ impl Keeper {
     }
 }
 
-fn nix_dup2(from: RawFd, to: RawFd) -> std::io::Result<()> {
+fn dup2(from: RawFd, to: RawFd) -> std::io::Result<()> {
     // SAFETY: dup2 over an fd we own replaces it atomically.
     if unsafe { libc::dup2(from, to) } < 0 {
         return Err(std::io::Error::last_os_error());

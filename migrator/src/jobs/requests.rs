@@ -3,6 +3,7 @@
 //! it runs.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::time::Duration;
 
 use crate::api::MemberState;
@@ -21,52 +22,38 @@ async fn ask(jobs: &Jobs, peer: std::net::SocketAddr, msg: &Msg, wait: Duration)
     tokio::time::timeout(wait, go).await.ok().flatten()
 }
 
-/// Every job of the cluster: this node's view plus every live node's.
+/// Every job of the cluster: this node's view plus every live node's, asked at once. Where two
+/// nodes report the same job, the row of the node it runs on (the one that knows its pid) wins.
 pub async fn list(jobs: &Jobs) -> Vec<JobView> {
+    let mut asks = tokio::task::JoinSet::new();
+    for n in jobs.0.node.nodes() {
+        if n.is_self || n.observer || n.state != MemberState::Alive {
+            continue;
+        }
+        if let Ok(p) = jobs.peer_of(&n.name) {
+            let j = jobs.clone();
+            asks.spawn(
+                async move { ask(&j, p.peer, &Msg::ListJobs, Duration::from_secs(3)).await },
+            );
+        }
+    }
     let mut rows: BTreeMap<JobId, JobView> = BTreeMap::new();
-    let mut merge = |v: Vec<JobView>, authoritative: bool| {
-        for r in v {
-            // The node a job runs on knows it best.
-            if authoritative || !rows.contains_key(&r.id) {
-                rows.insert(r.id.clone(), r);
-            }
+    let mut add = |r: JobView| match rows.entry(r.id.clone()) {
+        Entry::Vacant(e) => {
+            e.insert(r);
         }
+        Entry::Occupied(mut e) if r.pid != 0 => {
+            e.insert(r);
+        }
+        Entry::Occupied(_) => {}
     };
-    let own = jobs.views();
-    let peers: Vec<_> = jobs
-        .0
-        .node
-        .nodes()
-        .into_iter()
-        .filter(|n| !n.is_self && !n.observer && n.state == MemberState::Alive)
-        .filter_map(|n| jobs.peer_of(&n.name).ok())
-        .collect();
-    let asks = peers
-        .iter()
-        .map(|p| ask(jobs, p.peer, &Msg::ListJobs, Duration::from_secs(3)));
-    let answers = futures_join(asks).await;
-    merge(own.clone(), false);
-    for a in answers.into_iter().flatten() {
-        if let Msg::Jobs { jobs: v } = a {
-            let here: Vec<JobView> = v;
-            let running: Vec<JobView> = here.iter().filter(|r| r.pid != 0).cloned().collect();
-            merge(here, false);
-            merge(running, true);
+    while let Some(answer) = asks.join_next().await {
+        if let Ok(Some(Msg::Jobs { jobs: v })) = answer {
+            v.into_iter().for_each(&mut add);
         }
     }
-    merge(own.into_iter().filter(|r| r.pid != 0).collect(), true);
+    jobs.views().into_iter().for_each(&mut add);
     rows.into_values().collect()
-}
-
-async fn futures_join<F: std::future::Future<Output = Option<Msg>>>(
-    fs: impl Iterator<Item = F>,
-) -> Vec<Option<Msg>> {
-    let handles: Vec<_> = fs.map(|f| Box::pin(f)).collect();
-    let mut out = Vec::new();
-    for h in handles {
-        out.push(h.await);
-    }
-    out
 }
 
 /// Resolve a user's job reference: a full id, or a deputy pid on this node.
