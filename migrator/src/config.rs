@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::agent::SwimTuning;
+use crate::migration::pre_dump::PreDumpPolicy;
 use crate::wire::{DEFAULT_GROUP, DEFAULT_PORT, MAX_LOAD_RECORDS};
 
 /// The file as written.
@@ -41,6 +42,8 @@ pub struct ConfigFile {
     pub peer_port: u16,
     /// Directory of the jobs this node hosts (keeper sockets, images in transit).
     pub jobs_dir: PathBuf,
+    /// Migration tuning.
+    pub migration: MigrationFile,
 }
 
 impl Default for ConfigFile {
@@ -59,6 +62,30 @@ impl Default for ConfigFile {
             swim: SwimFile::default(),
             peer_port: crate::jobs::DEFAULT_PEER_PORT,
             jobs_dir: crate::job::record::JOBS_DIR.into(),
+            migration: MigrationFile::default(),
+        }
+    }
+}
+
+/// `[migration]`: iterative pre-dump (see `migration::pre_dump`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationFile {
+    /// At most this many pre-dump rounds while the job runs, before the frozen dump (0: off).
+    pub pre_dump_rounds: u32,
+    /// Pre-dump only jobs with at least this much resident memory, MiB.
+    pub pre_dump_min_rss_mib: u64,
+    /// Stop pre-dumping once a round moved less than this, MiB.
+    pub pre_dump_small_round_mib: u64,
+}
+
+impl Default for MigrationFile {
+    fn default() -> Self {
+        let p = PreDumpPolicy::default();
+        Self {
+            pre_dump_rounds: p.max_rounds,
+            pre_dump_min_rss_mib: p.min_rss >> 20,
+            pre_dump_small_round_mib: p.small_round >> 20,
         }
     }
 }
@@ -125,6 +152,8 @@ pub struct OmdConfig {
     pub peer_port: u16,
     /// Jobs directory.
     pub jobs_dir: PathBuf,
+    /// When to pre-dump.
+    pub pre_dump: PreDumpPolicy,
 }
 
 /// A configuration problem.
@@ -229,6 +258,18 @@ impl ConfigFile {
                 "must be a TCP port other than 0".to_owned(),
             ));
         }
+        let m = &self.migration;
+        if m.pre_dump_rounds > 16 {
+            return Err(invalid(
+                "migration.pre_dump_rounds",
+                "must be 0..=16 (0 turns pre-dump off)",
+            ));
+        }
+        let pre_dump = PreDumpPolicy {
+            max_rounds: m.pre_dump_rounds,
+            min_rss: m.pre_dump_min_rss_mib.saturating_mul(1 << 20),
+            small_round: m.pre_dump_small_round_mib.saturating_mul(1 << 20),
+        };
         Ok(OmdConfig {
             interface: self.interface.filter(|i| !i.is_empty()),
             port: self.port,
@@ -250,6 +291,7 @@ impl ConfigFile {
             },
             peer_port: self.peer_port,
             jobs_dir: self.jobs_dir,
+            pre_dump,
         })
     }
 }
@@ -293,6 +335,15 @@ mod tests {
         assert!(parse("speed = 0").is_err());
         assert!(parse("[swim]\nprobe_rtt_ms = 900").is_err());
         assert!(parse("seeds = [\"nope\"]").is_err());
+        assert!(parse("[migration]\npre_dump_rounds = 99").is_err());
+        assert!(parse("[migration]\npre_dump_round = 2").is_err());
+        assert_eq!(
+            parse("[migration]\npre_dump_rounds = 0")
+                .unwrap()
+                .pre_dump
+                .max_rounds,
+            0
+        );
         let c = parse("seeds = [\"127.0.0.2\", \"127.0.0.3:9000\"]").unwrap();
         assert_eq!(c.seeds[0], "127.0.0.2:7946".parse().unwrap());
         assert_eq!(c.seeds[1], "127.0.0.3:9000".parse().unwrap());

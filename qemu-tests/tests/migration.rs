@@ -243,6 +243,7 @@ fn migration_suite() {
         let out = lab.run(ip, lab.netns(), T).unwrap();
         assert!(out.status.success(), "ip link set {tap2}: {out:?}");
     };
+    phase("predump", &|| pre_dumped_while_it_writes(n1, n2, &link2));
     phase("faults", &|| faults(n1, n2, &link2));
     drop(nodes);
     lab.teardown().unwrap();
@@ -399,6 +400,70 @@ fn threads_and_shared_memory(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
             out.iter().any(|l| l.starts_with("result ok")),
             "{name}: {out:?}"
         );
+    }
+}
+
+/// A 48 MiB job rewriting a fifth of its pages every second moves there and back in pre-dump
+/// rounds; then node2's omd dies, and node2's link goes down, while rounds run (the job is not
+/// frozen yet: it runs on at home). Every page holds its latest version at the end (a page
+/// restored from an older round would not).
+fn pre_dumped_while_it_writes(n1: &RunningNode<'_>, n2: &RunningNode<'_>, link2: &dyn Fn(bool)) {
+    start(n1, "predump", "-- omwork mem 48 90 20");
+    let id = job_id(n1, "omwork mem 48", "node1");
+    let t = Instant::now();
+    while sh(n1, "grep -q resident /tmp/predump.out").0 != 0 {
+        assert!(t.elapsed() < T, "omwork mem never got resident");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    for to in ["node2", "home"] {
+        let said = migrate_ok(n1, n2, &id, to);
+        println!("{said}");
+        assert!(said.contains("pre-dump round"), "no pre-dump: {said}");
+    }
+    let both = [n1, n2];
+    for fault in ["kill -9 target omd", "target link down"] {
+        wait_omd(n2);
+        sh(
+            n1,
+            &format!("( omctl migrate {id} node2 > /tmp/fault.out 2>&1 & )"),
+        );
+        let (s, l) = sh(
+            n1,
+            &format!(
+                "for i in $(seq 300); do [ -d /run/omd/jobs/{id}/dump-*/0 ] && break; sleep 0.05; done; sleep 0.5; ls -d /run/omd/jobs/{id}/dump-*/*"
+            ),
+        );
+        assert_eq!(s, 0, "no pre-dump round began: {l:?}");
+        if fault == "target link down" {
+            link2(false);
+            std::thread::sleep(Duration::from_secs(5));
+            link2(true);
+        } else {
+            sh(n2, "kill -9 $(systemctl show -p MainPID --value omd)");
+        }
+        let on = settled(&both, &id);
+        let said = sh(n1, "cat /tmp/fault.out").1.join(" ");
+        println!("pre-dump fault {fault} during round(s) {l:?}: job runs on {on} ({said})");
+    }
+    let (status, out) = finished(n1, "predump", Duration::from_secs(180));
+    assert_eq!(status, 0, "{out:?}\n{}", diag(&[n1, n2]));
+    assert!(
+        out.iter().any(|l| l.starts_with("result ok mem 48")),
+        "{out:?}"
+    );
+}
+
+/// Until omd on `n` answers and sees both nodes take migrations (after a restart).
+fn wait_omd(n: &RunningNode<'_>) {
+    let t = Instant::now();
+    while sh(
+        n,
+        "omctl nodes --json | grep -c '\"migration\": true' | grep -qx 2",
+    )
+    .0 != 0
+    {
+        assert!(t.elapsed() < T, "omd on {} did not come back", n.name());
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
 

@@ -42,6 +42,8 @@ pub struct JobsConfig {
     pub peer_port: u16,
     /// The omjob program (keeper and init).
     pub omjob: PathBuf,
+    /// When to pre-dump a job that moves away.
+    pub pre_dump: crate::migration::pre_dump::PreDumpPolicy,
 }
 
 /// What the home side holds for a job whose deputy is here.

@@ -2,7 +2,9 @@
 //! pipes replaced by new ones, and the node checks. Behind [`Criu`] so that omd's logic can be
 //! tested without CRIU; [`CriuCli`] runs the `criu` program (CRIU 4.1 in the node image).
 //!
-//! Options and why: `--leave-stopped` on both sides (the job never runs in two places);
+//! Options and why: `--track-mem` with `--prev-images-dir` for pre-dump rounds (each round's
+//! directory holds a `parent` link to the previous one, and restore follows the chain);
+//! `--leave-stopped` on both sides (the job never runs in two places);
 //! `--link-remap` (NFS silly-renamed files); `--file-validation filesize` (cheaper than build
 //! ids, the files are the same on every node); `--inherit-fd fd[N]:pipe:[INODE]` maps the
 //! dumped pipes to the target keeper's (CRIU restores no buffered data into inherited pipes:
@@ -43,12 +45,19 @@ pub struct NodeCheck {
     pub reason: Option<String>,
     /// CRIU's version line.
     pub version: String,
+    /// Memory tracking works here (`criu check --feature mem_dirty_track`): jobs can be
+    /// pre-dumped.
+    pub track_mem: bool,
 }
 
 /// The CRIU operations omd needs.
 pub trait Criu: Send + Sync {
-    /// Dump the tree rooted at `pid` into `dir`, leaving it stopped (rolled back on failure).
-    fn dump(&self, pid: i32, dir: &Path) -> Result<(), CriuError>;
+    /// Copy the memory of the tree rooted at `pid` into `dir` while it runs, and track what it
+    /// writes from now on; `parent` is the previous round's directory, relative to `dir`.
+    fn pre_dump(&self, pid: i32, dir: &Path, parent: Option<&Path>) -> Result<(), CriuError>;
+    /// Dump the tree rooted at `pid` into `dir`, leaving it stopped (rolled back on failure);
+    /// with a `parent` (the last pre-dump, relative to `dir`), only the pages dirtied since.
+    fn dump(&self, pid: i32, dir: &Path, parent: Option<&Path>) -> Result<(), CriuError>;
     /// Restore the tree in `dir`, left stopped, each dumped pipe inode of `inherit` replaced by
     /// the caller's fd beside it. Returns the restored root's host pid.
     fn restore(&self, dir: &Path, inherit: &[(RawFd, u64)]) -> Result<i32, CriuError>;
@@ -120,8 +129,28 @@ impl CriuCli {
     }
 }
 
+/// `--track-mem`, and the parent's directory when there is one.
+fn tracking(cmd: &mut Command, parent: Option<&Path>) {
+    cmd.arg("--track-mem");
+    if let Some(p) = parent {
+        cmd.arg("--prev-images-dir").arg(p);
+    }
+}
+
 impl Criu for CriuCli {
-    fn dump(&self, pid: i32, dir: &Path) -> Result<(), CriuError> {
+    fn pre_dump(&self, pid: i32, dir: &Path, parent: Option<&Path>) -> Result<(), CriuError> {
+        let mut cmd = Command::new(&self.program);
+        cmd.arg("pre-dump")
+            .arg("-t")
+            .arg(pid.to_string())
+            .arg("-D")
+            .arg(dir);
+        tracking(&mut cmd, parent);
+        cmd.args(["-v2", "-o", "pre-dump.log"]);
+        self.run("pre-dump", cmd, &dir.join("pre-dump.log"))
+    }
+
+    fn dump(&self, pid: i32, dir: &Path, parent: Option<&Path>) -> Result<(), CriuError> {
         let mut cmd = Command::new(&self.program);
         cmd.arg("dump")
             .arg("-t")
@@ -133,8 +162,11 @@ impl Criu for CriuCli {
                 "--link-remap",
                 "--file-validation",
                 "filesize",
-            ])
-            .args(["-v2", "-o", "dump.log"]);
+            ]);
+        if parent.is_some() {
+            tracking(&mut cmd, parent);
+        }
+        cmd.args(["-v2", "-o", "dump.log"]);
         self.run("dump", cmd, &dir.join("dump.log"))
     }
 
@@ -236,6 +268,7 @@ impl Criu for CriuCli {
                 ok: false,
                 reason: Some("criu is not installed".into()),
                 version: String::new(),
+                track_mem: false,
             };
         };
         let mut problems = Vec::new();
@@ -260,10 +293,16 @@ impl Criu for CriuCli {
                 _ => problems.push(format!("criu check: no {feature} support")),
             }
         }
+        // Optional: without it, jobs move in one frozen dump.
+        let track_mem = Command::new(&self.program)
+            .args(["check", "--feature", "mem_dirty_track"])
+            .output()
+            .is_ok_and(|o| o.status.success());
         NodeCheck {
             ok: problems.is_empty(),
             reason: (!problems.is_empty()).then(|| problems.join("; ")),
             version,
+            track_mem,
         }
     }
 }
@@ -289,7 +328,7 @@ mod tests {
         };
         let r = c.check();
         assert!(!r.ok && r.reason.unwrap().contains("not installed"));
-        let e = c.dump(1, Path::new("/tmp")).unwrap_err();
+        let e = c.dump(1, Path::new("/tmp"), None).unwrap_err();
         assert!(e.to_string().contains("cannot run"), "{e}");
     }
 }

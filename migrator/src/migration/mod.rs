@@ -1,11 +1,12 @@
 //! Moving a running job between nodes with CRIU: the peer [`protocol`] and its authenticated
-//! [`session`], the [`criu`] driver, the image [`transfer`], the [`migratable`] checks, the
+//! [`session`], the [`criu`] driver, iterative [`pre_dump`], the image [`transfer`], the [`migratable`] checks, the
 //! [`outcome`] record that makes a migration all-or-nothing, and the two sides ([`source`],
 //! [`target`]).
 
 pub mod criu;
 pub mod migratable;
 pub mod outcome;
+pub mod pre_dump;
 pub mod protocol;
 pub mod session;
 pub mod source;

@@ -7,9 +7,12 @@
 //!  | check the job can move (migratable)           |
 //!  | Offer{mid, record, rss, cpuinfo} ------------> | block, memory, CRIU, CPU ok?
 //!  | <----------------------------- Accept | Refuse{reason}
+//!  | pre-dump rounds (job runs; see pre_dump), each:
+//!  |   criu pre-dump --track-mem                   |
+//!  |   Round{n} File{name} Chunk* ... -----------> | images/n/, parent -> ../n-1
 //!  | criu dump --leave-stopped (job frozen on A)   |
 //!  | keeper: Drain -> StdioState                   |
-//!  | File{name,mode} Chunk* ... Images{stdio} ----> | writes images, keeper restores, stopped
+//!  | Round{last} File{name} Chunk* ... Images{stdio} -> | keeper restores images/last, stopped
 //!  | <------------------------------ Ready | Failed{reason}
 //!  | record "committed" (outcome file), kill original
 //!  | Commit --------------------------------------> | job runs (SIGCONT); relay attaches home
@@ -80,6 +83,12 @@ pub enum Msg {
     Refuse {
         /// Why.
         reason: String,
+    },
+    /// Source → target: the image files that follow belong to round `n` (0, 1, ... in order):
+    /// the pre-dumps, then the final dump, whose round is the last before `Images`.
+    Round {
+        /// Round number.
+        n: u32,
     },
     /// Source → target: an image file follows.
     File {
@@ -193,6 +202,7 @@ mod tests {
             Msg::Refuse {
                 reason: "no".into(),
             },
+            Msg::Round { n: 3 },
             Msg::File {
                 name: "pages-1.img".into(),
             },

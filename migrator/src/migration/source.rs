@@ -2,6 +2,7 @@
 //! stopped, drain its stdio, stream the images, wait for Ready, decide, kill, commit. Any failure
 //! before the decision resumes the job here.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::job::record::{JobId, NodeRef};
@@ -14,10 +15,12 @@ use crate::migration::session::Session;
 use crate::migration::transfer;
 
 /// How a migration went, for the caller's sentence and the benchmark.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Moved {
-    /// Image bytes sent.
+    /// Image bytes sent, in all.
     pub bytes: u64,
+    /// Bytes of each pre-dump round, sent while the job ran.
+    pub rounds: Vec<u64>,
     /// From the dump's start to Commit: the job's frozen time.
     pub frozen: Duration,
     /// From the offer to Done.
@@ -79,13 +82,32 @@ pub async fn migrate_out(jobs: &Jobs, id: &JobId, to: &Target, uid: u32) -> Resu
     set_migrating(jobs, id, false);
     let m = r?;
     Ok(format!(
-        "job {id} moved from {} to {} ({:.1} MiB of images, frozen {:.0} ms, total {:.0} ms)",
+        "job {id} moved from {} to {} ({:.1} MiB of images, frozen {:.0} ms, total {:.0} ms{})",
         jobs.0.cfg.name,
         target.name,
-        m.bytes as f64 / (1 << 20) as f64,
+        mib(m.bytes),
         m.frozen.as_secs_f64() * 1000.0,
-        m.total.as_secs_f64() * 1000.0
+        m.total.as_secs_f64() * 1000.0,
+        pre_dumped(&m.rounds)
     ))
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+/// ", 2 pre-dump rounds of 64.0 + 1.2 MiB while it ran", or nothing.
+fn pre_dumped(rounds: &[u64]) -> String {
+    if rounds.is_empty() {
+        return String::new();
+    }
+    let sizes: Vec<String> = rounds.iter().map(|b| format!("{:.1}", mib(*b))).collect();
+    format!(
+        ", {} pre-dump round{} of {} MiB while it ran",
+        rounds.len(),
+        if rounds.len() == 1 { "" } else { "s" },
+        sizes.join(" + ")
+    )
 }
 
 fn set_migrating(jobs: &Jobs, id: &JobId, on: bool) {
@@ -122,10 +144,11 @@ async fn run(
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
+    let rss = rss_of_tree(pid);
     s.send(&Msg::Offer {
         mid,
         record: moved,
-        rss: rss_of_tree(pid),
+        rss,
         cpuinfo: serde_bytes::ByteBuf::from(cpuinfo),
     })
     .await
@@ -137,13 +160,26 @@ async fn run(
         }
         _ => return Err(format!("{} did not answer the offer", target.name)),
     }
-    let dump = id.dir(&jobs.0.cfg.jobs_dir).join(format!("dump-{mid}"));
+    let base = id.dir(&jobs.0.cfg.jobs_dir).join(format!("dump-{mid}"));
+    let rounds = match pre_dump_rounds(jobs, &mut s, pid, &base, rss).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = s.send(&Msg::Refuse { reason: e.clone() }).await;
+            let _ = tokio::fs::remove_dir_all(&base).await;
+            jobs.0.outcomes.decide(mid, Outcome::Aborted);
+            return Err(format!("job {id} was not moved: {e}"));
+        }
+    };
+    let n = rounds.len() as u32;
+    let dump = base.join(n.to_string());
     let frozen_at = Instant::now();
     let criu = jobs.0.criu.clone();
     let d = dump.clone();
     let dumped = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
-        criu.dump(pid, &d).map_err(|e| e.to_string())
+        let parent = (n > 0).then(|| PathBuf::from(format!("../{}", n - 1)));
+        criu.dump(pid, &d, parent.as_deref())
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())
@@ -151,18 +187,19 @@ async fn run(
     if let Err(e) = dumped {
         // CRIU rolled back: the job runs on.
         let _ = s.send(&Msg::Refuse { reason: e.clone() }).await;
-        let _ = tokio::fs::remove_dir_all(&dump).await;
+        let _ = tokio::fs::remove_dir_all(&base).await;
         jobs.0.outcomes.decide(mid, Outcome::Aborted);
         return Err(format!("job {id} was not moved: {e}"));
     }
-    let result = transfer_and_commit(jobs, record, &mut s, mid, &dump).await;
-    let _ = tokio::fs::remove_dir_all(&dump).await;
+    let result = transfer_and_commit(jobs, record, &mut s, mid, &dump, n).await;
+    let _ = tokio::fs::remove_dir_all(&base).await;
     match result {
         Ok(bytes) => {
             let frozen = frozen_at.elapsed();
             let _ = tokio::time::timeout(Duration::from_secs(10), s.recv::<Msg>()).await;
             Ok(Moved {
-                bytes,
+                bytes: bytes + rounds.iter().sum::<u64>(),
+                rounds,
                 frozen,
                 total: t0.elapsed(),
             })
@@ -177,6 +214,51 @@ async fn run(
     }
 }
 
+/// Pre-dump rounds while the job runs, as the policy and this node allow, each sent as it is
+/// made; the bytes of each. A failed pre-dump ends the rounds (the dump then starts from the
+/// last good one); a failed send fails the migration, with the job still running.
+async fn pre_dump_rounds(
+    jobs: &Jobs,
+    s: &mut Session,
+    pid: i32,
+    base: &Path,
+    rss: u64,
+) -> Result<Vec<u64>, String> {
+    let policy = jobs.0.cfg.pre_dump;
+    let mut done: Vec<u64> = Vec::new();
+    if !jobs.0.check.track_mem {
+        return Ok(done);
+    }
+    while policy.another_round(rss, &done) {
+        let n = done.len() as u32;
+        let dir = base.join(n.to_string());
+        let criu = jobs.0.criu.clone();
+        let d = dir.clone();
+        let made = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+            let parent = (n > 0).then(|| PathBuf::from(format!("../{}", n - 1)));
+            criu.pre_dump(pid, &d, parent.as_deref())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        if let Err(e) = made {
+            tracing::warn!(pid, round = n, error = %e, "pre-dump failed; dumping from the last good round");
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            break;
+        }
+        s.send(&Msg::Round { n })
+            .await
+            .map_err(|e| format!("sending the images: {e}"))?;
+        let bytes = transfer::send_dir(&mut s.writer, &dir)
+            .await
+            .map_err(|e| format!("sending the images: {e}"))?;
+        done.push(bytes);
+    }
+    Ok(done)
+}
+
 /// From a dumped job to Commit; an `Err` means "resume it here".
 async fn transfer_and_commit(
     jobs: &Jobs,
@@ -184,6 +266,7 @@ async fn transfer_and_commit(
     s: &mut Session,
     mid: u64,
     dump: &std::path::Path,
+    round: u32,
 ) -> Result<u64, String> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     local::send_cmd(jobs, record, Cmd::Drain { mid, reply: tx }).await;
@@ -191,6 +274,9 @@ async fn transfer_and_commit(
         .await
         .map_err(|_| "the keeper did not hand over the job's stdio".to_owned())?
         .map_err(|_| "the keeper is gone".to_owned())?;
+    s.send(&Msg::Round { n: round })
+        .await
+        .map_err(|e| format!("sending the images: {e}"))?;
     let bytes = transfer::send_dir(&mut s.writer, dump)
         .await
         .map_err(|e| format!("sending the images: {e}"))?;

@@ -84,11 +84,14 @@ pub async fn receive(
     }
     let dir = record.id.dir(&jobs.0.cfg.jobs_dir);
     let images = dir.join(format!("images-{mid}"));
-    let received = receive_images(&mut s, &images).await;
-    let stdio = match received {
-        Ok(st) => st,
+    // What the images may take: the node's free memory less the restored job and a margin.
+    let limit = mem_available().saturating_sub(rss + (32 << 20));
+    let received = receive_images(&mut s, &images, limit).await;
+    let (last, stdio) = match received {
+        Ok(r) => r,
         Err(e) => {
             tracing::info!(job = %record.id, error = %e, "migration in aborted");
+            let _ = s.send(&Msg::Refuse { reason: e }).await;
             let _ = tokio::fs::remove_dir_all(&dir).await;
             return;
         }
@@ -99,7 +102,7 @@ pub async fn receive(
         &jobs,
         &record,
         StartFile::Restore {
-            images: images.clone(),
+            images: last,
             mid,
             state: stdio,
         },
@@ -170,25 +173,33 @@ pub async fn settle_held(jobs: &Jobs, record: &JobRecord, mid: u64, source: Sock
     }
 }
 
+/// Receive every round; the directory to restore from, and the job's stdio at the freeze.
 async fn receive_images(
     s: &mut Session,
     images: &std::path::Path,
-) -> Result<crate::job::stdio::StdioState, String> {
+    limit: u64,
+) -> Result<(std::path::PathBuf, crate::job::stdio::StdioState), String> {
     tokio::fs::create_dir_all(images)
         .await
         .map_err(|e| e.to_string())?;
-    let mut rx = Receiver::default();
+    let mut rx = Receiver::with_limit(limit);
     loop {
-        let m = tokio::time::timeout(Duration::from_secs(60), s.recv::<Msg>())
+        // Pre-dump rounds and the dump itself run between messages: allow them time.
+        let m = tokio::time::timeout(Duration::from_secs(300), s.recv::<Msg>())
             .await
             .map_err(|_| "the source stalled".to_owned())?
             .map_err(|e| e.to_string())?;
         match m {
-            Some(Msg::File { name }) => rx.file(images, &name).await.map_err(|e| e.to_string())?,
+            Some(Msg::Round { n }) => rx.round(images, n).await.map_err(|e| e.to_string())?,
+            Some(Msg::File { name }) => rx.file(&name).await.map_err(|e| e.to_string())?,
             Some(Msg::Chunk { data }) => rx.chunk(&data).await.map_err(|e| e.to_string())?,
             Some(Msg::Images { stdio }) => {
                 rx.finish().await.map_err(|e| e.to_string())?;
-                return Ok(stdio);
+                let last = rx
+                    .last_round()
+                    .ok_or_else(|| "no images were sent".to_owned())?
+                    .to_owned();
+                return Ok((last, stdio));
             }
             Some(Msg::Refuse { reason }) => return Err(reason),
             Some(_) => return Err("unexpected message".into()),

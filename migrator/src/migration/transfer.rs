@@ -1,8 +1,9 @@
 //! Image transfer: the files of a CRIU image directory streamed over the session as
-//! `File` + `Chunk`s, written on the target under a fresh directory. Names from the network
-//! must be single safe path components.
+//! `File` + `Chunk`s, one directory per pre-dump or dump round (`Round`), written on the target
+//! under a fresh directory in which round n's `parent` names round n-1, as CRIU's restore
+//! expects. Names from the network must be single safe path components.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_bytes::ByteBuf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -56,23 +57,68 @@ pub async fn send_dir(w: &mut Writer, dir: &Path) -> Result<u64, SessionError> {
     Ok(total)
 }
 
-/// The receiving side: one open file at a time.
+/// The receiving side: one round directory and one open file at a time.
 #[derive(Debug, Default)]
 pub struct Receiver {
     file: Option<tokio::fs::File>,
+    /// The current round's number and directory.
+    round: Option<(u32, PathBuf)>,
     /// Bytes received.
     pub bytes: u64,
+    /// Most bytes accepted (images are kept in RAM): beyond it the transfer is refused.
+    limit: Option<u64>,
 }
 
 impl Receiver {
-    /// Start file `name` in `dir`.
-    pub async fn file(&mut self, dir: &Path, name: &str) -> std::io::Result<()> {
-        if !safe_name(name) {
+    /// A receiver that refuses more than `limit` bytes of images.
+    pub fn with_limit(limit: u64) -> Self {
+        Self {
+            limit: Some(limit),
+            ..Self::default()
+        }
+    }
+
+    /// Start round `n` under `base`: rounds come 0, 1, ... in order.
+    pub async fn round(&mut self, base: &Path, n: u32) -> std::io::Result<()> {
+        let expected = self.round.as_ref().map_or(0, |(r, _)| r + 1);
+        if n != expected {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("image round {n} out of order (expected {expected})"),
+            ));
+        }
+        self.finish().await?;
+        let dir = base.join(n.to_string());
+        tokio::fs::create_dir(&dir).await?;
+        if n > 0 {
+            tokio::fs::symlink(format!("../{}", n - 1), dir.join("parent")).await?;
+        }
+        self.round = Some((n, dir));
+        Ok(())
+    }
+
+    /// The last round's directory: the one to restore from.
+    pub fn last_round(&self) -> Option<&Path> {
+        self.round.as_ref().map(|(_, d)| d.as_path())
+    }
+
+    /// Start file `name` in the current round.
+    pub async fn file(&mut self, name: &str) -> std::io::Result<()> {
+        if !safe_name(name) || name == "parent" {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("refusing image file name {name:?}"),
             ));
         }
+        let dir = match &self.round {
+            Some((_, d)) => d.clone(),
+            None => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "image file before a round",
+                ));
+            }
+        };
         self.finish().await?;
         self.file = Some(
             tokio::fs::OpenOptions::new()
@@ -92,8 +138,20 @@ impl Receiver {
                 "image data before a file name",
             )
         })?;
+        let bytes = self.bytes + data.len() as u64;
+        if let Some(limit) = self.limit
+            && bytes > limit
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                format!(
+                    "the images outgrow the {} MiB this node can hold",
+                    limit >> 20
+                ),
+            ));
+        }
         f.write_all(data).await?;
-        self.bytes += data.len() as u64;
+        self.bytes = bytes;
         Ok(())
     }
 
@@ -109,6 +167,38 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn rounds_come_in_order_and_chain_to_their_parents() {
+        let base = tempfile::tempdir().unwrap();
+        let mut rx = Receiver::default();
+        assert!(rx.file("x.img").await.is_err(), "a file before any round");
+        assert!(rx.round(base.path(), 1).await.is_err(), "round 1 first");
+        rx.round(base.path(), 0).await.unwrap();
+        rx.file("pages-1.img").await.unwrap();
+        rx.chunk(b"old").await.unwrap();
+        assert!(rx.file("pages-1.img").await.is_err(), "a file twice");
+        rx.round(base.path(), 1).await.unwrap();
+        assert!(rx.file("parent").await.is_err(), "the parent link is ours");
+        rx.file("pages-1.img").await.unwrap();
+        rx.chunk(b"new").await.unwrap();
+        rx.finish().await.unwrap();
+        assert!(rx.round(base.path(), 1).await.is_err(), "a round twice");
+        let last = rx.last_round().unwrap().to_owned();
+        assert_eq!(last, base.path().join("1"));
+        assert_eq!(
+            std::fs::read(last.join("parent/pages-1.img")).unwrap(),
+            b"old"
+        );
+        assert_eq!(std::fs::read(last.join("pages-1.img")).unwrap(), b"new");
+        assert_eq!(rx.bytes, 6);
+        let mut small = Receiver::with_limit(4);
+        small.round(&base.path().join("1"), 0).await.unwrap();
+        small.file("a").await.unwrap();
+        small.chunk(b"abc").await.unwrap();
+        let e = small.chunk(b"de").await.unwrap_err();
+        assert!(e.to_string().contains("outgrow"), "{e}");
+    }
 
     #[test]
     fn only_plain_names_are_safe() {

@@ -1,7 +1,9 @@
 //! `omlab bench migrate`: jobs of a given resident size moved between two lab nodes by omd,
 //! against the anchor, plain CRIU by hand (dump to /cluster over NFS, restore on the other node
 //! from there), and against the bound RSS / bandwidth with the bandwidth measured by iperf3
-//! between the same nodes in the same run. Prints a markdown table; writes JSON.
+//! between the same nodes in the same run. Then a job that rewrites 10% of its pages per second,
+//! moved with iterative pre-dump and with one frozen dump (`pre_dump_rounds = 0`). Prints
+//! markdown tables; writes JSON.
 
 use std::time::Duration;
 
@@ -27,6 +29,108 @@ struct Row {
     bound_ms: f64,
     /// Plain CRIU through /cluster: dump + restore, ms.
     anchor_ms: f64,
+    /// Pre-dump rounds made.
+    rounds: usize,
+}
+
+/// A job that keeps writing, moved with and without pre-dump.
+#[derive(Debug, Serialize)]
+struct Dirtying {
+    rss_mib: usize,
+    /// Percent of its pages rewritten per second.
+    pct: f64,
+    /// Frozen time with pre-dump, ms.
+    pre_dump_ms: f64,
+    /// Pre-dump rounds made.
+    rounds: usize,
+    /// Frozen time in one dump, ms.
+    single_ms: f64,
+}
+
+/// What the run writes.
+#[derive(Debug, Serialize)]
+struct Report {
+    bandwidth_mib_s: f64,
+    sizes: Vec<Row>,
+    dirtying: Option<Dirtying>,
+}
+
+/// One move by omd, node1 -> node2.
+struct Move {
+    img_mib: f64,
+    frozen: f64,
+    total: f64,
+    rounds: usize,
+}
+
+/// Starts `omwork mem MIB 3600 PCT` under omrun on `n1`, moves it to node2, kills it.
+fn omd_move(n1: &RunningNode<'_>, mib: usize, pct: f64) -> anyhow::Result<Move> {
+    let tag = format!("omwork mem {mib} 3600 {pct}");
+    sh(
+        n1,
+        &format!("( cd / && setsid omrun -- {tag} > /tmp/mem{mib}.out 2>&1 < /dev/null & )"),
+    )?;
+    let id = loop {
+        let l = sh(
+            n1,
+            &format!(
+                "grep -c resident /tmp/mem{mib}.out; omctl jobs | awk '/{tag}/ {{print $1}}'; true"
+            ),
+        )?;
+        if l.first().is_some_and(|c| c.trim() == "1") && l.len() > 1 {
+            break l[1].trim().to_owned();
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let said = sh(n1, &format!("omctl migrate {id} node2"))?.join(" ");
+    let (img_mib, frozen, total) =
+        parse_moved(&said).with_context(|| format!("cannot read omd's figures in {said:?}"))?;
+    println!("omd {mib} MiB, {pct}%/s: {said}");
+    sh(
+        n1,
+        &format!("pkill -KILL -f '{tag}' ; pkill -KILL -x omrun; true"),
+    )?;
+    Ok(Move {
+        img_mib,
+        frozen,
+        total,
+        rounds: pre_dump_rounds(&said),
+    })
+}
+
+/// "N pre-dump round(s)" in omd's sentence, else 0.
+fn pre_dump_rounds(said: &str) -> usize {
+    said.split(" pre-dump round")
+        .next()
+        .filter(|head| head.len() < said.len())
+        .and_then(|head| head.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sets node1's `pre_dump_rounds` and restarts its omd (jobs survive; none runs now).
+fn set_pre_dump(n1: &RunningNode<'_>, rounds: u32) -> anyhow::Result<()> {
+    sh(
+        n1,
+        &format!(
+            "sed -i 's/^pre_dump_rounds = .*/pre_dump_rounds = {rounds}/' /etc/omd/omd.toml && systemctl restart omd"
+        ),
+    )?;
+    wait_migration_ready(n1)
+}
+
+/// Until omd on `n` sees both nodes take migrations.
+fn wait_migration_ready(n: &RunningNode<'_>) -> anyhow::Result<()> {
+    for _ in 0..180 {
+        if n.shell("omctl nodes --json | grep -c '\"migration\": true'", T)?
+            .lines
+            .iter()
+            .any(|l| l.trim() == "2")
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    bail!("{} never saw both nodes take migrations", n.name())
 }
 
 fn sh(n: &RunningNode<'_>, cmd: &str) -> anyhow::Result<Vec<String>> {
@@ -88,7 +192,7 @@ pub fn run(sizes: &[usize], node_mib: u32) -> anyhow::Result<()> {
     let image = cluster::built_image("rootfs/usr/local/bin/omwork")?;
     let lab = Lab::new("bench-migrate").context("cannot create the lab")?;
     let plan = cluster::bios_nodes(2, node_mib, false);
-    let result = (|| -> anyhow::Result<Vec<Row>> {
+    let result = (|| -> anyhow::Result<Report> {
         let _ombootd = cluster::start_master(&lab, &image, &plan)?;
         let mut nodes = Vec::new();
         for r in cluster::boot_all(&lab, &plan, Duration::from_secs(300)) {
@@ -96,16 +200,7 @@ pub fn run(sizes: &[usize], node_mib: u32) -> anyhow::Result<()> {
         }
         let (n1, n2) = (&nodes[0], &nodes[1]);
         for n in [n1, n2] {
-            for _ in 0..120 {
-                if n.shell("omctl nodes --json | grep -c '\"migration\": true'", T)?
-                    .lines
-                    .iter()
-                    .any(|l| l.trim() == "2")
-                {
-                    break;
-                }
-                std::thread::sleep(Duration::from_secs(1));
-            }
+            wait_migration_ready(n)?;
         }
         // Bandwidth between the two nodes, now.
         sh(n2, "( iperf3 -s -1 > /dev/null 2>&1 & )")?;
@@ -122,33 +217,7 @@ pub fn run(sizes: &[usize], node_mib: u32) -> anyhow::Result<()> {
         );
         let mut rows = Vec::new();
         for &mib in sizes {
-            // omd.
-            sh(
-                n1,
-                &format!(
-                    "( cd / && setsid omrun -- omwork mem {mib} 3600 > /tmp/mem{mib}.out 2>&1 < /dev/null & )"
-                ),
-            )?;
-            let id = loop {
-                let l = sh(
-                    n1,
-                    &format!(
-                        "grep -c resident /tmp/mem{mib}.out; omctl jobs | awk '/omwork mem {mib} 3600/ {{print $1}}'; true"
-                    ),
-                )?;
-                if l.first().is_some_and(|c| c.trim() == "1") && l.len() > 1 {
-                    break l[1].trim().to_owned();
-                }
-                std::thread::sleep(Duration::from_secs(1));
-            };
-            let said = sh(n1, &format!("omctl migrate {id} node2"))?.join(" ");
-            let (img_mib, frozen, total) = parse_moved(&said)
-                .with_context(|| format!("cannot read omd's figures in {said:?}"))?;
-            println!("omd {mib} MiB: {said}");
-            sh(
-                n1,
-                &format!("pkill -KILL -f 'omwork mem {mib} 3600' ; pkill -KILL -x omrun; true"),
-            )?;
+            let m = omd_move(n1, mib, 0.0)?;
             // The anchor: plain CRIU by hand, through /cluster.
             let dir = format!("/cluster/anchor-{mib}");
             sh(
@@ -190,31 +259,56 @@ pub fn run(sizes: &[usize], node_mib: u32) -> anyhow::Result<()> {
             )?;
             let row = Row {
                 rss_mib: mib,
-                downtime_ms: frozen,
-                total_ms: total,
-                bytes: (img_mib * (1 << 20) as f64) as u64,
+                downtime_ms: m.frozen,
+                total_ms: m.total,
+                rounds: m.rounds,
+                bytes: (m.img_mib * (1 << 20) as f64) as u64,
                 bound_ms: (mib as f64 * (1 << 20) as f64) / bytes_per_s * 1000.0,
                 anchor_ms: (dump + restore) * 1000.0,
             };
             println!("{row:?}");
             rows.push(row);
         }
-        Ok(rows)
+        // A job that keeps writing: pre-dump against one frozen dump.
+        let dirtying = match sizes.iter().max() {
+            Some(&mib) => {
+                let pct = 10.0;
+                let pre = omd_move(n1, mib, pct)?;
+                set_pre_dump(n1, 0)?;
+                let single = omd_move(n1, mib, pct)?;
+                set_pre_dump(n1, 3)?;
+                Some(Dirtying {
+                    rss_mib: mib,
+                    pct,
+                    pre_dump_ms: pre.frozen,
+                    rounds: pre.rounds,
+                    single_ms: single.frozen,
+                })
+            }
+            None => None,
+        };
+        Ok(Report {
+            bandwidth_mib_s: bytes_per_s / (1 << 20) as f64,
+            sizes: rows,
+            dirtying,
+        })
     })();
     if result.is_err() {
         lab.keep_dir();
     }
     let teardown = lab.teardown().context("teardown failed");
-    let rows = result?;
+    let report = result?;
     teardown?;
+    let rows = &report.sizes;
     println!(
-        "\n| RSS | downtime | total | moved | RSS/bandwidth | downtime / bound | plain CRIU via /cluster | downtime / plain CRIU |"
+        "\n| RSS | pre-dump rounds | downtime | total | moved | RSS/bandwidth | downtime / bound | plain CRIU via /cluster | downtime / plain CRIU |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
-    for r in &rows {
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
         println!(
-            "| {} MiB | {:.0} ms | {:.0} ms | {:.1} MiB | {:.0} ms | {:.2}x | {:.0} ms | {:.2}x |",
+            "| {} MiB | {} | {:.0} ms | {:.0} ms | {:.1} MiB | {:.0} ms | {:.2}x | {:.0} ms | {:.2}x |",
             r.rss_mib,
+            r.rounds,
             r.downtime_ms,
             r.total_ms,
             r.bytes as f64 / (1 << 20) as f64,
@@ -226,7 +320,25 @@ pub fn run(sizes: &[usize], node_mib: u32) -> anyhow::Result<()> {
     }
     let out = workspace_root().join("build/bench");
     std::fs::create_dir_all(&out)?;
-    std::fs::write(out.join("migrate.json"), serde_json::to_vec_pretty(&rows)?)?;
+    if let Some(d) = &report.dirtying {
+        println!(
+            "\n| RSS, rewritten per second | downtime, pre-dump ({} rounds) | downtime, one dump | ratio |",
+            d.rounds
+        );
+        println!("|---|---|---|---|");
+        println!(
+            "| {} MiB, {}% | {:.0} ms | {:.0} ms | {:.2}x |",
+            d.rss_mib,
+            d.pct,
+            d.pre_dump_ms,
+            d.single_ms,
+            d.pre_dump_ms / d.single_ms
+        );
+    }
+    std::fs::write(
+        out.join("migrate.json"),
+        serde_json::to_vec_pretty(&report)?,
+    )?;
     println!("written: build/bench/migrate.json");
     Ok(())
 }
@@ -240,5 +352,9 @@ mod tests {
         let s = "job node1.5 moved from node1 to node2 (64.3 MiB of images, frozen 3068 ms, total 3213 ms)";
         assert_eq!(parse_moved(s), Some((64.3, 3068.0, 3213.0)));
         assert_eq!(parse_moved("nonsense"), None);
+        assert_eq!(pre_dump_rounds(s), 0);
+        let p = "job a moved (9.0 MiB of images, frozen 1 ms, total 2 ms, 2 pre-dump rounds of 4.0 + 1.0 MiB while it ran)";
+        assert_eq!(parse_moved(p), Some((9.0, 1.0, 2.0)));
+        assert_eq!(pre_dump_rounds(p), 2);
     }
 }

@@ -88,7 +88,7 @@ async fn start_jobs(s: &Setup, node: &node::NodeHandle) -> Result<Jobs> {
         .context("running CRIU's checks")?;
     match &check.reason {
         None => {
-            tracing::info!(version = %check.version, "CRIU checks passed: this node takes migrations")
+            tracing::info!(version = %check.version, track_mem = check.track_mem, "CRIU checks passed: this node takes migrations")
         }
         Some(r) => tracing::warn!(reason = %r, "this node cannot take migrations"),
     }
@@ -102,6 +102,7 @@ async fn start_jobs(s: &Setup, node: &node::NodeHandle) -> Result<Jobs> {
         ip: s.iface.addr,
         peer_port: s.cfg.peer_port,
         omjob,
+        pre_dump: s.cfg.pre_dump,
     };
     let jobs = Jobs::new(cfg, s.key.clone(), node.clone(), criu, check)
         .with_context(|| format!("preparing {}", s.cfg.jobs_dir.display()))?;
