@@ -5,7 +5,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use nfs3_server::tcp::NFSTcp;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -74,16 +73,17 @@ pub async fn serve(config: Config) -> Result<()> {
                 format!("cannot export the cluster directory {}", dir.path.display())
             })?;
             let addr = SocketAddr::new(ip, dir.port);
-            let listener = nfs::bind_shared(addr, export, generation)
+            let service = nfs::bind_shared(addr, export, generation)
                 .await
                 .map_err(|e| addr_error("NFS (cluster)", addr, e))?;
-            Some((listener, addr))
+            Some((service, addr))
         }
         None => None,
     };
-    let serve_shared = async {
-        match &shared {
-            Some((listener, _)) => listener.handle_forever().await,
+    let shared_addr = shared.as_ref().map(|(_, addr)| *addr);
+    let serve_shared = async move {
+        match shared {
+            Some((service, _)) => service.serve().await,
             None => std::future::pending().await,
         }
     };
@@ -114,7 +114,7 @@ pub async fn serve(config: Config) -> Result<()> {
     println!("listening for TFTP on {tftp_addr}");
     println!("listening for HTTP on {http_addr}");
     println!("listening for NFS on {nfs_addr}");
-    if let Some((_, addr)) = &shared {
+    if let Some(addr) = shared_addr {
         println!("listening for NFS (cluster) on {addr}");
     }
     if let Some((_, port)) = &config.cluster {

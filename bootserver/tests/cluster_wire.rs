@@ -19,7 +19,6 @@ use nfs3_server::nfs3_types::rpc::{
     accept_stat_data, auth_unix, call_body, msg_body, opaque_auth, reply_body, rpc_msg,
 };
 use nfs3_server::nfs3_types::xdr_codec::{Opaque, Pack, Unpack};
-use nfs3_server::tcp::NFSTcp;
 
 const GENERATION: u64 = 4242;
 
@@ -36,15 +35,15 @@ impl Server {
             .enable_all()
             .build()
             .unwrap();
-        let listener = rt
+        let service = rt
             .block_on(nfs::bind_shared(
                 "127.0.0.1:0".parse().unwrap(),
                 nfs::SharedDir::new(dir).unwrap(),
                 GENERATION,
             ))
             .unwrap();
-        let addr = SocketAddr::new(listener.get_listen_ip(), listener.get_listen_port());
-        rt.spawn(async move { listener.handle_forever().await });
+        let addr = service.local_addr().unwrap();
+        rt.spawn(service.serve());
         Self { rt, addr }
     }
 

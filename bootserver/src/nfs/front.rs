@@ -1,18 +1,34 @@
-//! The NFS port's front: it takes the TCP connections of the node root's export, answers the
-//! NFSACL calls itself ([`nfsacl`](super::nfsacl)) and passes every other RPC record, in order,
-//! to nfs3_server listening on loopback. One upstream connection per client connection.
+//! The NFS ports' front: it takes the TCP connections of an export, answers some calls itself
+//! (what an [`Answers`] picks: NFSACL for the node root, LINK for the cluster directory) and passes
+//! every other RPC record, in order, to nfs3_server listening on loopback. One upstream connection
+//! per client connection.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-
-use super::nfsacl;
+use tokio::sync::{Semaphore, mpsc};
 
 /// Largest RPC record accepted (a READ/WRITE of 1 MiB plus headers).
 pub const MAX_RECORD: usize = 2 << 20;
+/// Replies made here at once per connection; past that the client's calls wait to be read, so a
+/// client cannot pile up tasks.
+const MAX_IN_FLIGHT: usize = 64;
 const LAST_FRAGMENT: u32 = 1 << 31;
+
+/// A reply record the front makes itself; awaited in a task of its own, so a slow one (a LINK
+/// waits for the disk) holds up neither the client's other calls nor their replies.
+pub type Reply = Pin<Box<dyn Future<Output = Vec<u8>> + Send>>;
+
+/// What a front answers itself instead of nfs3_server.
+pub trait Answers: Send + Sync + 'static {
+    /// The reply to `call` (one whole RPC record), or `None` to pass the call on unchanged.
+    /// Decided at once, so the calls passed on keep their order.
+    fn answer(&self, call: &[u8]) -> Option<Reply>;
+}
 
 /// Read one RPC record (RFC 5531 §11 record marking); `Ok(None)` at a clean end.
 async fn read_record<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Option<Vec<u8>>> {
@@ -50,19 +66,29 @@ fn framed(rec: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Serve the front on `listener`, passing NFS and MOUNT to `upstream`.
-pub async fn serve(listener: TcpListener, upstream: SocketAddr) -> std::io::Result<()> {
+/// Serve the front on `listener`: calls `answers` picks are answered here, the rest (NFS and
+/// MOUNT) passed to `upstream`.
+pub async fn serve<A: Answers>(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    answers: Arc<A>,
+) -> std::io::Result<()> {
     loop {
         let (client, from) = listener.accept().await?;
+        let answers = answers.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(client, upstream).await {
+            if let Err(e) = connection(client, upstream, answers).await {
                 tracing::debug!(%from, error = %e, "NFS connection ended");
             }
         });
     }
 }
 
-async fn connection(client: TcpStream, upstream: SocketAddr) -> std::io::Result<()> {
+async fn connection<A: Answers>(
+    client: TcpStream,
+    upstream: SocketAddr,
+    answers: Arc<A>,
+) -> std::io::Result<()> {
     let _ = client.set_nodelay(true);
     let up = TcpStream::connect(upstream).await?;
     let _ = up.set_nodelay(true);
@@ -87,13 +113,19 @@ async fn connection(client: TcpStream, upstream: SocketAddr) -> std::io::Result<
             }
         }
     });
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let result = async {
         while let Some(rec) = read_record(&mut cr).await? {
-            match nfsacl::answer(&rec) {
+            match answers.answer(&rec) {
                 Some(reply) => {
-                    if tx.send(framed(&reply)).await.is_err() {
+                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
                         break;
-                    }
+                    };
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(framed(&reply.await)).await;
+                        drop(permit);
+                    });
                 }
                 None => uw.write_all(&framed(&rec)).await?,
             }
@@ -103,6 +135,88 @@ async fn connection(client: TcpStream, upstream: SocketAddr) -> std::io::Result<
     .await;
     from_up.abort();
     drop(tx);
+    // Replies still being made are sent before the connection closes.
     let _ = to_client.await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Answers the records that start with `b'L'` with "local:" and the record, each once the
+    /// test hands out a permit.
+    struct Marked(Arc<Semaphore>);
+
+    impl Answers for Marked {
+        fn answer(&self, call: &[u8]) -> Option<Reply> {
+            let (call, gate) = (call.to_vec(), self.0.clone());
+            (call.first() == Some(&b'L')).then(|| -> Reply {
+                Box::pin(async move {
+                    if let Ok(p) = gate.acquire().await {
+                        p.forget();
+                    }
+                    [b"local:".as_slice(), &call].concat()
+                })
+            })
+        }
+    }
+
+    /// A stand-in for nfs3_server: answers every record with "up:" and the record.
+    async fn echo_upstream() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.into_split();
+                    while let Ok(Some(rec)) = read_record(&mut r).await {
+                        let reply = [b"up:".as_slice(), &rec].concat();
+                        if w.write_all(&framed(&reply)).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    async fn next(c: &mut TcpStream) -> Option<Vec<u8>> {
+        tokio::time::timeout(Duration::from_secs(10), read_record(c))
+            .await
+            .expect("no reply within 10 s")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn picked_calls_are_answered_here_and_the_rest_passed_on_in_order() {
+        let upstream = echo_upstream().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let gate = Arc::new(Semaphore::new(0));
+        tokio::spawn(serve(listener, upstream, Arc::new(Marked(gate.clone()))));
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        // The local call first: while its reply waits, the others must go through.
+        for rec in [b"L1".as_slice(), b"a", b"b", b"c"] {
+            c.write_all(&framed(rec)).await.unwrap();
+        }
+        // A record in two fragments is passed on whole.
+        c.write_all(&2u32.to_be_bytes()).await.unwrap();
+        c.write_all(b"d1").await.unwrap();
+        c.write_all(&framed(b"d2")).await.unwrap();
+        for want in [b"up:a".as_slice(), b"up:b", b"up:c", b"up:d1d2"] {
+            assert_eq!(next(&mut c).await.unwrap(), want);
+        }
+        gate.add_permits(1);
+        assert_eq!(next(&mut c).await.unwrap(), b"local:L1");
+        // The client's end: a local reply still on its way is sent before the connection closes.
+        c.write_all(&framed(b"L2")).await.unwrap();
+        c.shutdown().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        gate.add_permits(1);
+        assert_eq!(next(&mut c).await.unwrap(), b"local:L2");
+        assert!(next(&mut c).await.is_none());
+    }
 }

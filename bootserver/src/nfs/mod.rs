@@ -1,9 +1,12 @@
 //! The embedded NFSv3 exports (RFC 1813; MOUNT in its Appendix I): the read-only node root and
 //! the read-write shared `/cluster` directory, each on its own TCP port.
 //!
-//! nfs3_server speaks ONC RPC, MOUNT and NFSv3 on one TCP port; [`export::DirExport`] maps file
+//! nfs3_server speaks ONC RPC, MOUNT and NFSv3 on a loopback port; [`export::DirExport`] maps file
 //! handles to files under the image's `rootfs/`, [`shared_dir::SharedDir`] serves the cluster
-//! directory, and [`generation`] keeps handles valid across restarts.
+//! directory, and [`generation`] keeps handles valid across restarts. The public port of each
+//! export is a [`front`] that answers what nfs3_server cannot: NFSACL for the root ([`nfsacl`];
+//! the nodes mount `/cluster` with `noacl`, so the Linux client never asks it there) and LINK for
+//! the cluster directory ([`link`]).
 
 pub mod access;
 pub mod callers;
@@ -11,43 +14,75 @@ pub mod export;
 pub mod file_id;
 pub mod front;
 pub mod generation;
+pub mod link;
 pub mod nfsacl;
 pub mod shared_dir;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
-use nfs3_server::tcp::NFSTcpListener;
+use nfs3_server::tcp::{NFSTcp, NFSTcpListener};
+use nfs3_server::vfs::NfsFileSystem;
 
 pub use export::DirExport;
 pub use shared_dir::SharedDir;
 
-/// The node root's NFS service: the public front (NFSACL answered there) and nfs3_server on a
-/// loopback port behind it.
-pub struct RootNfs {
+use front::Answers;
+use link::Link;
+use nfsacl::Nfsacl;
+
+/// One export's NFS service: the public front, answering the calls `A` picks, and nfs3_server
+/// serving `F` on a loopback port behind it.
+pub struct Service<F: NfsFileSystem + 'static, A> {
     /// The public listener.
     pub front: tokio::net::TcpListener,
     /// nfs3_server.
-    pub server: NFSTcpListener<DirExport>,
+    pub server: NFSTcpListener<F>,
     /// Where nfs3_server listens.
     pub upstream: SocketAddr,
+    /// What the front answers itself.
+    pub answers: Arc<A>,
 }
 
-impl std::fmt::Debug for RootNfs {
+/// The node root's service: NFSACL answered in front.
+pub type RootNfs = Service<DirExport, Nfsacl>;
+/// The cluster directory's service: LINK answered in front.
+pub type ClusterNfs = Service<SharedDir, Link>;
+
+impl<F: NfsFileSystem + 'static, A> std::fmt::Debug for Service<F, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RootNfs")
+        f.debug_struct("Service")
             .field("front", &self.front)
             .field("upstream", &self.upstream)
             .finish_non_exhaustive()
     }
 }
 
-impl RootNfs {
+impl<F: NfsFileSystem + 'static, A: Answers> Service<F, A> {
+    /// Bind the front on `addr` and nfs3_server for `fs`, with handles of `generation`, on a free
+    /// loopback port.
+    async fn bind(addr: SocketAddr, fs: F, generation: u64, answers: A) -> std::io::Result<Self> {
+        let front = tokio::net::TcpListener::bind(addr).await?;
+        let server = NFSTcpListener::bind_with_generation("127.0.0.1:0", fs, generation).await?;
+        let upstream = SocketAddr::from(([127, 0, 0, 1], server.get_listen_port()));
+        Ok(Self {
+            front,
+            server,
+            upstream,
+            answers: Arc::new(answers),
+        })
+    }
+
+    /// The public address (the port chosen when bound to port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.front.local_addr()
+    }
+
     /// Serve until an error.
     pub async fn serve(self) -> std::io::Result<()> {
-        use nfs3_server::tcp::NFSTcp;
         tokio::select! {
-            r = front::serve(self.front, self.upstream) => r,
+            r = front::serve(self.front, self.upstream, self.answers) => r,
             r = self.server.handle_forever() => r,
         }
     }
@@ -55,16 +90,7 @@ impl RootNfs {
 
 /// Bind the NFS server on `addr`, exporting `root` as `/`, with handles of `generation`.
 pub async fn bind(addr: SocketAddr, root: &Path, generation: u64) -> std::io::Result<RootNfs> {
-    use nfs3_server::tcp::NFSTcp;
-    let export = DirExport::new(root)?;
-    let front = tokio::net::TcpListener::bind(addr).await?;
-    let server = NFSTcpListener::bind_with_generation("127.0.0.1:0", export, generation).await?;
-    let upstream = SocketAddr::from(([127, 0, 0, 1], server.get_listen_port()));
-    Ok(RootNfs {
-        front,
-        server,
-        upstream,
-    })
+    Service::bind(addr, DirExport::new(root)?, generation, Nfsacl).await
 }
 
 /// Bind the read-write NFS server of the cluster directory `export` on `addr`, exported as `/`.
@@ -72,6 +98,7 @@ pub async fn bind_shared(
     addr: SocketAddr,
     export: SharedDir,
     generation: u64,
-) -> std::io::Result<NFSTcpListener<SharedDir>> {
-    NFSTcpListener::bind_with_generation(&addr.to_string(), export, generation).await
+) -> std::io::Result<ClusterNfs> {
+    let link = Link::new(export.clone(), generation);
+    Service::bind(addr, export, generation, link).await
 }

@@ -5,6 +5,8 @@
 //! permission check by a non-root user with EOPNOTSUPP: nobody but root could run a program.
 //! Pure: a call record in, a reply record out, or `None` when the call is for another program.
 
+use super::front::{Answers, Reply};
+
 /// RPC program number of NFSACL.
 pub const PROGRAM: u32 = 100_227;
 /// The version the Linux client uses with NFSv3.
@@ -108,6 +110,17 @@ pub fn answer(call: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The node root's front answers: NFSACL, at once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Nfsacl;
+
+impl Answers for Nfsacl {
+    fn answer(&self, call: &[u8]) -> Option<Reply> {
+        let reply = answer(call)?;
+        Some(Box::pin(std::future::ready(reply)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +142,14 @@ mod tests {
         // fh of 8 bytes, mask = all four bits
         let r = answer(&call(PROGRAM, 3, 1, &[8, 7, 7, 0xf])).unwrap();
         assert_eq!(words(&r), [0x1234, 1, 0, 0, 0, 0, 0, 0, 0xf, 0, 0, 0, 0]);
+    }
+
+    #[tokio::test]
+    async fn the_root_front_answers_nfsacl_and_passes_the_rest() {
+        let getacl = call(PROGRAM, 3, 1, &[8, 7, 7, 0xf]);
+        let reply = Nfsacl.answer(&getacl).unwrap().await;
+        assert_eq!(Some(reply), answer(&getacl));
+        assert!(Nfsacl.answer(&call(100_003, 3, 15, &[])).is_none());
     }
 
     #[test]

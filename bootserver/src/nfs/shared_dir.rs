@@ -15,8 +15,9 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use nfs3_server::nfs3_types::nfs3::{
-    Nfs3Option, createverf3, fattr3, filename3, nfspath3, nfsstat3, nfstime3, sattr3, set_atime,
-    set_mtime, stable_how,
+    FSF3_CANSETTIME, FSF3_HOMOGENEOUS, FSF3_LINK, FSF3_SYMLINK, FSINFO3resok, Nfs3Option,
+    createverf3, fattr3, filename3, nfspath3, nfsstat3, nfstime3, sattr3, set_atime, set_mtime,
+    stable_how,
 };
 use nfs3_server::nfs3_types::rpc::auth_unix;
 use nfs3_server::vfs::{
@@ -256,28 +257,38 @@ impl SharedDir {
         &self.inner.root
     }
 
-    /// Run `op` off the async runtime: every file system call may block on the disk.
+    /// Run `op` for the caller of the call being served, off the async runtime.
     async fn blocking<T: Send + 'static>(
         &self,
         op: impl FnOnce(&Inner, &Caller) -> Result<T, nfsstat3> + Send + 'static,
     ) -> Result<T, nfsstat3> {
-        let who = self.inner.callers.current();
+        self.blocking_as(self.inner.callers.current(), op).await
+    }
+
+    /// Run `op` for `who` off the async runtime: every file system call may block on the disk.
+    async fn blocking_as<T: Send + 'static>(
+        &self,
+        who: Caller,
+        op: impl FnOnce(&Inner, &Caller) -> Result<T, nfsstat3> + Send + 'static,
+    ) -> Result<T, nfsstat3> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || op(&inner, &who))
             .await
             .map_err(|_| nfsstat3::NFS3ERR_SERVERFAULT)?
     }
 
-    /// LINK (RFC 1813 §3.3.15): make `name` in `dir` another name of `file`. nfs3_server 0.11
-    /// answers LINK itself (PROC_UNAVAIL), so this is not reachable over the wire yet.
+    /// LINK (RFC 1813 §3.3.15): make `name` in `dir` another name of `file`, as `who`.
+    /// nfs3_server 0.11 refuses LINK itself (PROC_UNAVAIL), so the cluster export's front answers
+    /// it ([`link`](super::link)) and passes the caller it read from the call.
     pub async fn link(
         &self,
+        who: &Caller,
         file: &ClusterHandle,
         dir: &ClusterHandle,
         name: &filename3<'_>,
     ) -> Result<(), nfsstat3> {
         let (file, dir, name) = (*file, *dir, name.as_ref().to_vec());
-        self.blocking(move |i, who| i.link(who, &file, &dir, &name))
+        self.blocking_as(who.clone(), move |i, who| i.link(who, &file, &dir, &name))
             .await
     }
 }
@@ -1059,6 +1070,29 @@ impl NfsReadFileSystem for SharedDir {
         Ok(nfspath3::from(
             self.blocking(move |i, _| i.readlink(&id)).await?,
         ))
+    }
+
+    /// nfs3_server 0.11's answer plus FSF3_LINK: this export makes hard links (through the front).
+    async fn fsinfo(&self, root: &ClusterHandle) -> Result<FSINFO3resok, nfsstat3> {
+        const MIB: u32 = 1 << 20;
+        let root = *root;
+        let attr = self.blocking(move |i, _| i.getattr(&root)).await;
+        Ok(FSINFO3resok {
+            obj_attributes: attr.map_or(Nfs3Option::None, Nfs3Option::Some),
+            rtmax: MIB,
+            rtpref: MIB,
+            rtmult: MIB,
+            wtmax: MIB,
+            wtpref: MIB,
+            wtmult: MIB,
+            dtpref: MIB,
+            maxfilesize: 128 << 30,
+            time_delta: nfstime3 {
+                seconds: 0,
+                nseconds: 1_000_000,
+            },
+            properties: FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS | FSF3_CANSETTIME,
+        })
     }
 }
 
