@@ -1,5 +1,6 @@
 //! The control socket: one JSON request per line in, one JSON reply per line out.
-//! Callers are identified by SO_PEERCRED; only uid 0 may change the node.
+//! Callers are identified by SO_PEERCRED; only uid 0 may change the node. A line is bounded
+//! before it is read, and connections are limited, so no local user can grow omd's memory.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -18,9 +19,13 @@ use crate::node::NodeHandle;
 
 /// Longest request line accepted; longer ones get an error and the connection closes.
 pub const MAX_LINE: usize = 64 * 1024;
+/// Most connections served at once (each `omrun` deputy holds one for its job's life); more
+/// are answered with an error and closed.
+pub const MAX_CONNECTIONS: usize = 1024;
 
-/// Bind the socket (replacing a stale one) world-connectable: reads are for everyone,
-/// controls are checked per request.
+/// Bind the socket (replacing a stale one) mode 0666: every local user reads the cluster's
+/// state and runs jobs (`omctl`, `omrun`), as with `ps`; controls are checked per request
+/// (SO_PEERCRED uid 0).
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -36,11 +41,26 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 
 /// Serve forever. `jobs` is `None` on an observer (no jobs run there).
 pub async fn serve(listener: UnixListener, node: NodeHandle, jobs: Option<Jobs>) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(client(stream, node.clone(), jobs.clone()));
-            }
+            Ok((mut stream, _)) => match slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let (node, jobs) = (node.clone(), jobs.clone());
+                    tokio::spawn(async move {
+                        client(stream, node, jobs).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    tracing::debug!("control socket: too many connections");
+                    tokio::spawn(async move {
+                        let _ = stream
+                            .write_all(error_line("omd is serving too many connections").as_bytes())
+                            .await;
+                    });
+                }
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "control accept");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -144,6 +164,33 @@ async fn answer_jobs(
     Some(reply)
 }
 
+/// A reply line carrying `error`.
+fn error_line(error: &str) -> String {
+    let mut out = serde_json::to_string(&Reply::Error {
+        error: error.to_owned(),
+    })
+    .unwrap_or_default();
+    out.push('\n');
+    out
+}
+
+/// Read one line of at most [`MAX_LINE`] bytes into `line`: `Ok(false)` at the end of the
+/// stream, `Err` for a longer line (it is not read past the limit).
+pub(crate) async fn read_bounded<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    line: &mut String,
+) -> std::io::Result<bool> {
+    use tokio::io::AsyncReadExt;
+    let n = r.take(MAX_LINE as u64 + 1).read_line(line).await?;
+    if n > MAX_LINE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "request line too long",
+        ));
+    }
+    Ok(n > 0)
+}
+
 async fn client(stream: UnixStream, node: NodeHandle, jobs: Option<Jobs>) {
     let cred = stream.peer_cred().ok();
     let is_root = cred.is_some_and(|c| c.uid() == 0);
@@ -152,9 +199,14 @@ async fn client(stream: UnixStream, node: NodeHandle, jobs: Option<Jobs>) {
     let mut line = String::new();
     loop {
         line.clear();
-        match lines.read_line(&mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        match read_bounded(&mut lines, &mut line).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let _ = w.write_all(error_line(&e.to_string()).as_bytes()).await;
+                return;
+            }
+            Err(_) => return,
         }
         let req = serde_json::from_str::<Request>(line.trim());
         if let (Ok(Request::Run(run)), Some(j), Some(c)) = (&req, &jobs, cred) {
@@ -182,23 +234,18 @@ async fn client(stream: UnixStream, node: NodeHandle, jobs: Option<Jobs>) {
             return;
         }
         let job_reply = match &req {
-            Ok(r) if line.len() <= MAX_LINE => answer_jobs(r, cred, jobs.as_ref(), &node).await,
+            Ok(r) => answer_jobs(r, cred, jobs.as_ref(), &node).await,
             _ => None,
         };
-        let reply = if line.len() > MAX_LINE {
-            Reply::Error {
-                error: "request line too long".into(),
-            }
-        } else if let Some(r) = job_reply {
-            r
-        } else {
-            answer(line.trim(), is_root, &node)
+        let reply = match job_reply {
+            Some(r) => r,
+            None => answer(line.trim(), is_root, &node),
         };
         let mut out = serde_json::to_string(&reply).unwrap_or_else(|_| {
             r#"{"result":"error","error":"internal: cannot encode reply"}"#.into()
         });
         out.push('\n');
-        if w.write_all(out.as_bytes()).await.is_err() || line.len() > MAX_LINE {
+        if w.write_all(out.as_bytes()).await.is_err() {
             return;
         }
     }

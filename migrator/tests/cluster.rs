@@ -188,10 +188,50 @@ async fn five_agents_join_detect_rejoin_and_refuse_foreign_key() {
     assert!(matches!(reply, Reply::Error { .. }));
     let reply = ask(&path, r#"{"cmd":"nodes"}"#).await;
     assert!(matches!(reply, Reply::Nodes { ref nodes } if nodes[0].is_self && nodes.len() == 5));
+    // A 10 MB line is refused once the limit is read: omd answers and closes long before the
+    // sender is done, so it never held the line.
+    let (sent, reply) = flood(&path, 10 << 20).await;
+    assert!(
+        matches!(reply, Reply::Error { ref error } if error.contains("too long")),
+        "{reply:?}"
+    );
+    assert!(
+        sent < 10 << 20,
+        "omd took all {sent} bytes of an over-long line"
+    );
+    println!("control socket: a 10 MB line refused after {sent} bytes sent");
+    let reply = ask(&path, r#"{"cmd":"nodes"}"#).await;
+    assert!(
+        matches!(reply, Reply::Nodes { .. }),
+        "still serving: {reply:?}"
+    );
 
     for h in nodes.iter().chain([&foreign]) {
         h.stop();
     }
+}
+
+/// Sends `len` bytes with no newline; returns how many the socket took before omd closed it,
+/// and omd's reply.
+async fn flood(path: &std::path::Path, len: usize) -> (usize, Reply) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let s = tokio::net::UnixStream::connect(path).await.unwrap();
+    let (r, mut w) = s.into_split();
+    let writer = tokio::spawn(async move {
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        while sent < len {
+            match w.write(&chunk).await {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        sent
+    });
+    let mut out = String::new();
+    BufReader::new(r).read_line(&mut out).await.unwrap();
+    let sent = writer.await.unwrap();
+    (sent, serde_json::from_str(&out).unwrap())
 }
 
 async fn ask(path: &std::path::Path, line: &str) -> Reply {

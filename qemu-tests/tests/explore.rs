@@ -1,6 +1,6 @@
 //! A debugging aid, not run by default: boots the two-node lab and runs the shell lines of
 //! `OMLAB_EXPLORE` (separated by `;;`) on node1, printing their output.
-//! `OMLAB_EXPLORE='omctl nodes;;ls -l /cluster' cargo test -p qemu-tests --test explore -- --ignored --nocapture`
+//! `OMLAB_EXPLORE='omctl nodes;;1@@ls -l /cluster' cargo test -p qemu-tests --test explore -- --ignored --nocapture`
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +14,12 @@ fn explore() {
     let lines = std::env::var("OMLAB_EXPLORE").unwrap_or_else(|_| "omctl nodes".into());
     let image = cluster::built_image("rootfs/usr/local/sbin/omd").unwrap();
     let lab = Lab::new("explore").unwrap();
-    let plan = cluster::bios_nodes(2, 512, false);
+    // OMLAB_NODE_MIB: the nodes' RAM (default 512).
+    let mib = std::env::var("OMLAB_NODE_MIB")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(512);
+    let plan = cluster::bios_nodes(2, mib, false);
     let _ombootd = cluster::start_master(&lab, &image, &plan).unwrap();
     let nodes: Vec<_> = cluster::boot_all(&lab, &plan, Duration::from_secs(300))
         .into_iter()

@@ -482,6 +482,40 @@ fn a_file_on_cluster_follows(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
     assert_eq!(status, 0);
     let out = n1.shell("cat /cluster/append.txt", T).unwrap().lines;
     assert_counting(&out, Some(200));
+    hard_links(n1, n2);
+}
+
+/// Hard links on /cluster through the nodes' kernel NFS clients: one file, two names, seen
+/// from the other node; the last name keeps the data; a user the modes refuse gets EACCES.
+fn hard_links(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
+    let (s, l) = sh(
+        n1,
+        "rm -rf /cluster/hl && mkdir -m 0755 /cluster/hl && echo one > /cluster/hl/a && ln /cluster/hl/a /cluster/hl/b && echo two >> /cluster/hl/b && echo linked",
+    );
+    assert_eq!(s, 0, "ln on /cluster failed: {l:?}");
+    let (s, l) = sh(
+        n2,
+        "stat -c '%h %i' /cluster/hl/a /cluster/hl/b | uniq | wc -l; stat -c %h /cluster/hl/a; rm /cluster/hl/a; cat /cluster/hl/b; stat -c %h /cluster/hl/b",
+    );
+    assert_eq!(s, 0, "{l:?}");
+    let tail: Vec<&str> = l.iter().map(|x| x.trim()).rev().take(5).collect();
+    assert_eq!(
+        tail,
+        ["1", "two", "one", "2", "1"],
+        "two names of one inode, then one: {l:?}"
+    );
+    let (s, l) = sh(
+        n1,
+        "mkdir /cluster/hl/mine && chown 65534:65534 /cluster/hl/mine && setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'echo x > /cluster/hl/mine/f && ln /cluster/hl/mine/f /cluster/hl/mine/f2 && ln /cluster/hl/mine/f /cluster/hl/c' 2>&1; ls -1 /cluster/hl /cluster/hl/mine",
+    );
+    assert_eq!(s, 0, "{l:?}");
+    assert!(
+        l.iter().any(|x| x.contains("Permission denied"))
+            && !l.iter().any(|x| x.trim() == "c")
+            && l.iter().any(|x| x.trim() == "f2"),
+        "uid 65534 links in its own directory, not into root's 0755 one: {l:?}"
+    );
+    sh(n1, "rm -rf /cluster/hl");
 }
 
 /// One job moved `n` times in a row between the nodes, then stopped: continuous output.

@@ -414,3 +414,63 @@ fn startup_errors_are_clear() {
     assert!(t.contains("already in use"), "{t}");
     lab.teardown().unwrap();
 }
+
+/// A BOOTREQUEST from `mac`, as bytes: with the DHCP magic cookie or not, and the options.
+fn bootrequest(mac: MacAddr, cookie: bool, options: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; 240];
+    b[0] = 1; // BOOTREQUEST
+    b[1] = 1; // Ethernet
+    b[2] = 6;
+    b[4..8].copy_from_slice(&0x0b00_7001u32.to_be_bytes());
+    b[28..34].copy_from_slice(&mac.0);
+    if cookie {
+        b[236..240].copy_from_slice(&[99, 130, 83, 99]);
+    }
+    b.extend_from_slice(options);
+    b.push(255);
+    b
+}
+
+#[test]
+fn dhcp_drops_and_counts_plain_bootp() {
+    let (lab, _ombootd) = lab_with_ombootd("bootp");
+    let c = client(&lab, "c1", MacAddr::lab(1), true);
+    lab.add_client_addr(&c, "10.77.0.11/24").unwrap();
+    let discover = [53, 1, 1];
+    let packets = [
+        (
+            "no magic cookie",
+            bootrequest(MacAddr::lab(1), false, &discover),
+        ),
+        ("no option 53", bootrequest(MacAddr::lab(1), true, &[])),
+        (
+            "a DHCPDISCOVER",
+            bootrequest(MacAddr::lab(1), true, &discover),
+        ),
+    ];
+    for (what, bytes) in &packets {
+        let file = lab.dir().join("datagram");
+        std::fs::write(&file, bytes).unwrap();
+        // bash's /dev/udp: one datagram of the file's bytes.
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(format!("cat {} > /dev/udp/10.77.0.1/67", file.display()));
+        let out = lab.run(cmd, c.netns(), T).unwrap();
+        assert!(out.status.success(), "sending {what}: {}", text(&out));
+    }
+    // The datagrams are handled as they come: wait until all three are counted.
+    let t = std::time::Instant::now();
+    let s = loop {
+        let s = status(&lab, &c);
+        if s["dhcp"]["received"] == 3 || t.elapsed() > Duration::from_secs(10) {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(s["dhcp"]["not_dhcp"], 2, "{s}");
+    assert_eq!(
+        s["dhcp"]["replied"], 1,
+        "only the DISCOVER is answered: {s}"
+    );
+    lab.teardown().unwrap();
+}

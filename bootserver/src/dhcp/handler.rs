@@ -53,6 +53,13 @@ pub enum DropReason {
     Unsupported(MessageType),
 }
 
+/// Does `datagram` carry the DHCP magic cookie (RFC 2131 §3: 99.130.83.99 at offset 236,
+/// after BOOTP's fixed fields)? Without it, it is plain BOOTP, which we do not serve, and
+/// dhcproto would read the options anyway.
+pub fn has_magic_cookie(datagram: &[u8]) -> bool {
+    datagram.get(236..240) == Some(&dhcproto::v4::MAGIC[..])
+}
+
 /// Decide the reply to `req`, at time `now` (seconds since the epoch).
 pub fn handle(
     req: &Message,
@@ -438,6 +445,21 @@ ip = "10.77.0.11"
             Outcome::Drop(DropReason::NoReplyNeeded(MessageType::Release))
         ));
         assert_eq!(leases.get(MacAddr(MAC)), None);
+    }
+
+    #[test]
+    fn only_datagrams_with_the_magic_cookie_are_dhcp() {
+        use dhcproto::Encodable;
+        let mut bytes = Vec::new();
+        req(MessageType::Discover, MAC, vec![])
+            .encode(&mut dhcproto::Encoder::new(&mut bytes))
+            .unwrap();
+        assert!(has_magic_cookie(&bytes));
+        let mut bootp = bytes.clone();
+        bootp[236..240].copy_from_slice(&[0, 0, 0, 0]);
+        assert!(!has_magic_cookie(&bootp));
+        assert!(!has_magic_cookie(&bytes[..239]), "too short");
+        assert!(!has_magic_cookie(&[]));
     }
 
     #[test]

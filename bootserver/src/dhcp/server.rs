@@ -119,6 +119,11 @@ impl DhcpServer {
                 }
             };
             self.stats.count(Event::Received);
+            if !handler::has_magic_cookie(&buf[..len]) {
+                self.stats.count(Event::NotDhcp);
+                tracing::debug!(%from, "dropped a datagram without the DHCP magic cookie (BOOTP)");
+                continue;
+            }
             let req = match Message::decode(&mut Decoder::new(&buf[..len])) {
                 Ok(m) => m,
                 Err(e) => {
@@ -150,6 +155,11 @@ impl DhcpServer {
             Ok(Outcome::Drop(DropReason::UnknownClient(mac))) => {
                 self.stats.count(Event::UnknownClient);
                 tracing::info!(%mac, "ignoring DHCP from a MAC not in the node table");
+                return;
+            }
+            Ok(Outcome::Drop(DropReason::NoMessageType)) => {
+                self.stats.count(Event::NotDhcp);
+                tracing::debug!("dropped a request without option 53 (BOOTP)");
                 return;
             }
             Ok(Outcome::Drop(reason)) => {

@@ -10,6 +10,7 @@ pub struct DhcpStats {
     received: AtomicU64,
     replied: AtomicU64,
     malformed: AtomicU64,
+    not_dhcp: AtomicU64,
     unknown_client: AtomicU64,
     ignored: AtomicU64,
     failed: AtomicU64,
@@ -24,6 +25,8 @@ pub struct DhcpCounts {
     pub replied: u64,
     /// Datagrams that did not parse as DHCP: dropped.
     pub malformed: u64,
+    /// BOOTP without DHCP (no magic cookie, or no option 53): dropped.
+    pub not_dhcp: u64,
     /// Requests from MACs not in the node table: dropped.
     pub unknown_client: u64,
     /// Well-formed requests that need no reply (RELEASE, another server selected, …).
@@ -41,6 +44,8 @@ pub enum Event {
     Replied,
     /// Unparseable.
     Malformed,
+    /// Plain BOOTP.
+    NotDhcp,
     /// Not in the table.
     UnknownClient,
     /// No reply needed.
@@ -56,6 +61,7 @@ impl DhcpStats {
             Event::Received => &self.received,
             Event::Replied => &self.replied,
             Event::Malformed => &self.malformed,
+            Event::NotDhcp => &self.not_dhcp,
             Event::UnknownClient => &self.unknown_client,
             Event::Ignored => &self.ignored,
             Event::Failed => &self.failed,
@@ -70,6 +76,7 @@ impl DhcpStats {
             received: r(&self.received),
             replied: r(&self.replied),
             malformed: r(&self.malformed),
+            not_dhcp: r(&self.not_dhcp),
             unknown_client: r(&self.unknown_client),
             ignored: r(&self.ignored),
             failed: r(&self.failed),

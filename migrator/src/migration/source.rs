@@ -161,7 +161,7 @@ async fn run(
         _ => return Err(format!("{} did not answer the offer", target.name)),
     }
     let base = id.dir(&jobs.0.cfg.jobs_dir).join(format!("dump-{mid}"));
-    let rounds = match pre_dump_rounds(jobs, &mut s, pid, &base, rss).await {
+    let PreDumped { rounds, parent } = match pre_dump_rounds(jobs, &mut s, pid, &base, rss).await {
         Ok(r) => r,
         Err(e) => {
             let _ = s.send(&Msg::Refuse { reason: e.clone() }).await;
@@ -177,7 +177,7 @@ async fn run(
     let d = dump.clone();
     let dumped = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
-        let parent = (n > 0).then(|| PathBuf::from(format!("../{}", n - 1)));
+        let parent = (parent && n > 0).then(|| PathBuf::from(format!("../{}", n - 1)));
         criu.dump(pid, &d, parent.as_deref())
             .map_err(|e| e.to_string())
     })
@@ -191,6 +191,7 @@ async fn run(
         jobs.0.outcomes.decide(mid, Outcome::Aborted);
         return Err(format!("job {id} was not moved: {e}"));
     }
+    tracing::debug!(job = %id, dump_ms = frozen_at.elapsed().as_millis() as u64, "dumped");
     let result = transfer_and_commit(jobs, record, &mut s, mid, &dump, n).await;
     let _ = tokio::fs::remove_dir_all(&base).await;
     match result {
@@ -214,26 +215,40 @@ async fn run(
     }
 }
 
+/// What the pre-dump rounds left for the final dump.
+struct PreDumped {
+    /// Bytes of each round sent.
+    rounds: Vec<u64>,
+    /// The last round can be the final dump's parent. Not after a failed round: CRIU had
+    /// already reset the dirty-page tracking, so pages written since the last good round would
+    /// look clean; the final dump must then copy everything.
+    parent: bool,
+}
+
 /// Pre-dump rounds while the job runs, as the policy and this node allow, each sent as it is
-/// made; the bytes of each. A failed pre-dump ends the rounds (the dump then starts from the
-/// last good one); a failed send fails the migration, with the job still running.
+/// made. A failed pre-dump ends the rounds; a failed send fails the migration, with the job
+/// still running.
 async fn pre_dump_rounds(
     jobs: &Jobs,
     s: &mut Session,
     pid: i32,
     base: &Path,
     rss: u64,
-) -> Result<Vec<u64>, String> {
+) -> Result<PreDumped, String> {
     let policy = jobs.0.cfg.pre_dump;
-    let mut done: Vec<u64> = Vec::new();
+    let mut done = PreDumped {
+        rounds: Vec::new(),
+        parent: true,
+    };
     if !jobs.0.check.track_mem {
         return Ok(done);
     }
-    while policy.another_round(rss, &done) {
-        let n = done.len() as u32;
+    while policy.another_round(rss, &done.rounds) {
+        let n = done.rounds.len() as u32;
         let dir = base.join(n.to_string());
         let criu = jobs.0.criu.clone();
         let d = dir.clone();
+        let t = Instant::now();
         let made = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
             let parent = (n > 0).then(|| PathBuf::from(format!("../{}", n - 1)));
@@ -244,17 +259,32 @@ async fn pre_dump_rounds(
         .map_err(|e| e.to_string())
         .and_then(|r| r);
         if let Err(e) = made {
-            tracing::warn!(pid, round = n, error = %e, "pre-dump failed; dumping from the last good round");
+            tracing::warn!(pid, round = n, error = %e, "pre-dump failed; the final dump copies everything");
             let _ = tokio::fs::remove_dir_all(&dir).await;
+            done.parent = false;
             break;
         }
+        let dump_ms = t.elapsed().as_millis() as u64;
+        let t = Instant::now();
         s.send(&Msg::Round { n })
             .await
             .map_err(|e| format!("sending the images: {e}"))?;
         let bytes = transfer::send_dir(&mut s.writer, &dir)
             .await
             .map_err(|e| format!("sending the images: {e}"))?;
-        done.push(bytes);
+        let send_ms = t.elapsed().as_millis() as u64;
+        tracing::info!(
+            pid,
+            round = n,
+            bytes,
+            dump_ms,
+            send_ms,
+            "pre-dump round sent"
+        );
+        // The pages are on the target now; the next dump only reads this round's page map.
+        let d = dir.clone();
+        let _ = tokio::task::spawn_blocking(move || transfer::drop_pages(&d)).await;
+        done.rounds.push(bytes);
     }
     Ok(done)
 }
@@ -277,14 +307,19 @@ async fn transfer_and_commit(
     s.send(&Msg::Round { n: round })
         .await
         .map_err(|e| format!("sending the images: {e}"))?;
+    let t = Instant::now();
     let bytes = transfer::send_dir(&mut s.writer, dump)
         .await
         .map_err(|e| format!("sending the images: {e}"))?;
+    tracing::debug!(job = %record.id, bytes, send_ms = t.elapsed().as_millis() as u64, "images sent");
+    let t = Instant::now();
     s.send(&Msg::Images { stdio })
         .await
         .map_err(|e| format!("sending the images: {e}"))?;
     match tokio::time::timeout(Duration::from_secs(300), s.recv::<Msg>()).await {
-        Ok(Ok(Some(Msg::Ready))) => {}
+        Ok(Ok(Some(Msg::Ready))) => {
+            tracing::debug!(job = %record.id, restore_ms = t.elapsed().as_millis() as u64, "target ready")
+        }
         Ok(Ok(Some(Msg::Refuse { reason }))) => return Err(format!("the target failed: {reason}")),
         Ok(Ok(_)) | Ok(Err(_)) => return Err("the target went away".into()),
         Err(_) => return Err("the target did not restore in time".into()),

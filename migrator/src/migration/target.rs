@@ -24,6 +24,31 @@ fn mem_available() -> u64 {
         * 1024
 }
 
+/// Free bytes of the file system holding `dir` (the jobs directory: RAM on a diskless node,
+/// with a size limit of its own).
+fn space_for_images(dir: &std::path::Path) -> u64 {
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return 0;
+    };
+    // SAFETY: statvfs reads a NUL-terminated path and writes only into `st`, which it fully
+    // initialises on success (checked before use).
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path.as_ptr(), &mut st) != 0 {
+            return 0;
+        }
+        (st.f_bavail as u64).saturating_mul(st.f_frsize as u64)
+    }
+}
+
+/// What the images of a job of `rss` bytes may take here: the node's free memory less the
+/// restored job and a margin, within the jobs directory's free space.
+fn image_limit(jobs: &Jobs, rss: u64) -> u64 {
+    mem_available()
+        .saturating_sub(rss + (32 << 20))
+        .min(space_for_images(&jobs.0.cfg.jobs_dir))
+}
+
 /// Why this node refuses a job of `rss` bytes, if it does.
 fn refusal(jobs: &Jobs, record: &JobRecord, rss: u64) -> Option<String> {
     let me = &jobs.0.cfg.name;
@@ -44,6 +69,15 @@ fn refusal(jobs: &Jobs, record: &JobRecord, rss: u64) -> Option<String> {
             "{me} has {} MiB available, the job needs {} MiB",
             have >> 20,
             need >> 20
+        ));
+    }
+    let room = space_for_images(&jobs.0.cfg.jobs_dir);
+    if room < rss {
+        return Some(format!(
+            "{me} has room for {} MiB of images in {}, the job needs {} MiB",
+            room >> 20,
+            jobs.0.cfg.jobs_dir.display(),
+            rss >> 20
         ));
     }
     if !record.id.is_valid() {
@@ -84,8 +118,7 @@ pub async fn receive(
     }
     let dir = record.id.dir(&jobs.0.cfg.jobs_dir);
     let images = dir.join(format!("images-{mid}"));
-    // What the images may take: the node's free memory less the restored job and a margin.
-    let limit = mem_available().saturating_sub(rss + (32 << 20));
+    let limit = image_limit(&jobs, rss);
     let received = receive_images(&mut s, &images, limit).await;
     let (last, stdio) = match received {
         Ok(r) => r,
@@ -117,9 +150,11 @@ pub async fn receive(
             return;
         }
     };
-    let _ = tokio::fs::remove_dir_all(&images).await;
     local::spawn_task(&jobs, record.clone(), pid, true);
-    if s.send(&Msg::Ready).await.is_ok()
+    let ready = s.send(&Msg::Ready).await.is_ok();
+    // After Ready: the job is frozen on the source until Commit.
+    let _ = tokio::fs::remove_dir_all(&images).await;
+    if ready
         && let Ok(Ok(Some(Msg::Commit))) =
             tokio::time::timeout(Duration::from_secs(60), s.recv::<Msg>()).await
     {

@@ -57,6 +57,23 @@ pub async fn send_dir(w: &mut Writer, dir: &Path) -> Result<u64, SessionError> {
     Ok(total)
 }
 
+/// Empty the page files (`pages-*.img`) of a round already sent, keeping the files: the next
+/// round's dump opens them, but reads only the page map beside them.
+pub fn drop_pages(dir: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("pages-") && name.ends_with(".img") && e.file_type()?.is_file() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(e.path())?
+                .set_len(0)?;
+        }
+    }
+    Ok(())
+}
+
 /// The receiving side: one round directory and one open file at a time.
 #[derive(Debug, Default)]
 pub struct Receiver {
