@@ -30,14 +30,19 @@ enum What {
         runs: usize,
     },
     /// Migration: jobs of each resident size moved node1 -> node2 by omd, against plain CRIU
-    /// through /cluster and against RSS / iperf3 bandwidth.
+    /// through /cluster and against RSS / iperf3 bandwidth; then the largest size rewriting
+    /// pages, with pre-dump and in one dump.
     Migrate {
         /// Resident sizes in MiB.
         #[arg(long, value_delimiter = ',', default_values_t = [64, 256, 512])]
         sizes: Vec<usize>,
-        /// Memory of each node, MiB (room for the images and the job).
-        #[arg(long, default_value_t = 2048)]
+        /// Memory of each node, MiB (room for the job and its images: pre-dump rounds of a job
+        /// that keeps writing can add up to three times its size).
+        #[arg(long, default_value_t = 4096)]
         node_mib: u32,
+        /// Percents of its pages the writing job rewrites per second, one comparison each.
+        #[arg(long, value_delimiter = ',', default_values_t = [10.0])]
+        dirty_pct: Vec<f64>,
     },
 }
 
@@ -48,7 +53,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         What::Migrate {
             ref sizes,
             node_mib,
-        } => super::bench_migrate::run(sizes, node_mib),
+            ref dirty_pct,
+        } => super::bench_migrate::run(sizes, node_mib, dirty_pct),
     }
 }
 

@@ -52,7 +52,7 @@ struct Dirtying {
 struct Report {
     bandwidth_mib_s: f64,
     sizes: Vec<Row>,
-    dirtying: Option<Dirtying>,
+    dirtying: Vec<Dirtying>,
 }
 
 /// One move by omd, node1 -> node2.
@@ -100,6 +100,8 @@ fn omd_move(n1: &RunningNode<'_>, mib: usize, pct: f64) -> anyhow::Result<Move> 
 
 /// "N pre-dump round(s)" in omd's sentence, else 0.
 fn pre_dump_rounds(said: &str) -> usize {
+    // omd's own log lines ("pre-dump round sent") may come before its sentence on the console.
+    let said = said.rfind(" moved from ").map_or(said, |i| &said[i..]);
     said.split(" pre-dump round")
         .next()
         .filter(|head| head.len() < said.len())
@@ -183,8 +185,9 @@ fn parse_moved(text: &str) -> Option<(f64, f64, f64)> {
     Some((mib, frozen, total))
 }
 
-/// Runs the benchmark for `sizes` (MiB) on two nodes of `node_mib` MiB.
-pub fn run(sizes: &[usize], node_mib: u32) -> anyhow::Result<()> {
+/// Runs the benchmark for `sizes` (MiB) on two nodes of `node_mib` MiB, then the largest size
+/// rewriting each of `dirty_pcts` percent of its pages per second.
+pub fn run(sizes: &[usize], node_mib: u32, dirty_pcts: &[f64]) -> anyhow::Result<()> {
     step("node image", node_image)?;
     step("build", || {
         super::prepare::cargo(&["build", "-p", "bootserver"])
@@ -270,23 +273,22 @@ pub fn run(sizes: &[usize], node_mib: u32) -> anyhow::Result<()> {
             rows.push(row);
         }
         // A job that keeps writing: pre-dump against one frozen dump.
-        let dirtying = match sizes.iter().max() {
-            Some(&mib) => {
-                let pct = 10.0;
+        let mut dirtying = Vec::new();
+        if let Some(&mib) = sizes.iter().max() {
+            for &pct in dirty_pcts {
                 let pre = omd_move(n1, mib, pct)?;
                 set_pre_dump(n1, 0)?;
                 let single = omd_move(n1, mib, pct)?;
                 set_pre_dump(n1, 3)?;
-                Some(Dirtying {
+                dirtying.push(Dirtying {
                     rss_mib: mib,
                     pct,
                     pre_dump_ms: pre.frozen,
                     rounds: pre.rounds,
                     single_ms: single.frozen,
-                })
+                });
             }
-            None => None,
-        };
+        }
         Ok(Report {
             bandwidth_mib_s: bytes_per_s / (1 << 20) as f64,
             sizes: rows,
@@ -320,16 +322,18 @@ pub fn run(sizes: &[usize], node_mib: u32) -> anyhow::Result<()> {
     }
     let out = workspace_root().join("build/bench");
     std::fs::create_dir_all(&out)?;
-    if let Some(d) = &report.dirtying {
+    if !report.dirtying.is_empty() {
         println!(
-            "\n| RSS, rewritten per second | downtime, pre-dump ({} rounds) | downtime, one dump | ratio |",
-            d.rounds
+            "\n| RSS, pages rewritten per second | pre-dump rounds | downtime, pre-dump | downtime, one dump | ratio |"
         );
-        println!("|---|---|---|---|");
+        println!("|---|---|---|---|---|");
+    }
+    for d in &report.dirtying {
         println!(
-            "| {} MiB, {}% | {:.0} ms | {:.0} ms | {:.2}x |",
+            "| {} MiB, {}% | {} | {:.0} ms | {:.0} ms | {:.2}x |",
             d.rss_mib,
             d.pct,
+            d.rounds,
             d.pre_dump_ms,
             d.single_ms,
             d.pre_dump_ms / d.single_ms
@@ -353,8 +357,10 @@ mod tests {
         assert_eq!(parse_moved(s), Some((64.3, 3068.0, 3213.0)));
         assert_eq!(parse_moved("nonsense"), None);
         assert_eq!(pre_dump_rounds(s), 0);
-        let p = "job a moved (9.0 MiB of images, frozen 1 ms, total 2 ms, 2 pre-dump rounds of 4.0 + 1.0 MiB while it ran)";
+        let p = "job a moved from node1 to node2 (9.0 MiB of images, frozen 1 ms, total 2 ms, 2 pre-dump rounds of 4.0 + 1.0 MiB while it ran)";
         assert_eq!(parse_moved(p), Some((9.0, 1.0, 2.0)));
         assert_eq!(pre_dump_rounds(p), 2);
+        let noisy = format!("INFO source: pre-dump round sent round=0 {p}");
+        assert_eq!(pre_dump_rounds(&noisy), 2);
     }
 }
