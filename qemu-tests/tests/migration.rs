@@ -189,30 +189,7 @@ fn migration_suite() {
     let (n1, n2) = (&nodes[0], &nodes[1]);
     // Both omd up, CRIU checked, each sees both nodes take migrations; /cluster mounted.
     for n in [n1, n2] {
-        let t = Instant::now();
-        loop {
-            let out = n.shell("omctl nodes --json", T).unwrap();
-            let ok = out
-                .json()
-                .and_then(|v| v.as_array().cloned())
-                .is_some_and(|rows| {
-                    rows.iter()
-                        .filter(|r| r["name"].as_str().is_some_and(|s| s.starts_with("node")))
-                        .filter(|r| r["load"]["migration"] == true)
-                        .count()
-                        == 2
-                });
-            if ok {
-                break;
-            }
-            assert!(
-                t.elapsed() < T,
-                "{} never saw both nodes take migrations: {:?}",
-                n.name(),
-                out.lines
-            );
-            std::thread::sleep(Duration::from_secs(1));
-        }
+        wait_peers(n);
         let (s, l) = sh(n, "grep ' /cluster nfs' /proc/mounts");
         assert_eq!(s, 0, "/cluster not mounted on {}: {l:?}", n.name());
     }
@@ -422,7 +399,8 @@ fn pre_dumped_while_it_writes(n1: &RunningNode<'_>, n2: &RunningNode<'_>, link2:
     }
     let both = [n1, n2];
     for fault in ["kill -9 target omd", "target link down"] {
-        wait_omd(n2);
+        wait_peers(n1);
+        wait_peers(n2);
         sh(
             n1,
             &format!("( omctl migrate {id} node2 > /tmp/fault.out 2>&1 & )"),
@@ -453,16 +431,31 @@ fn pre_dumped_while_it_writes(n1: &RunningNode<'_>, n2: &RunningNode<'_>, link2:
     );
 }
 
-/// Until omd on `n` answers and sees both nodes take migrations (after a restart).
-fn wait_omd(n: &RunningNode<'_>) {
+/// Until omd on `n` answers and sees node1 and node2 alive and taking migrations (at the start,
+/// after an omd restart, after a pulled link).
+fn wait_peers(n: &RunningNode<'_>) {
     let t = Instant::now();
-    while sh(
-        n,
-        "omctl nodes --json | grep -c '\"migration\": true' | grep -qx 2",
-    )
-    .0 != 0
-    {
-        assert!(t.elapsed() < T, "omd on {} did not come back", n.name());
+    loop {
+        let out = n.shell("omctl nodes --json", T).unwrap();
+        let ok = out
+            .json()
+            .and_then(|v| v.as_array().cloned())
+            .is_some_and(|rows| {
+                rows.iter()
+                    .filter(|r| r["name"].as_str().is_some_and(|s| s.starts_with("node")))
+                    .filter(|r| r["state"] == "alive" && r["load"]["migration"] == true)
+                    .count()
+                    == 2
+            });
+        if ok {
+            return;
+        }
+        assert!(
+            t.elapsed() < T,
+            "{} never saw both nodes alive and taking migrations: {:?}",
+            n.name(),
+            out.lines
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
 }
@@ -573,7 +566,9 @@ fn faults(n1: &RunningNode<'_>, n2: &RunningNode<'_>, link2: &dyn Fn(bool)) {
     for (kind, trials) in kinds {
         let mut survived = 0;
         for trial in 0..trials {
-            // Every trial starts with the job running at home (node1).
+            // Every trial starts with both omd seeing each other, the job running at home.
+            wait_peers(n1);
+            wait_peers(n2);
             if settled(&both, &id) != "node1" {
                 let (s, text) = migrate(n1, &id, "home");
                 assert_eq!(s, 0, "{text}");

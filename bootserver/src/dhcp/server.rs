@@ -11,6 +11,7 @@ use tokio::net::UdpSocket;
 
 use super::arp;
 use super::handler::{self, DropReason, Outcome};
+use super::log_gate::LogGate;
 use super::reply_addr::{CLIENT_PORT, Destination, SERVER_PORT};
 use super::stats::{DhcpStats, Event};
 use crate::clock::Clock;
@@ -79,6 +80,8 @@ pub struct DhcpServer {
     leases: Arc<Mutex<dyn LeaseStore>>,
     stats: Arc<DhcpStats>,
     clock: Arc<dyn Clock>,
+    /// Which unknown MACs get an INFO line (the rest: DEBUG).
+    log_gate: Mutex<LogGate>,
 }
 
 impl std::fmt::Debug for DhcpServer {
@@ -104,6 +107,7 @@ impl DhcpServer {
             leases,
             stats,
             clock,
+            log_gate: Mutex::default(),
         })
     }
 
@@ -154,7 +158,12 @@ impl DhcpServer {
             }) => (msg, kind, dest, node, boot_file),
             Ok(Outcome::Drop(DropReason::UnknownClient(mac))) => {
                 self.stats.count(Event::UnknownClient);
-                tracing::info!(%mac, "ignoring DHCP from a MAC not in the node table");
+                let now = self.clock.now();
+                if self.log_gate.lock().is_ok_and(|mut g| g.allow(mac, now)) {
+                    tracing::info!(%mac, "ignoring DHCP from a MAC not in the node table");
+                } else {
+                    tracing::debug!(%mac, "ignoring DHCP from a MAC not in the node table");
+                }
                 return;
             }
             Ok(Outcome::Drop(DropReason::NoMessageType)) => {
