@@ -9,6 +9,7 @@ use crate::job::record::{JobId, NodeRef};
 use crate::job::tree;
 use crate::jobs::Jobs;
 use crate::jobs::local::{self, Cmd};
+use crate::migration::criu::{Criu, CriuError};
 use crate::migration::migratable::{self, Storage};
 use crate::migration::protocol::{Msg, Outcome, Target};
 use crate::migration::session::Session;
@@ -161,9 +162,10 @@ async fn run(
         _ => return Err(format!("{} did not answer the offer", target.name)),
     }
     let base = id.dir(&jobs.0.cfg.jobs_dir).join(format!("dump-{mid}"));
-    let PreDumped { rounds, parent } = match pre_dump_rounds(jobs, &mut s, pid, &base, rss).await {
+    let (rounds, frozen_at) = match dump_rounds(jobs, &mut s, pid, &base, rss).await {
         Ok(r) => r,
         Err(e) => {
+            // Never frozen, or CRIU rolled back: the job runs on.
             let _ = s.send(&Msg::Refuse { reason: e.clone() }).await;
             let _ = tokio::fs::remove_dir_all(&base).await;
             jobs.0.outcomes.decide(mid, Outcome::Aborted);
@@ -171,26 +173,7 @@ async fn run(
         }
     };
     let n = rounds.len() as u32;
-    let dump = base.join(n.to_string());
-    let frozen_at = Instant::now();
-    let criu = jobs.0.criu.clone();
-    let d = dump.clone();
-    let dumped = tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
-        let parent = (parent && n > 0).then(|| PathBuf::from(format!("../{}", n - 1)));
-        criu.dump(pid, &d, parent.as_deref())
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r);
-    if let Err(e) = dumped {
-        // CRIU rolled back: the job runs on.
-        let _ = s.send(&Msg::Refuse { reason: e.clone() }).await;
-        let _ = tokio::fs::remove_dir_all(&base).await;
-        jobs.0.outcomes.decide(mid, Outcome::Aborted);
-        return Err(format!("job {id} was not moved: {e}"));
-    }
+    let dump = transfer::round_dir(&base, n);
     tracing::debug!(job = %id, dump_ms = frozen_at.elapsed().as_millis() as u64, "dumped");
     let result = transfer_and_commit(jobs, record, &mut s, mid, &dump, n).await;
     let _ = tokio::fs::remove_dir_all(&base).await;
@@ -225,6 +208,50 @@ struct PreDumped {
     parent: bool,
 }
 
+/// Run `op` (a CRIU pre-dump or dump into `dir`, given its parent round) off the runtime.
+async fn criu_round<F>(
+    jobs: &Jobs,
+    dir: &Path,
+    parent: Option<PathBuf>,
+    op: F,
+) -> Result<(), String>
+where
+    F: FnOnce(&dyn Criu, &Path, Option<&Path>) -> Result<(), CriuError> + Send + 'static,
+{
+    let criu = jobs.0.criu.clone();
+    let d = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+        op(criu.as_ref(), &d, parent.as_deref()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r)
+}
+
+/// The pre-dump rounds, then the final dump that leaves the job frozen: the bytes of each
+/// pre-dump round, and when the freeze began. An `Err` leaves the job running.
+async fn dump_rounds(
+    jobs: &Jobs,
+    s: &mut Session,
+    pid: i32,
+    base: &Path,
+    rss: u64,
+) -> Result<(Vec<u64>, Instant), String> {
+    let PreDumped { rounds, parent } = pre_dump_rounds(jobs, s, pid, base, rss).await?;
+    let n = rounds.len() as u32;
+    let frozen_at = Instant::now();
+    let parent = transfer::round_parent(n).filter(|_| parent);
+    criu_round(
+        jobs,
+        &transfer::round_dir(base, n),
+        parent,
+        move |c, d, p| c.dump(pid, d, p),
+    )
+    .await?;
+    Ok((rounds, frozen_at))
+}
+
 /// Pre-dump rounds while the job runs, as the policy and this node allow, each sent as it is
 /// made. A failed pre-dump ends the rounds; a failed send fails the migration, with the job
 /// still running.
@@ -245,19 +272,12 @@ async fn pre_dump_rounds(
     }
     while policy.another_round(rss, &done.rounds) {
         let n = done.rounds.len() as u32;
-        let dir = base.join(n.to_string());
-        let criu = jobs.0.criu.clone();
-        let d = dir.clone();
+        let dir = transfer::round_dir(base, n);
         let t = Instant::now();
-        let made = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
-            let parent = (n > 0).then(|| PathBuf::from(format!("../{}", n - 1)));
-            criu.pre_dump(pid, &d, parent.as_deref())
-                .map_err(|e| e.to_string())
+        let made = criu_round(jobs, &dir, transfer::round_parent(n), move |c, d, p| {
+            c.pre_dump(pid, d, p)
         })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r);
+        .await;
         if let Err(e) = made {
             tracing::warn!(pid, round = n, error = %e, "pre-dump failed; the final dump copies everything");
             let _ = tokio::fs::remove_dir_all(&dir).await;

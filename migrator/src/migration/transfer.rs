@@ -57,6 +57,17 @@ pub async fn send_dir(w: &mut Writer, dir: &Path) -> Result<u64, SessionError> {
     Ok(total)
 }
 
+/// Round `n`'s directory under `base`, on either side.
+pub fn round_dir(base: &Path, n: u32) -> PathBuf {
+    base.join(n.to_string())
+}
+
+/// Round `n`'s parent, relative to its directory (CRIU's `--prev-images-dir` and the target's
+/// `parent` link); round 0 has none.
+pub fn round_parent(n: u32) -> Option<PathBuf> {
+    n.checked_sub(1).map(|p| PathBuf::from(format!("../{p}")))
+}
+
 /// Empty the page files (`pages-*.img`) of a round already sent, keeping the files: the next
 /// round's dump opens them, but reads only the page map beside them.
 pub fn drop_pages(dir: &Path) -> std::io::Result<()> {
@@ -105,10 +116,10 @@ impl Receiver {
             ));
         }
         self.finish().await?;
-        let dir = base.join(n.to_string());
+        let dir = round_dir(base, n);
         tokio::fs::create_dir(&dir).await?;
-        if n > 0 {
-            tokio::fs::symlink(format!("../{}", n - 1), dir.join("parent")).await?;
+        if let Some(parent) = round_parent(n) {
+            tokio::fs::symlink(parent, dir.join("parent")).await?;
         }
         self.round = Some((n, dir));
         Ok(())
