@@ -62,18 +62,28 @@ pub async fn serve(config: Config) -> Result<()> {
                 config.state_dir.display()
             )
         })?;
-    let nfs = nfs::bind(nfs_addr, &config.image_dir.join("rootfs"), generation)
-        .await
-        .map_err(|e| addr_error("NFS", nfs_addr, e))?;
+    let gate = |insecure| nfs::gate::Gate {
+        subnet: Some(config.subnet),
+        insecure,
+    };
+    let nfs = nfs::bind(
+        nfs_addr,
+        gate(config.nfs_insecure),
+        &config.image_dir.join("rootfs"),
+        generation,
+    )
+    .await
+    .map_err(|e| addr_error("NFS", nfs_addr, e))?;
 
     let shared = match &config.cluster_dir {
         Some(dir) => {
             prepare_cluster_dir(&dir.path)?;
-            let export = nfs::SharedDir::new(&dir.path).with_context(|| {
-                format!("cannot export the cluster directory {}", dir.path.display())
-            })?;
+            let export = nfs::DirExport::new(&dir.path, nfs::export::Mode::ReadWrite)
+                .with_context(|| {
+                    format!("cannot export the cluster directory {}", dir.path.display())
+                })?;
             let addr = SocketAddr::new(ip, dir.port);
-            let service = nfs::bind_shared(addr, export, generation)
+            let service = nfs::bind_shared(addr, gate(dir.insecure), export, generation)
                 .await
                 .map_err(|e| addr_error("NFS (cluster)", addr, e))?;
             Some((service, addr))

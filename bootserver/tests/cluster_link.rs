@@ -31,7 +31,8 @@ async fn serve() -> (tempfile::TempDir, SocketAddr) {
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let service = nfs::bind_shared(
         "127.0.0.1:0".parse().unwrap(),
-        nfs::SharedDir::new(d.path()).unwrap(),
+        nfs::gate::Gate::OPEN,
+        nfs::DirExport::new(d.path(), nfs::export::Mode::ReadWrite).unwrap(),
         GENERATION,
     )
     .await

@@ -38,7 +38,8 @@ impl Server {
         let service = rt
             .block_on(nfs::bind_shared(
                 "127.0.0.1:0".parse().unwrap(),
-                nfs::SharedDir::new(dir).unwrap(),
+                nfs::gate::Gate::OPEN,
+                nfs::DirExport::new(dir, nfs::export::Mode::ReadWrite).unwrap(),
                 GENERATION,
             ))
             .unwrap();

@@ -42,6 +42,9 @@ pub struct ClusterDir {
     pub path: PathBuf,
     /// Its NFS port.
     pub port: u16,
+    /// Take calls from unprivileged source ports (the tests' unprivileged libnfs clients).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
 }
 
 /// `[[node]]`: one node ombootd boots.
@@ -141,6 +144,7 @@ impl Lab {
         c.cluster_dir = Some(ClusterDir {
             path: self.dir().join("cluster"),
             port: 2050,
+            insecure: false,
         });
         c
     }

@@ -43,6 +43,8 @@ pub fn fake_image(dir: &Path, kernel_bytes: usize) -> Result<PathBuf> {
     chmod(root.join("sbin/init"), 0o755)?;
     write(root.join("etc/shadowish"), b"root:!:\n")?;
     chmod(root.join("etc/shadowish"), 0o640)?;
+    write(root.join("etc/secret"), b"only-root-reads-this\n")?;
+    chmod(root.join("etc/secret"), 0o600)?;
     write(
         root.join("etc/deep/er/file"),
         &kernel[..kernel.len().min(200_000)],

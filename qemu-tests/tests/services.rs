@@ -277,7 +277,7 @@ fn nfs_url(path: &str) -> String {
 
 #[test]
 fn nfs_serves_files_modes_and_symlinks_and_refuses_writes() {
-    let (lab, _ombootd) = lab_with_ombootd("nfs");
+    let (lab, ombootd) = lab_with_ombootd("nfs");
     let c = client(&lab, "c1", MacAddr::lab(1), true);
     lab.add_client_addr(&c, "10.77.0.11/24").unwrap();
 
@@ -328,6 +328,59 @@ fn nfs_serves_files_modes_and_symlinks_and_refuses_writes() {
     assert!(
         !lab.dir().join("image/rootfs/etc/uploaded").exists(),
         "a file appeared in the image"
+    );
+
+    // AUTH_SYS is checked against the modes: root's libnfs (a privileged source port) posing as
+    // uid 1000 reads the 0644 file, not root's 0600 one nor the 0640 one of root's group.
+    let as_uid_1000 = |path: &str| format!("{}&uid=1000&gid=1000", nfs_url(path));
+    let mut cat = Command::new("nfs-cat");
+    cat.arg(as_uid_1000("/etc/deep/er/file"));
+    let out = lab.run(cat, c.netns(), T).unwrap();
+    assert!(
+        out.status.success(),
+        "uid 1000 cannot read a 0644 file: {}",
+        text(&out)
+    );
+    assert_eq!(
+        out.stdout,
+        std::fs::read(lab.dir().join("image/rootfs/etc/deep/er/file")).unwrap()
+    );
+    for secret in ["/etc/secret", "/etc/shadowish"] {
+        let mut cat = Command::new("nfs-cat");
+        cat.arg(as_uid_1000(secret));
+        let out = lab.run(cat, c.netns(), T).unwrap();
+        assert!(
+            !out.status.success() && out.stdout.is_empty(),
+            "uid 1000 read {secret}: {}",
+            text(&out)
+        );
+    }
+    let mut cat = Command::new("nfs-cat");
+    cat.arg(nfs_url("/etc/secret"));
+    let out = lab.run(cat, c.netns(), T).unwrap();
+    assert_eq!(out.stdout, b"only-root-reads-this\n", "{}", text(&out));
+
+    // An unprivileged user's client (a source port above 1023) is refused before any call, even
+    // for a world-readable file.
+    let mut cat = Command::new("setpriv");
+    cat.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        "nfs-cat",
+    ])
+    .arg(nfs_url("/etc/deep/er/file"));
+    let out = lab.run(cat, c.netns(), T).unwrap();
+    assert!(
+        !out.status.success() && out.stdout.is_empty(),
+        "an unprivileged port was served: {}",
+        text(&out)
+    );
+    let log = std::fs::read_to_string(ombootd.log()).unwrap();
+    assert!(
+        log.contains("its source port is 1024 or above"),
+        "no refusal logged: {log}"
     );
     lab.teardown().unwrap();
 }

@@ -77,6 +77,8 @@ pub struct ClusterDir {
     pub path: PathBuf,
     /// Its NFS + MOUNT port.
     pub port: u16,
+    /// Calls from unprivileged source ports are taken too.
+    pub insecure: bool,
 }
 
 /// A validated configuration.
@@ -108,6 +110,8 @@ pub struct Config {
     pub cluster: Option<(PathBuf, u16)>,
     /// The shared read-write directory the nodes mount at `/cluster`, if any.
     pub cluster_dir: Option<ClusterDir>,
+    /// The node root's export takes calls from unprivileged source ports too.
+    pub nfs_insecure: bool,
 }
 
 impl Config {
@@ -319,6 +323,7 @@ impl Validator<'_> {
                 Some(ClusterDir {
                     path: self.resolve(d.path.into_inner()),
                     port,
+                    insecure: d.insecure,
                 })
             }
         };
@@ -336,6 +341,7 @@ impl Validator<'_> {
             nodes,
             cluster,
             cluster_dir,
+            nfs_insecure: w.nfs.insecure,
         })
     }
 }
@@ -491,7 +497,8 @@ ip = "10.77.0.11"
             c.cluster_dir,
             Some(ClusterDir {
                 path: PathBuf::from("configs/../build/cluster"),
-                port: 2050
+                port: 2050,
+                insecure: false,
             })
         );
         let e = parse(&format!(

@@ -43,6 +43,9 @@ pub struct WireConfig {
     /// Joining the nodes' cluster as an observer (for the status API).
     #[serde(default)]
     pub cluster: WireCluster,
+    /// The node root's NFS export.
+    #[serde(default)]
+    pub nfs: WireNfs,
     /// The shared read-write directory every node mounts at `/cluster` (absent: none).
     #[serde(default)]
     pub cluster_dir: Option<WireClusterDir>,
@@ -106,6 +109,17 @@ impl Default for WireCluster {
     }
 }
 
+/// `[nfs]`: the node root's export.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireNfs {
+    /// Take calls from source ports 1024 and above (knfsd's `insecure`). Off by default, as
+    /// knfsd's `secure`: only root on a client can then send calls, so a user on a node or on
+    /// another machine cannot pose as another uid with a userspace NFS client.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
 /// `[cluster_dir]`: a host directory exported read-write over NFSv3 on its own port; every node
 /// mounts it at `/cluster`, where jobs keep the files that must follow them.
 #[derive(Debug, Deserialize)]
@@ -117,6 +131,9 @@ pub struct WireClusterDir {
     /// NFSv3 and MOUNT port of this export (2050); nodes mount with `port=` and `mountport=`.
     #[serde(default = "default_cluster_nfs")]
     pub port: Spanned<u16>,
+    /// Take calls from source ports 1024 and above (knfsd's `insecure`); off by default.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// `[[node]]`: one compute node.

@@ -94,6 +94,30 @@ pub fn permits_io(who: &Caller, file: &Owner, want: u32) -> bool {
     (who.uid == file.uid && !file.is_dir) || permits(who, file, want)
 }
 
+/// The ACCESS3 bits (RFC 1813 §3.3.4) of `want` that `who` has on `file`; a read-only export
+/// grants none of the writing ones. DELETE is asked of a directory, about its entries, and
+/// answered without the sticky-bit rule, which depends on the entry (REMOVE applies it).
+pub fn access3(who: &Caller, file: &Owner, want: u32, writable: bool) -> u32 {
+    use nfs3_server::nfs3_types::nfs3::{
+        ACCESS3_DELETE, ACCESS3_EXECUTE, ACCESS3_EXTEND, ACCESS3_LOOKUP, ACCESS3_MODIFY,
+        ACCESS3_READ,
+    };
+    let mut granted = 0;
+    let mut grant = |bit: u32, ok: bool| {
+        if want & bit != 0 && ok {
+            granted |= bit;
+        }
+    };
+    grant(ACCESS3_READ, permits(who, file, READ));
+    grant(ACCESS3_LOOKUP, file.is_dir && permits(who, file, EXEC));
+    grant(ACCESS3_EXECUTE, !file.is_dir && permits(who, file, EXEC));
+    let w = writable && permits(who, file, WRITE);
+    grant(ACCESS3_MODIFY, w);
+    grant(ACCESS3_EXTEND, w);
+    grant(ACCESS3_DELETE, w && file.is_dir && permits(who, file, EXEC));
+    granted
+}
+
 /// Whether `who` may remove or rename away an entry owned by `victim_uid` from `dir`: write and
 /// search on the directory and, in a sticky directory (like /tmp), owning the entry or the directory.
 pub fn may_delete(who: &Caller, dir: &Owner, victim_uid: u32) -> bool {
@@ -190,6 +214,41 @@ mod tests {
         assert!(!permits(&user(1000, 100), &file(0o044, 1000, 100), READ));
         assert!(permits_io(&user(1000, 100), &file(0o044, 1000, 100), READ));
         assert!(!permits_io(&user(1001, 1), &file(0o600, 1000, 100), READ));
+    }
+
+    #[test]
+    fn access3_grants_what_the_mode_allows_and_no_writes_on_a_read_only_export() {
+        const ALL: u32 = 0x3f;
+        // root's 0600 file: uid 1000 gets nothing, root everything but EXECUTE.
+        let secret = file(0o600, 0, 0);
+        assert_eq!(access3(&user(1000, 1000), &secret, ALL, true), 0);
+        assert_eq!(
+            access3(&Caller::root(), &secret, ALL, true),
+            0x1 | 0x4 | 0x8
+        );
+        assert_eq!(access3(&Caller::root(), &secret, ALL, false), 0x1);
+        // 0644: READ for everyone, MODIFY/EXTEND for the owner only.
+        let public = file(0o644, 1000, 1000);
+        assert_eq!(access3(&user(2000, 2000), &public, ALL, true), 0x1);
+        assert_eq!(
+            access3(&user(1000, 1000), &public, ALL, true),
+            0x1 | 0x4 | 0x8
+        );
+        // Only what was asked is answered.
+        assert_eq!(access3(&user(1000, 1000), &public, 0x4, true), 0x4);
+        // A 0755 directory: READ and LOOKUP for others, DELETE for its owner when writable.
+        let dir = Owner {
+            is_dir: true,
+            ..file(0o755, 1000, 1000)
+        };
+        assert_eq!(access3(&user(2000, 2000), &dir, ALL, true), 0x1 | 0x2);
+        assert_eq!(access3(&user(1000, 1000), &dir, ALL, true), 0x1f);
+        assert_eq!(access3(&user(1000, 1000), &dir, ALL, false), 0x3);
+        // EXECUTE of a program for others.
+        assert_eq!(
+            access3(&user(2000, 2000), &file(0o755, 0, 0), ALL, false),
+            0x21
+        );
     }
 
     #[test]

@@ -32,11 +32,11 @@ pub struct Identity {
 
 /// The handle of one file of the read-write export.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClusterHandle {
+pub struct ExportHandle {
     bytes: [u8; LEN],
 }
 
-impl ClusterHandle {
+impl ExportHandle {
     /// The handle for `id`.
     pub fn new(id: &Identity) -> Self {
         let mut bytes = [0u8; LEN];
@@ -87,18 +87,18 @@ impl ClusterHandle {
     }
 }
 
-impl std::fmt::Debug for ClusterHandle {
+impl std::fmt::Debug for ExportHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let id = self.identity();
         write!(
             f,
-            "ClusterHandle(ino {} gen {} born {}.{:09})",
+            "ExportHandle(ino {} gen {} born {}.{:09})",
             id.ino, id.generation, id.birth_sec, id.birth_nsec
         )
     }
 }
 
-impl FileHandle for ClusterHandle {
+impl FileHandle for ExportHandle {
     fn len(&self) -> usize {
         LEN
     }
@@ -173,20 +173,20 @@ mod tests {
             birth_sec: -5,
             birth_nsec: 999_999_999,
         };
-        let h = ClusterHandle::new(&id);
+        let h = ExportHandle::new(&id);
         assert_eq!(h.len(), 25);
-        let back = ClusterHandle::from_bytes(h.as_bytes()).unwrap();
+        let back = ExportHandle::from_bytes(h.as_bytes()).unwrap();
         assert_eq!(back.identity(), id);
-        assert!(ClusterHandle::from_bytes(&h.as_bytes()[..24]).is_none());
-        assert!(ClusterHandle::from_bytes(&[0u8; 8]).is_none());
+        assert!(ExportHandle::from_bytes(&h.as_bytes()[..24]).is_none());
+        assert!(ExportHandle::from_bytes(&[0u8; 8]).is_none());
         let mut other = *h.as_bytes().first_chunk::<25>().unwrap();
         other[0] = 2;
-        assert!(ClusterHandle::from_bytes(&other).is_none());
+        assert!(ExportHandle::from_bytes(&other).is_none());
     }
 
     #[test]
     fn wire_handles_carry_the_generation_and_judge_it_as_nfs3_server() {
-        let h = ClusterHandle::new(&Identity {
+        let h = ExportHandle::new(&Identity {
             ino: 42,
             generation: 7,
             birth_sec: 1,
@@ -195,25 +195,25 @@ mod tests {
         let wire = h.to_wire(1000);
         assert_eq!(wire.len(), 8 + 25);
         assert_eq!(&wire[..8], &1000u64.to_le_bytes());
-        assert_eq!(ClusterHandle::from_wire(1000, &wire), Ok(h));
+        assert_eq!(ExportHandle::from_wire(1000, &wire), Ok(h));
         assert_eq!(
-            ClusterHandle::from_wire(2000, &wire),
+            ExportHandle::from_wire(2000, &wire),
             Err(nfsstat3::NFS3ERR_STALE)
         );
         assert_eq!(
-            ClusterHandle::from_wire(500, &wire),
+            ExportHandle::from_wire(500, &wire),
             Err(nfsstat3::NFS3ERR_BADHANDLE)
         );
         for bad in [&wire[..7], &wire[..8], &wire[..32], b"".as_slice()] {
             assert_eq!(
-                ClusterHandle::from_wire(1000, bad),
+                ExportHandle::from_wire(1000, bad),
                 Err(nfsstat3::NFS3ERR_BADHANDLE)
             );
         }
         let mut other_version = wire.clone();
         other_version[8] = 9;
         assert_eq!(
-            ClusterHandle::from_wire(1000, &other_version),
+            ExportHandle::from_wire(1000, &other_version),
             Err(nfsstat3::NFS3ERR_BADHANDLE)
         );
     }

@@ -12,6 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 
+use super::clamp;
+use super::gate::{Gate, Refused};
+
 /// Largest RPC record accepted (a READ/WRITE of 1 MiB plus headers).
 pub const MAX_RECORD: usize = 2 << 20;
 /// Replies made here at once per connection; past that the client's calls wait to be read, so a
@@ -28,6 +31,13 @@ pub trait Answers: Send + Sync + 'static {
     /// The reply to `call` (one whole RPC record), or `None` to pass the call on unchanged.
     /// Decided at once, so the calls passed on keep their order.
     fn answer(&self, call: &[u8]) -> Option<Reply>;
+}
+
+/// Two sets of answers: the first that picks a call answers it.
+impl<A: Answers, B: Answers> Answers for (A, B) {
+    fn answer(&self, call: &[u8]) -> Option<Reply> {
+        self.0.answer(call).or_else(|| self.1.answer(call))
+    }
 }
 
 /// Read one RPC record (RFC 5531 §11 record marking); `Ok(None)` at a clean end.
@@ -66,15 +76,27 @@ fn framed(rec: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Serve the front on `listener`: calls `answers` picks are answered here, the rest (NFS and
-/// MOUNT) passed to `upstream`.
+/// Serve the front on `listener` to the clients `gate` admits (the others are counted in
+/// `refused` and disconnected): calls `answers` picks are answered here, the rest (NFS and MOUNT)
+/// passed to `upstream`, their counts cut to what FSINFO advertises.
 pub async fn serve<A: Answers>(
     listener: TcpListener,
     upstream: SocketAddr,
     answers: Arc<A>,
+    gate: Gate,
+    refused: Arc<Refused>,
 ) -> std::io::Result<()> {
     loop {
         let (client, from) = listener.accept().await?;
+        if let Err(why) = gate.admits(from) {
+            if refused.count(why) {
+                tracing::info!(%from, "refusing NFS connections like this one: {why} (counted; further ones are logged at debug)");
+            } else {
+                tracing::debug!(%from, "refused an NFS connection: {why}");
+            }
+            drop(client);
+            continue;
+        }
         let answers = answers.clone();
         tokio::spawn(async move {
             if let Err(e) = connection(client, upstream, answers).await {
@@ -115,7 +137,8 @@ async fn connection<A: Answers>(
     });
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let result = async {
-        while let Some(rec) = read_record(&mut cr).await? {
+        while let Some(mut rec) = read_record(&mut cr).await? {
+            clamp::clamp(&mut rec);
             match answers.answer(&rec) {
                 Some(reply) => {
                     let Ok(permit) = in_flight.clone().acquire_owned().await else {
@@ -196,7 +219,13 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let gate = Arc::new(Semaphore::new(0));
-        tokio::spawn(serve(listener, upstream, Arc::new(Marked(gate.clone()))));
+        tokio::spawn(serve(
+            listener,
+            upstream,
+            Arc::new(Marked(gate.clone())),
+            Gate::OPEN,
+            Arc::default(),
+        ));
         let mut c = TcpStream::connect(addr).await.unwrap();
         // The local call first: while its reply waits, the others must go through.
         for rec in [b"L1".as_slice(), b"a", b"b", b"c"] {

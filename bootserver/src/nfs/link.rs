@@ -1,32 +1,22 @@
 //! NFSv3 LINK (RFC 1813 §3.3.15), refused by nfs3_server 0.11, answered in the cluster export's
 //! front: the call read from its RPC record (RFC 5531 §9; AUTH_SYS, Appendix A), the link made by
-//! [`SharedDir::link`], the reply packed with nfs3_types. A codec and a handler; no sockets.
+//! [`DirExport::link`], the reply packed with nfs3_types. A codec and a handler; no sockets.
 
 use nfs3_server::nfs3_types::nfs3::{
     self, LINK3res, LINK3resfail, LINK3resok, Nfs3Option, filename3, nfsstat3, post_op_attr,
     pre_op_attr, wcc_data,
 };
-use nfs3_server::nfs3_types::rpc::{
-    accept_stat_data, accepted_reply, auth_stat, msg_body, opaque_auth, rejected_reply, reply_body,
-    rpc_msg,
-};
-use nfs3_server::nfs3_types::xdr_codec::{Pack, Void};
+use nfs3_server::nfs3_types::rpc::accept_stat_data;
 use nfs3_server::vfs::NfsReadFileSystem;
 
 use super::access::Caller;
-use super::file_id::ClusterHandle;
+use super::export::DirExport;
+use super::file_id::ExportHandle;
 use super::front::{Answers, Reply};
-use super::shared_dir::SharedDir;
+use super::rpc_call::{self, Defect, Malformed};
 
 /// NFSv3's procedure number of LINK.
 pub const PROC_LINK: u32 = 15;
-const MSG_CALL: u32 = 0;
-const RPC_VERSION: u32 = 2;
-const AUTH_SYS: u32 = 1;
-/// RFC 5531 bounds: `opaque_auth` body, AUTH_SYS machine name and groups.
-const MAX_AUTH_BODY: usize = 400;
-const MAX_MACHINE_NAME: usize = 255;
-const MAX_GIDS: usize = 16;
 /// RFC 1813 `nfs_fh3` is `opaque data<NFS3_FHSIZE>`.
 const MAX_FH: usize = nfs3::NFS3_FHSIZE;
 
@@ -36,7 +26,7 @@ pub struct LinkCall {
     /// Transaction id, echoed in the reply.
     pub xid: u32,
     /// The AUTH_SYS credential; `nobody` under any other flavor, as nfs3_server's calls on this
-    /// export are treated (`SharedDir::authorize` records `nobody` when it gets no AUTH_SYS).
+    /// export are treated (`DirExport::authorize` records `nobody` when it gets no AUTH_SYS).
     pub caller: Caller,
     /// `nfs_fh3` bytes of the file to link.
     pub file: Vec<u8>,
@@ -46,111 +36,15 @@ pub struct LinkCall {
     pub name: Vec<u8>,
 }
 
-/// What is wrong with a LINK call that does not decode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Defect {
-    /// The credential is cut short or is no valid AUTH_SYS body.
-    #[error("malformed credential")]
-    Credential,
-    /// The verifier is cut short or too long.
-    #[error("malformed verifier")]
-    Verifier,
-    /// The LINK3args are cut short, too long, or followed by more bytes.
-    #[error("malformed LINK3args")]
-    Arguments,
-}
-
-/// A LINK call that does not decode; answered with an RPC error, see [`refusal`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("LINK call {xid:#010x}: {defect}")]
-pub struct Malformed {
-    /// Transaction id, echoed in the refusal.
-    pub xid: u32,
-    /// What is wrong.
-    pub defect: Defect,
-}
-
-/// XDR (RFC 4506) reading that never trusts a length beyond the bytes at hand.
-struct Xdr<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Xdr<'a> {
-    fn u32(&mut self) -> Option<u32> {
-        let v = self.b.get(self.at..self.at.checked_add(4)?)?;
-        self.at += 4;
-        Some(u32::from_be_bytes(v.try_into().ok()?))
-    }
-
-    /// An `opaque<max>` (also a `string<max>`): length, bytes, padding to 4.
-    fn opaque(&mut self, max: usize) -> Option<&'a [u8]> {
-        let n = self.u32()? as usize;
-        if n > max {
-            return None;
-        }
-        let v = self.b.get(self.at..self.at.checked_add(n)?)?;
-        let end = self.at.checked_add(n.div_ceil(4) * 4)?;
-        if end > self.b.len() {
-            return None;
-        }
-        self.at = end;
-        Some(v)
-    }
-
-    fn done(&self) -> bool {
-        self.at == self.b.len()
-    }
-}
-
-/// The AUTH_SYS body (RFC 5531 Appendix A `authsys_parms`) as the caller it names.
-fn auth_sys(body: &[u8]) -> Option<Caller> {
-    let mut r = Xdr { b: body, at: 0 };
-    let _stamp = r.u32()?;
-    r.opaque(MAX_MACHINE_NAME)?;
-    let uid = r.u32()?;
-    let gid = r.u32()?;
-    let n = r.u32()? as usize;
-    if n > MAX_GIDS {
-        return None;
-    }
-    let groups = (0..n).map(|_| r.u32()).collect::<Option<Vec<_>>>()?;
-    r.done().then_some(Caller { uid, gid, groups })
-}
-
 /// The LINK call in `record`, or `None` when it is no NFSv3 LINK call (pass it on untouched:
 /// another procedure, program or version, a reply, an RPC version nfs3_server answers itself, or a
 /// header too short to say).
 pub fn parse(record: &[u8]) -> Option<Result<LinkCall, Malformed>> {
-    let mut r = Xdr { b: record, at: 0 };
-    let xid = r.u32()?;
-    let header = [
-        MSG_CALL,
-        RPC_VERSION,
-        nfs3::PROGRAM,
-        nfs3::VERSION,
-        PROC_LINK,
-    ];
-    for want in header {
-        if r.u32()? != want {
-            return None;
-        }
-    }
-    let bad = |defect| Some(Err(Malformed { xid, defect }));
-    let Some((flavor, cred)) = r.u32().zip(r.opaque(MAX_AUTH_BODY)) else {
-        return bad(Defect::Credential);
+    let call = match rpc_call::parse(record, nfs3::PROGRAM, nfs3::VERSION, &[PROC_LINK])? {
+        Ok(c) => c,
+        Err(m) => return Some(Err(m)),
     };
-    let caller = if flavor == AUTH_SYS {
-        match auth_sys(cred) {
-            Some(c) => c,
-            None => return bad(Defect::Credential),
-        }
-    } else {
-        Caller::nobody()
-    };
-    if r.u32().zip(r.opaque(MAX_AUTH_BODY)).is_none() {
-        return bad(Defect::Verifier);
-    }
+    let (xid, caller, mut r) = (call.xid, call.caller, call.args);
     // LINK3args: file (nfs_fh3), link (diropargs3: dir nfs_fh3, name filename3); nothing after,
     // as nfs3_server demands of its calls.
     let args = (|| {
@@ -160,7 +54,10 @@ pub fn parse(record: &[u8]) -> Option<Result<LinkCall, Malformed>> {
         r.done().then_some((file, dir, name))
     })();
     let Some((file, dir, name)) = args else {
-        return bad(Defect::Arguments);
+        return Some(Err(Malformed {
+            xid,
+            defect: Defect::Arguments,
+        }));
     };
     Some(Ok(LinkCall {
         xid,
@@ -169,32 +66,6 @@ pub fn parse(record: &[u8]) -> Option<Result<LinkCall, Malformed>> {
         dir,
         name,
     }))
-}
-
-/// An RPC reply record: `body` packed after the header. Packing into a `Vec` cannot fail short of
-/// a body over 4 GiB; should it, the client gets SYSTEM_ERR rather than nothing.
-fn reply_record(xid: u32, head: reply_body<'_>, body: &impl Pack) -> Vec<u8> {
-    let msg = rpc_msg {
-        xid,
-        body: msg_body::REPLY(head),
-    };
-    let mut out = Vec::with_capacity(msg.packed_size() + body.packed_size());
-    if msg.pack(&mut out).is_ok() && body.pack(&mut out).is_ok() {
-        out
-    } else {
-        // xid, REPLY, MSG_ACCEPTED, verifier AUTH_NONE with no body, SYSTEM_ERR.
-        [xid, 1, 0, 0, 0, 5]
-            .iter()
-            .flat_map(|w| w.to_be_bytes())
-            .collect()
-    }
-}
-
-fn accepted(reply_data: accept_stat_data) -> reply_body<'static> {
-    reply_body::MSG_ACCEPTED(accepted_reply {
-        verf: opaque_auth::default(),
-        reply_data,
-    })
 }
 
 /// The reply to LINK call `xid`: `status`, the file's attributes and the directory's after the
@@ -223,38 +94,23 @@ pub fn reply(
             },
         )),
     };
-    reply_record(xid, accepted(accept_stat_data::SUCCESS), &res)
-}
-
-/// The RPC error a malformed LINK call gets (RFC 5531 §9): AUTH_BADCRED or AUTH_BADVERF for a
-/// broken credential or verifier, GARBAGE_ARGS for arguments that do not decode.
-pub fn refusal(m: &Malformed) -> Vec<u8> {
-    let head = match m.defect {
-        Defect::Credential => {
-            reply_body::MSG_DENIED(rejected_reply::auth_error(auth_stat::AUTH_BADCRED))
-        }
-        Defect::Verifier => {
-            reply_body::MSG_DENIED(rejected_reply::auth_error(auth_stat::AUTH_BADVERF))
-        }
-        Defect::Arguments => accepted(accept_stat_data::GARBAGE_ARGS),
-    };
-    reply_record(m.xid, head, &Void)
+    rpc_call::reply_record(xid, rpc_call::accepted(accept_stat_data::SUCCESS), &res)
 }
 
 /// The cluster front's own answers: LINK, made on the export whose handles carry `generation`.
 #[derive(Debug, Clone)]
 pub struct Link {
-    export: SharedDir,
+    export: DirExport,
     generation: u64,
 }
 
 impl Link {
     /// LINK on `export`, served by nfs3_server with handles of `generation`.
-    pub fn new(export: SharedDir, generation: u64) -> Self {
+    pub fn new(export: DirExport, generation: u64) -> Self {
         Self { export, generation }
     }
 
-    async fn attributes(&self, h: Result<ClusterHandle, nfsstat3>) -> post_op_attr {
+    async fn attributes(&self, h: Result<ExportHandle, nfsstat3>) -> post_op_attr {
         match h {
             Ok(h) => self
                 .export
@@ -267,8 +123,8 @@ impl Link {
 
     /// Make the link `call` asks for, as its caller, and the reply record.
     pub async fn serve(&self, call: LinkCall) -> Vec<u8> {
-        let file = ClusterHandle::from_wire(self.generation, &call.file);
-        let dir = ClusterHandle::from_wire(self.generation, &call.dir);
+        let file = ExportHandle::from_wire(self.generation, &call.file);
+        let dir = ExportHandle::from_wire(self.generation, &call.dir);
         let status = match (file, dir) {
             (Ok(f), Ok(d)) => {
                 let name = filename3::from(call.name.as_slice());
@@ -294,7 +150,7 @@ impl Answers for Link {
             }
             Err(m) => {
                 tracing::warn!(error = %m, "refusing a malformed LINK call");
-                Some(Box::pin(std::future::ready(refusal(&m))))
+                Some(Box::pin(std::future::ready(rpc_call::refusal(&m))))
             }
         }
     }
@@ -302,10 +158,13 @@ impl Answers for Link {
 
 #[cfg(test)]
 mod tests {
+    use super::rpc_call::refusal;
     use super::*;
     use nfs3_server::nfs3_types::nfs3::{LINK3args, diropargs3, fattr3, nfs_fh3};
-    use nfs3_server::nfs3_types::rpc::{auth_unix, call_body};
-    use nfs3_server::nfs3_types::xdr_codec::{Opaque, Unpack};
+    use nfs3_server::nfs3_types::rpc::{
+        accepted_reply, auth_unix, call_body, msg_body, opaque_auth, reply_body, rpc_msg,
+    };
+    use nfs3_server::nfs3_types::xdr_codec::{Opaque, Pack, Unpack};
     use std::io::Cursor;
 
     fn fh(b: &[u8]) -> nfs_fh3 {
