@@ -5,6 +5,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod boot_window;
 pub mod clock;
 pub mod config;
 pub mod confined;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod image;
 pub mod leases;
 pub mod mac;
+pub mod neighbors;
 pub mod nfs;
 pub mod serve;
 pub mod subnet;

@@ -6,13 +6,16 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
+use crate::boot_window::FileCounts;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::dhcp::server::{self as dhcp_server, DhcpServer};
 use crate::dhcp::stats::DhcpStats;
+use crate::http::limits::{self, LimitedListener};
 use crate::leases::{FileLeases, LeaseStore};
 use crate::tftp::TftpStats;
 use crate::{http, image, nfs, tftp};
+use axum::serve::ListenerExt;
 
 fn addr_error(what: &str, addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
     let hint = match e.raw_os_error() {
@@ -102,6 +105,13 @@ pub async fn serve(config: Config) -> Result<()> {
         Some((key_file, port)) => Some(observe(&config, key_file, *port)?),
         None => None,
     };
+    let boot_counts = FileCounts::open(&config.state_dir).with_context(|| {
+        format!(
+            "cannot read the nodes' boot numbers in {}",
+            config.state_dir.display()
+        )
+    })?;
+    let http_clock = clock.clone();
     let dhcp = DhcpServer::new(
         dhcp_sock,
         config.clone(),
@@ -115,6 +125,8 @@ pub async fn serve(config: Config) -> Result<()> {
         dhcp: dhcp_stats,
         tftp: tftp_stats,
         cluster: observer,
+        boots: Arc::new(Mutex::new(http::Boots::new(Box::new(boot_counts)))),
+        clock: http_clock,
     };
 
     println!(
@@ -140,7 +152,10 @@ pub async fn serve(config: Config) -> Result<()> {
     tokio::select! {
         r = dhcp.run() => r.context("the DHCP server stopped")?,
         r = tftp.serve() => r.map_err(|e| anyhow::anyhow!("the TFTP server stopped: {e}"))?,
-        r = axum::serve(http_listener, http::router(state)) => r.context("the HTTP server stopped")?,
+        r = axum::serve(
+            LimitedListener::new(http_listener, limits::MAX_CONNECTIONS, limits::IDLE).tap_io(|_| ()),
+            http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        ) => r.context("the HTTP server stopped")?,
         r = nfs.serve() => r.context("the NFS server stopped")?,
         r = serve_shared => r.context("the NFS server of the cluster directory stopped")?,
         _ = tokio::signal::ctrl_c() => println!("ombootd: interrupted, stopping"),

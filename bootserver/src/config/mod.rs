@@ -108,6 +108,8 @@ pub struct Config {
     pub nodes: Vec<Node>,
     /// Observing the cluster: `Some((key file, gossip port))`, or `None` when disabled.
     pub cluster: Option<(PathBuf, u16)>,
+    /// The cluster key booting nodes are given (`[cluster] key_file`, else `<image_dir>/cluster.key`).
+    pub key_file: PathBuf,
     /// The shared read-write directory the nodes mount at `/cluster`, if any.
     pub cluster_dir: Option<ClusterDir>,
     /// The node root's export takes calls from unprivileged source ports too.
@@ -290,13 +292,14 @@ impl Validator<'_> {
         let tftp_root = w
             .tftp_root
             .map_or_else(|| image_dir.join("tftp"), |p| self.resolve(p));
-        let cluster = w.cluster.observe.then(|| {
-            let key = w
-                .cluster
-                .key_file
-                .map_or_else(|| image_dir.join("cluster.key"), |p| self.resolve(p));
-            (key, w.cluster.port)
-        });
+        let key_file = w
+            .cluster
+            .key_file
+            .map_or_else(|| image_dir.join("cluster.key"), |p| self.resolve(p));
+        let cluster = w
+            .cluster
+            .observe
+            .then(|| (key_file.clone(), w.cluster.port));
         let cluster_dir = match w.cluster_dir {
             None => None,
             Some(d) => {
@@ -342,6 +345,7 @@ impl Validator<'_> {
             cluster,
             cluster_dir,
             nfs_insecure: w.nfs.insecure,
+            key_file,
         })
     }
 }

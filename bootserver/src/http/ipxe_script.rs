@@ -5,15 +5,20 @@
 
 use crate::config::{Config, Node};
 
-/// Render the script for `node`.
-pub fn render(cfg: &Config, node: &Node) -> String {
-    let base = format!("http://{}:{}/image", cfg.master_ip, cfg.ports.http);
+/// Render the script for `node`'s boot number `boot`.
+pub fn render(cfg: &Config, node: &Node, boot: u64) -> String {
+    let http = format!("http://{}:{}", cfg.master_ip, cfg.ports.http);
+    let base = format!("{http}/image");
     let mut args = vec![
         "initrd=initrd.img".to_string(),
         format!("BOOTIF=01-{}", node.mac.hyphenated()),
         format!("omboot.name={}", node.name),
         format!("omboot.nfsroot={}:/", cfg.master_ip),
         format!("omboot.nfsport={}", cfg.ports.nfs),
+        // The initramfs takes the cluster key from here, once, and seeds omd's generation with
+        // the boot number: the key is not in the exported tree, and the number never repeats.
+        format!("omboot.key={http}/node/key"),
+        format!("omboot.boot={boot}"),
     ];
     if let Some(dir) = &cfg.cluster_dir {
         args.push(format!("omboot.cluster={}:{}", cfg.master_ip, dir.port));
@@ -52,11 +57,12 @@ mod tests {
             Path::new("t.toml"),
         )
         .unwrap();
-        let s = render(&cfg, &cfg.nodes[0]);
+        let s = render(&cfg, &cfg.nodes[0], 7);
         assert!(s.starts_with("#!ipxe\n"));
         assert!(s.contains(
             "kernel http://10.77.0.1:8080/image/vmlinuz initrd=initrd.img BOOTIF=01-52-54-00-77-00-02 omboot.name=node2 \
-             omboot.nfsroot=10.77.0.1:/ omboot.nfsport=12049 console=ttyS0,115200 || goto failed\n"
+             omboot.nfsroot=10.77.0.1:/ omboot.nfsport=12049 omboot.key=http://10.77.0.1:8080/node/key omboot.boot=7 \
+             console=ttyS0,115200 || goto failed\n"
         ), "{s}");
         assert!(s.contains("initrd http://10.77.0.1:8080/image/initrd.img || goto failed\n"));
         assert!(!s.contains("omboot.cluster"), "{s}");
@@ -71,7 +77,7 @@ mod tests {
             Path::new("t.toml"),
         )
         .unwrap();
-        let s = render(&cfg, &cfg.nodes[0]);
+        let s = render(&cfg, &cfg.nodes[0], 1);
         assert!(s.contains(" omboot.cluster=10.77.0.1:2051 "), "{s}");
     }
 }

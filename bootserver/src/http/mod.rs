@@ -1,24 +1,32 @@
-//! HTTP for booting nodes: each node's iPXE script, the kernel and initrd, and a JSON status API.
+//! HTTP for booting nodes: each node's iPXE script, the kernel and initrd, the cluster key to a
+//! booting node's initramfs (once per boot, see [`boot_window`](crate::boot_window)), and a JSON
+//! status API.
 //!
 //! iPXE fetches the kernel over HTTP much faster than over TFTP; the script itself is rendered by
 //! the pure [`ipxe_script`] module.
 
 pub mod ipxe_script;
+pub mod limits;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
+use crate::boot_window::{BootCounts, BootWindows};
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::dhcp::log_gate::LogGate;
 use crate::dhcp::stats::{DhcpCounts, DhcpStats};
 use crate::leases::{Lease, LeaseStore};
 use crate::mac::MacAddr;
+use crate::neighbors;
 use crate::tftp::TftpStats;
 
 /// What the handlers share.
@@ -34,6 +42,39 @@ pub struct AppState {
     pub tftp: Arc<TftpStats>,
     /// The cluster as the master observes it (`None` when `[cluster] observe = false`).
     pub cluster: Option<migrator::observer::ObserverHandle>,
+    /// Booting nodes and their boot numbers.
+    pub boots: Arc<Mutex<Boots>>,
+    /// The time, for boot windows.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The boot windows, the store of boot numbers, and the gate on refusal log lines.
+pub struct Boots {
+    /// Open windows.
+    pub windows: BootWindows,
+    /// Boot numbers.
+    pub counts: Box<dyn BootCounts>,
+    /// INFO lines about refused key requests, rate-limited.
+    pub log: LogGate,
+}
+
+impl std::fmt::Debug for Boots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Boots")
+            .field("windows", &self.windows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Boots {
+    /// No node booting yet; numbers from `counts`.
+    pub fn new(counts: Box<dyn BootCounts>) -> Self {
+        Self {
+            windows: BootWindows::default(),
+            counts,
+            log: LogGate::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -47,6 +88,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/boot/{script}", get(boot_script))
         .route("/image/{file}", get(image_file))
+        .route("/node/key", get(node_key))
         .route("/api/status", get(status))
         .route("/api/cluster", get(cluster))
         .with_state(state)
@@ -77,8 +119,33 @@ async fn boot_script(State(st): State<AppState>, Path(script): Path<String>) -> 
             format!("{mac} is not in the node table"),
         );
     };
-    tracing::info!(node = %node.name, %mac, "serving iPXE script");
-    let body = ipxe_script::render(&st.config, node);
+    // The boot window opens (and the boot is numbered, on disk) off the runtime.
+    let (boots, clock) = (st.boots.clone(), st.clock.clone());
+    let opened = tokio::task::spawn_blocking(move || {
+        let mut b = boots
+            .lock()
+            .map_err(|_| std::io::Error::other("boot state poisoned"))?;
+        let Boots {
+            windows, counts, ..
+        } = &mut *b;
+        windows.open(counts.as_mut(), mac, clock.now())
+    })
+    .await;
+    let boot = match opened {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            tracing::error!(node = %node.name, "cannot number the boot in the state directory: {e}");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot record the boot of {}: {e}", node.name),
+            );
+        }
+        Err(e) => {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+    };
+    tracing::info!(node = %node.name, %mac, boot, "serving iPXE script");
+    let body = ipxe_script::render(&st.config, node, boot);
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
@@ -109,6 +176,69 @@ async fn image_file(State(st): State<AppState>, Path(file): Path<String>) -> Res
             text(
                 StatusCode::NOT_FOUND,
                 format!("{name} is missing from the image: run `omimage build`"),
+            )
+        }
+    }
+}
+
+/// `/node/key`: the cluster key, to the booting node at the peer's address (its reserved IP,
+/// answering from its MAC), once per boot; every refusal is a 403 with the reason.
+async fn node_key(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    let IpAddr::V4(ip) = peer.ip().to_canonical() else {
+        return text(StatusCode::FORBIDDEN, "not an IPv4 node".into());
+    };
+    let nodes: Vec<(MacAddr, Ipv4Addr)> = st.config.nodes.iter().map(|n| (n.mac, n.ip)).collect();
+    let (boots, clock, iface) = (
+        st.boots.clone(),
+        st.clock.clone(),
+        st.config.interface.clone(),
+    );
+    let decided = tokio::task::spawn_blocking(move || {
+        let seen = neighbors::mac_of(ip, &iface);
+        let now = clock.now();
+        let mut b = boots.lock().ok()?;
+        let r = b.windows.take_key(&nodes, ip, seen, now);
+        let log = r.is_ok() || b.log.allow(seen.unwrap_or(MacAddr([0; 6])), now);
+        Some((r, seen, log))
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some((decision, seen, log)) = decided else {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "boot state unavailable".into(),
+        );
+    };
+    let mac = match decision {
+        Ok(mac) => mac,
+        Err(why) => {
+            let seen = seen.map_or_else(|| "unknown".to_string(), |m| m.to_string());
+            if log {
+                tracing::warn!(%ip, mac = %seen, "refused the cluster key: {why}");
+            } else {
+                tracing::debug!(%ip, mac = %seen, "refused the cluster key: {why}");
+            }
+            return text(StatusCode::FORBIDDEN, format!("no key for {ip}: {why}"));
+        }
+    };
+    let name = st.config.node_by_mac(mac).map_or("?", |n| n.name.as_str());
+    match tokio::fs::read(&st.config.key_file).await {
+        Ok(key) => {
+            tracing::info!(node = %name, %ip, "sent the cluster key to the booting node");
+            ([(header::CONTENT_TYPE, "application/octet-stream")], key).into_response()
+        }
+        Err(e) => {
+            tracing::error!(
+                "cannot read the cluster key {}: {e}",
+                st.config.key_file.display()
+            );
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the master cannot read its cluster key".into(),
             )
         }
     }

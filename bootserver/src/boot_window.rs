@@ -1,0 +1,225 @@
+//! The boot window: serving a node's iPXE script opens it and numbers the boot; within it, the
+//! node's initramfs may take the cluster key over HTTP once, from the node's reserved IP and MAC.
+//! Pure state; the boot numbers persist through a [`BootCounts`] store.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use crate::mac::MacAddr;
+
+/// How long after its script is served a node may take the key: a TCG boot to the initramfs
+/// takes about a minute, a real one seconds.
+pub const WINDOW_SECS: u64 = 300;
+
+/// Why a key request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The address is no node's reservation.
+    #[error("the address is not reserved for any node")]
+    NotANode,
+    /// The address answers from another MAC than the node table gives it.
+    #[error("the address answers from another MAC than the node's")]
+    WrongMac,
+    /// No script was served to the node lately.
+    #[error("the node is not booting (no boot script served in the last {WINDOW_SECS} s)")]
+    NoWindow,
+    /// The key was already taken in this boot.
+    #[error("the key was already taken in this boot (a second request: someone else may hold it)")]
+    Taken,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    opened: u64,
+    taken: bool,
+}
+
+/// The nodes' boot numbers, kept across restarts of ombootd so a number never repeats.
+pub trait BootCounts: Send {
+    /// The number of `mac`'s next boot (1 for its first).
+    fn next(&mut self, mac: MacAddr) -> std::io::Result<u64>;
+}
+
+/// Boot numbers in memory (tests).
+#[derive(Debug, Default)]
+pub struct MemoryCounts(HashMap<MacAddr, u64>);
+
+impl BootCounts for MemoryCounts {
+    fn next(&mut self, mac: MacAddr) -> std::io::Result<u64> {
+        let n = self.0.entry(mac).or_insert(0);
+        *n += 1;
+        Ok(*n)
+    }
+}
+
+/// Boot numbers in `<state_dir>/boots`, one `mac number` line per node, replaced atomically.
+#[derive(Debug)]
+pub struct FileCounts {
+    path: PathBuf,
+    counts: HashMap<MacAddr, u64>,
+}
+
+impl FileCounts {
+    /// Read `<state_dir>/boots` (none yet: every node at 0). A line that does not parse is an
+    /// error, not a reset: a number that went backwards would make a rebooted node look old.
+    pub fn open(state_dir: &std::path::Path) -> std::io::Result<Self> {
+        let path = state_dir.join("boots");
+        let mut counts = HashMap::new();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    let parsed = line.split_once(' ').and_then(|(m, n)| {
+                        Some((m.parse::<MacAddr>().ok()?, n.trim().parse::<u64>().ok()?))
+                    });
+                    let Some((mac, n)) = parsed else {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("{}: cannot read the line {line:?}", path.display()),
+                        ));
+                    };
+                    counts.insert(mac, n);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Self { path, counts })
+    }
+}
+
+impl BootCounts for FileCounts {
+    fn next(&mut self, mac: MacAddr) -> std::io::Result<u64> {
+        let n = self.counts.get(&mac).copied().unwrap_or(0) + 1;
+        let mut lines: Vec<String> = self
+            .counts
+            .iter()
+            .filter(|(m, _)| **m != mac)
+            .map(|(m, c)| format!("{m} {c}"))
+            .collect();
+        lines.push(format!("{mac} {n}"));
+        lines.sort();
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(&tmp, lines.join("\n") + "\n")?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &self.path)?;
+        self.counts.insert(mac, n);
+        Ok(n)
+    }
+}
+
+/// The open windows, by node MAC.
+#[derive(Debug, Default)]
+pub struct BootWindows {
+    open: HashMap<MacAddr, Window>,
+}
+
+impl BootWindows {
+    /// `mac` is booting (its script was served at `now`, in seconds): a new window, a new number.
+    pub fn open(
+        &mut self,
+        counts: &mut dyn BootCounts,
+        mac: MacAddr,
+        now: u64,
+    ) -> std::io::Result<u64> {
+        let boot = counts.next(mac)?;
+        self.open.insert(
+            mac,
+            Window {
+                opened: now,
+                taken: false,
+            },
+        );
+        Ok(boot)
+    }
+
+    /// Whether the key may go to the client at `ip`, whose link-layer address is `seen_mac`, at
+    /// `now`; the node table is `nodes` (MAC, reserved IP). Taking it closes the window.
+    pub fn take_key(
+        &mut self,
+        nodes: &[(MacAddr, Ipv4Addr)],
+        ip: Ipv4Addr,
+        seen_mac: Option<MacAddr>,
+        now: u64,
+    ) -> Result<MacAddr, Refusal> {
+        let &(mac, _) = nodes
+            .iter()
+            .find(|(_, reserved)| *reserved == ip)
+            .ok_or(Refusal::NotANode)?;
+        if seen_mac != Some(mac) {
+            return Err(Refusal::WrongMac);
+        }
+        let w = self.open.get_mut(&mac).ok_or(Refusal::NoWindow)?;
+        if now.saturating_sub(w.opened) > WINDOW_SECS {
+            return Err(Refusal::NoWindow);
+        }
+        if w.taken {
+            return Err(Refusal::Taken);
+        }
+        w.taken = true;
+        Ok(mac)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Vec<(MacAddr, Ipv4Addr)> {
+        vec![
+            (MacAddr([2, 0, 0, 0, 0, 1]), Ipv4Addr::new(10, 77, 0, 11)),
+            (MacAddr([2, 0, 0, 0, 0, 2]), Ipv4Addr::new(10, 77, 0, 12)),
+        ]
+    }
+
+    #[test]
+    fn the_key_goes_once_per_boot_to_the_reserved_ip_and_mac_within_the_window() {
+        let nodes = table();
+        let (m1, ip1) = nodes[0];
+        let (m2, ip2) = nodes[1];
+        let mut counts = MemoryCounts::default();
+        let mut w = BootWindows::default();
+        // Not booting yet.
+        assert_eq!(
+            w.take_key(&nodes, ip1, Some(m1), 100),
+            Err(Refusal::NoWindow)
+        );
+        assert_eq!(w.open(&mut counts, m1, 100).unwrap(), 1);
+        // Someone else's address, a spoofed IP from another MAC, an address no node has.
+        assert_eq!(
+            w.take_key(&nodes, ip2, Some(m2), 101),
+            Err(Refusal::NoWindow)
+        );
+        assert_eq!(
+            w.take_key(&nodes, ip1, Some(m2), 101),
+            Err(Refusal::WrongMac)
+        );
+        assert_eq!(w.take_key(&nodes, ip1, None, 101), Err(Refusal::WrongMac));
+        assert_eq!(
+            w.take_key(&nodes, Ipv4Addr::new(10, 77, 0, 99), Some(m1), 101),
+            Err(Refusal::NotANode)
+        );
+        assert_eq!(w.take_key(&nodes, ip1, Some(m1), 102), Ok(m1));
+        assert_eq!(w.take_key(&nodes, ip1, Some(m1), 103), Err(Refusal::Taken));
+        // The next boot opens a new window with the next number; a late request finds it shut.
+        assert_eq!(w.open(&mut counts, m1, 1000).unwrap(), 2);
+        assert_eq!(
+            w.take_key(&nodes, ip1, Some(m1), 1000 + WINDOW_SECS + 1),
+            Err(Refusal::NoWindow)
+        );
+    }
+
+    #[test]
+    fn boot_numbers_survive_a_restart_and_a_bad_file_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let m = MacAddr([2, 0, 0, 0, 0, 1]);
+        let mut c = FileCounts::open(d.path()).unwrap();
+        assert_eq!(c.next(m).unwrap(), 1);
+        assert_eq!(c.next(m).unwrap(), 2);
+        assert_eq!(c.next(MacAddr([2, 0, 0, 0, 0, 2])).unwrap(), 1);
+        let mut again = FileCounts::open(d.path()).unwrap();
+        assert_eq!(again.next(m).unwrap(), 3);
+        std::fs::write(d.path().join("boots"), "garbage\n").unwrap();
+        assert!(FileCounts::open(d.path()).is_err());
+    }
+}
