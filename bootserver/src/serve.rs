@@ -195,12 +195,21 @@ fn observe(
             key_file.display()
         )
     })?;
+    // In the state directory, which outlives restarts: each start is newer than the last.
+    let generation_file = config.state_dir.join("observer-generation");
+    let generation = migrator::generation::take(&generation_file).with_context(|| {
+        format!(
+            "cannot take the cluster observer's generation from {}",
+            generation_file.display()
+        )
+    })?;
     let cfg = ObserverConfig {
         interface_addr: config.master_ip,
         port,
         key,
         name: "ombootd".to_string(),
         id: None,
+        generation,
         seeds: config
             .nodes
             .iter()

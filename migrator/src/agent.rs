@@ -15,8 +15,9 @@ use crate::api::{Flags, Load, MemberState, NodeInfo};
 use crate::identity::{NodeId, NodeIdentity};
 use crate::key::ClusterKey;
 use crate::load::{Sample, Smoother, normalise};
+use crate::replay::ReplayWindow;
 use crate::table::LoadTable;
-use crate::wire::{self, DropCounters, DropReason, Kind, LoadRecord};
+use crate::wire::{self, DropCounters, DropReason, Kind, LoadRecord, Sender};
 
 /// SWIM timing. Defaults detect a dead LAN node in about 3 s and converge 5 nodes in < 1 s.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +87,9 @@ impl SwimTuning {
 /// Everything the agent needs besides its identity and key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
+    /// Another key accepted, never sent with (a key rotation); see `accept_key_file` in omd's
+    /// configuration.
+    pub accept_key: Option<ClusterKey>,
     /// SWIM timing.
     pub swim: SwimTuning,
     /// Speed figure of this node (1000 = standard CPU).
@@ -105,6 +109,7 @@ pub struct AgentConfig {
 impl Default for AgentConfig {
     fn default() -> Self {
         Self {
+            accept_key: None,
             swim: SwimTuning::default(),
             speed: 1000,
             seeds: Vec::new(),
@@ -120,6 +125,9 @@ impl Default for AgentConfig {
 pub const ANNOUNCE_ALONE: Duration = Duration::from_secs(2);
 /// ... and this often once in a cluster (heals partitions, costs one packet).
 pub const ANNOUNCE_JOINED: Duration = Duration::from_secs(30);
+/// At most one warning about frames of another wire version this often: every packet of a
+/// node on another build would otherwise log one.
+pub const VERSION_WARN_EVERY: Duration = Duration::from_secs(600);
 
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +158,7 @@ pub struct Stats {
     pub sent_packets: u64,
     /// Bytes produced (UDP payload).
     pub sent_bytes: u64,
-    /// Datagrams that authenticated.
+    /// Datagrams that authenticated, came from their header's address and were fresh.
     pub accepted_packets: u64,
 }
 
@@ -166,7 +174,14 @@ struct OwnLoad {
 pub struct Agent {
     foca: Foca<NodeIdentity, PostcardCodec, StdRng, NoCustomBroadcast>,
     rt: AccumulatingRuntime<NodeIdentity>,
-    key: ClusterKey,
+    /// The key we send with first, then any other we accept.
+    keys: Vec<ClusterKey>,
+    /// Sequence number of the last frame we sent (0: none yet).
+    sent_seq: u64,
+    replay: ReplayWindow,
+    /// When we last warned about another wire version, and drops of it since.
+    version_warned: Option<Duration>,
+    version_drops: u64,
     cfg: AgentConfig,
     rng: StdRng,
     timers: BinaryHeap<Reverse<(Duration, u64)>>,
@@ -218,10 +233,15 @@ impl Agent {
         // Spread the first LOAD sends so nodes started together do not tick in lockstep.
         let jitter =
             Duration::from_millis(rng.random_range(0..cfg.load_period.as_millis().max(1) as u64));
+        let keys = std::iter::once(key).chain(cfg.accept_key.clone()).collect();
         Self {
             foca,
             rt: AccumulatingRuntime::new(),
-            key,
+            keys,
+            sent_seq: 0,
+            replay: ReplayWindow::default(),
+            version_warned: None,
+            version_drops: 0,
             table: LoadTable::new(cfg.table_cap),
             active: HashSet::new(),
             cfg,
@@ -331,19 +351,58 @@ impl Agent {
     /// Contact `to` directly (an ANNOUNCE with our identity), e.g. a seed.
     pub fn announce_to(&mut self, to: SocketAddrV4) {
         let body = wire::encode_announce(self.foca.identity());
-        self.push(to, wire::encode(&self.key, Kind::Announce, &body));
+        self.push(to, Kind::Announce, &body);
     }
 
-    /// Handle one received datagram. Never panics; bad input is counted in [`Self::drops`].
-    pub fn handle_data(&mut self, pkt: &[u8], _from: SocketAddrV4, now: Duration) {
-        if let Err(reason) = self.handle_inner(pkt, now) {
+    /// Handle one datagram received from UDP source `from`. Never panics; bad input is
+    /// counted in [`Self::drops`].
+    pub fn handle_data(&mut self, pkt: &[u8], from: SocketAddrV4, now: Duration) {
+        if let Err(reason) = self.handle_inner(pkt, from, now) {
             self.drops.count(reason);
+            if let DropReason::Version(v) = reason {
+                self.warn_version(v, from, now);
+            }
         }
         self.drain_runtime(now);
     }
 
-    fn handle_inner(&mut self, pkt: &[u8], now: Duration) -> Result<(), DropReason> {
-        let (kind, body) = wire::decode(&self.key, pkt)?;
+    /// One WARN line per [`VERSION_WARN_EVERY`] while nodes of another build talk to us.
+    fn warn_version(&mut self, version: u8, from: SocketAddrV4, now: Duration) {
+        self.version_drops += 1;
+        if self
+            .version_warned
+            .is_some_and(|t| now.saturating_sub(t) < VERSION_WARN_EVERY)
+        {
+            return;
+        }
+        let us = if self.foca.identity().observer {
+            "ombootd"
+        } else {
+            "omd"
+        };
+        tracing::warn!(
+            %from,
+            dropped = self.version_drops,
+            "a node speaks cluster wire version {version}; this {us} speaks {}: upgrade every node to the same build",
+            wire::VERSION
+        );
+        self.version_warned = Some(now);
+        self.version_drops = 0;
+    }
+
+    fn handle_inner(
+        &mut self,
+        pkt: &[u8],
+        source: SocketAddrV4,
+        now: Duration,
+    ) -> Result<(), DropReason> {
+        let wire::Frame { kind, from, body } = wire::decode(&self.keys, pkt)?;
+        // Authentic, but a copy is authentic too: it must come from where its sender gossips,
+        // and be news (checked only now, so forged noise cannot move anyone's window).
+        if from.addr != source {
+            return Err(DropReason::Readdressed);
+        }
+        self.replay.accept(from.id, from.generation, from.seq)?;
         self.stats.accepted_packets += 1;
         match kind {
             Kind::Swim => self
@@ -352,6 +411,12 @@ impl Agent {
                 .map_err(|_| DropReason::Rejected),
             Kind::Announce => {
                 let who = wire::decode_announce(body)?;
+                if who.addr != from.addr {
+                    return Err(DropReason::Readdressed);
+                }
+                if who.id != from.id || who.generation != from.generation {
+                    return Err(DropReason::Rejected);
+                }
                 if who.id == self.foca.identity().id {
                     return Ok(()); // our own multicast looped back
                 }
@@ -469,11 +534,20 @@ impl Agent {
         if recs.is_empty() {
             return;
         }
-        let pkt = wire::encode(&self.key, Kind::Load, &wire::encode_load(&recs));
-        self.push(to, pkt);
+        self.push(to, Kind::Load, &wire::encode_load(&recs));
     }
 
-    fn push(&mut self, to: SocketAddrV4, data: Vec<u8>) {
+    /// Frame `body` under our primary key with the next sequence number, and queue it.
+    fn push(&mut self, to: SocketAddrV4, kind: Kind, body: &[u8]) {
+        self.sent_seq += 1;
+        let me = self.foca.identity();
+        let from = Sender {
+            id: me.id,
+            generation: me.generation,
+            seq: self.sent_seq,
+            addr: me.addr,
+        };
+        let data = wire::encode(&self.keys[0], kind, &from, body);
         self.stats.sent_packets += 1;
         self.stats.sent_bytes += data.len() as u64;
         self.out.push(Outgoing { to, data });
@@ -482,8 +556,7 @@ impl Agent {
     /// Move what foca produced into our queues.
     fn drain_runtime(&mut self, now: Duration) {
         while let Some((to, body)) = self.rt.to_send() {
-            let pkt = wire::encode(&self.key, Kind::Swim, &body);
-            self.push(to.addr, pkt);
+            self.push(to.addr, Kind::Swim, &body);
         }
         while let Some((after, ev)) = self.rt.to_schedule() {
             self.timer_seq += 1;
@@ -643,29 +716,146 @@ mod tests {
         assert_eq!(l.cpus, 2);
     }
 
+    fn sender(n: u8, generation: u64, seq: u64) -> Sender {
+        let id = ident(n);
+        Sender {
+            id: id.id,
+            generation,
+            seq,
+            addr: id.addr,
+        }
+    }
+
+    fn lone(n: u8, cfg: AgentConfig) -> Agent {
+        Agent::new(ident(n), key(), cfg, Some(u64::from(n)), Duration::ZERO)
+    }
+
     #[test]
     fn garbage_is_counted_not_fatal() {
-        let mut a = Agent::new(
-            ident(1),
-            key(),
-            AgentConfig::default(),
-            Some(1),
-            Duration::ZERO,
-        );
+        let mut a = lone(1, AgentConfig::default());
         let from = ident(2).addr;
         a.handle_data(b"", from, Duration::ZERO);
         a.handle_data(&[0xff; 64], from, Duration::ZERO);
         a.handle_data(
-            &wire::encode(&key(), Kind::Swim, b"\xff\xff\xff"),
+            &wire::encode(&key(), Kind::Swim, &sender(2, 1, 1), b"\xff\xff\xff"),
             from,
             Duration::ZERO,
         );
         a.handle_data(
-            &wire::encode(&key(), Kind::Load, b"\x05"),
+            &wire::encode(&key(), Kind::Load, &sender(2, 1, 2), b"\x05"),
             from,
             Duration::ZERO,
         );
         let d = a.drops();
         assert_eq!((d.length, d.magic, d.rejected, d.body), (1, 1, 1, 1));
+    }
+
+    #[test]
+    fn a_replayed_or_readdressed_frame_is_dropped() {
+        let mut a = lone(1, AgentConfig::default());
+        let load = wire::encode_load(&[]);
+        let pkt = wire::encode(&key(), Kind::Load, &sender(2, 5, 1), &load);
+        let from = ident(2).addr;
+        a.handle_data(&pkt, from, Duration::ZERO);
+        assert_eq!(a.drops().total(), 0);
+        assert_eq!(a.stats().accepted_packets, 1);
+        a.handle_data(&pkt, from, Duration::ZERO);
+        assert_eq!(a.drops().replay, 1);
+        // The next frame of that sender, copied and sent from elsewhere: it never counts as
+        // seen, so the genuine one still gets through afterwards.
+        let next = wire::encode(&key(), Kind::Load, &sender(2, 5, 2), &load);
+        a.handle_data(&next, ident(3).addr, Duration::ZERO);
+        assert_eq!(a.drops().readdressed, 1);
+        a.handle_data(&next, from, Duration::ZERO);
+        assert_eq!(a.drops().total(), 2);
+        // An older life of that sender is refused, a newer one starts a new window.
+        let old = wire::encode(&key(), Kind::Load, &sender(2, 4, 100), &load);
+        a.handle_data(&old, from, Duration::ZERO);
+        assert_eq!(a.drops().old_generation, 1);
+        let newer = wire::encode(&key(), Kind::Load, &sender(2, 6, 1), &load);
+        a.handle_data(&newer, from, Duration::ZERO);
+        assert_eq!(a.drops().total(), 3);
+        assert_eq!(a.stats().accepted_packets, 3);
+    }
+
+    #[test]
+    fn an_announce_must_name_its_header_address() {
+        let mut a = lone(1, AgentConfig::default());
+        let from = ident(2).addr;
+        let elsewhere = NodeIdentity {
+            addr: ident(3).addr,
+            ..ident(2)
+        };
+        let body = wire::encode_announce(&elsewhere);
+        a.handle_data(
+            &wire::encode(&key(), Kind::Announce, &sender(2, 1, 1), &body),
+            from,
+            Duration::ZERO,
+        );
+        assert_eq!(a.drops().readdressed, 1);
+        let body = wire::encode_announce(&ident(2));
+        a.handle_data(
+            &wire::encode(&key(), Kind::Announce, &sender(2, 1, 2), &body),
+            from,
+            Duration::ZERO,
+        );
+        assert_eq!(a.drops().total(), 1, "the honest announce is taken");
+    }
+
+    #[test]
+    fn frames_count_up_from_one_and_carry_our_identity() {
+        let mut a = lone(1, AgentConfig::default());
+        a.announce_to(ident(2).addr);
+        a.announce_to(ident(3).addr);
+        let out = a.drain_outgoing();
+        let seqs: Vec<u64> = out
+            .iter()
+            .map(|o| wire::decode(&[key()], &o.data).unwrap().from.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2]);
+        let f = wire::decode(&[key()], &out[0].data).unwrap();
+        assert_eq!(f.from, sender(1, 1, 1));
+    }
+
+    #[test]
+    fn another_wire_version_is_counted_and_an_accepted_key_works() {
+        let old_key = ClusterKey::from_bytes(vec![4; 32]).unwrap();
+        let cfg = AgentConfig {
+            accept_key: Some(old_key.clone()),
+            ..AgentConfig::default()
+        };
+        let mut a = lone(1, cfg);
+        let from = ident(2).addr;
+        let v1 = [
+            b'O', b'M', b'D', 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        for _ in 0..3 {
+            a.handle_data(&v1, from, Duration::ZERO);
+        }
+        assert_eq!(a.drops().version, 3);
+        assert_eq!(
+            a.version_drops, 2,
+            "one warning for the first; the next names the two since"
+        );
+        a.handle_data(&v1, from, VERSION_WARN_EVERY);
+        assert_eq!(a.version_drops, 0, "warned again after the interval");
+        assert_eq!(a.version_warned, Some(VERSION_WARN_EVERY));
+        let load = wire::encode_load(&[]);
+        a.handle_data(
+            &wire::encode(&old_key, Kind::Load, &sender(2, 1, 1), &load),
+            from,
+            Duration::ZERO,
+        );
+        a.handle_data(
+            &wire::encode(&key(), Kind::Load, &sender(2, 1, 2), &load),
+            from,
+            Duration::ZERO,
+        );
+        assert_eq!(a.drops().total(), 4, "old and new key both accepted");
+        // We send with the primary key only.
+        a.announce_to(from);
+        let out = a.drain_outgoing();
+        assert_eq!(out[0].data[5], key().id());
+        assert!(wire::decode(&[old_key], &out[0].data).is_err());
     }
 }

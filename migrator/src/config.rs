@@ -11,6 +11,9 @@ use crate::agent::SwimTuning;
 use crate::migration::pre_dump::PreDumpPolicy;
 use crate::wire::{DEFAULT_GROUP, DEFAULT_PORT, MAX_LOAD_RECORDS};
 
+/// Where omd keeps its generation counter by default (RAM on a diskless node, reset at boot).
+pub const DEFAULT_GENERATION_FILE: &str = "/run/omd/generation";
+
 /// The file as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -24,8 +27,17 @@ pub struct ConfigFile {
     pub multicast_group: Ipv4Addr,
     /// Send and listen for multicast ANNOUNCE.
     pub multicast: bool,
-    /// Cluster key file: 32+ random bytes, mode 0600.
+    /// Cluster key file: 32+ random bytes, mode 0600. Every frame is sent under it.
     pub key_file: PathBuf,
+    /// A second key file accepted (never sent with) while the cluster changes keys. Rotation,
+    /// one rolling restart per step: (1) every node gets the new key here; (2) every node gets
+    /// it as `key_file`, the old one here; (3) this is removed. Unset: only `key_file`.
+    pub accept_key_file: Option<PathBuf>,
+    /// Counter file for this node's SWIM generation. omd reads N from it (missing: 0), writes
+    /// N + 1024 back and runs as generation N + 1, so each start is newer than the last and the
+    /// last life's frames are dropped. The node's boot unit seeds it from ombootd's per-node
+    /// boot count, so a rebooted node is newer than anything the cluster remembers.
+    pub generation_file: PathBuf,
     /// Control socket path.
     pub socket: PathBuf,
     /// Speed figure of this node (1000 = standard CPU; openMosix `setspeed`).
@@ -54,6 +66,8 @@ impl Default for ConfigFile {
             multicast_group: DEFAULT_GROUP,
             multicast: true,
             key_file: "/etc/omd/cluster.key".into(),
+            accept_key_file: None,
+            generation_file: DEFAULT_GENERATION_FILE.into(),
             socket: crate::api::DEFAULT_SOCKET.into(),
             speed: 1000,
             seeds: Vec::new(),
@@ -136,6 +150,10 @@ pub struct OmdConfig {
     pub multicast: Option<Ipv4Addr>,
     /// Key file.
     pub key_file: PathBuf,
+    /// Key file also accepted (rotation).
+    pub accept_key_file: Option<PathBuf>,
+    /// Generation counter file.
+    pub generation_file: PathBuf,
     /// Control socket.
     pub socket: PathBuf,
     /// Speed figure.
@@ -252,6 +270,12 @@ impl ConfigFile {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if self.generation_file.as_os_str().is_empty() {
+            return Err(invalid(
+                "generation_file",
+                "must name a file (default /run/omd/generation)",
+            ));
+        }
         if self.peer_port == 0 || self.peer_port == self.port {
             return Err(invalid(
                 "peer_port",
@@ -275,6 +299,8 @@ impl ConfigFile {
             port: self.port,
             multicast: self.multicast.then_some(self.multicast_group),
             key_file: self.key_file,
+            accept_key_file: self.accept_key_file.filter(|p| !p.as_os_str().is_empty()),
+            generation_file: self.generation_file,
             socket: self.socket,
             speed: self.speed,
             seeds,
@@ -337,6 +363,11 @@ mod tests {
         assert!(parse("seeds = [\"nope\"]").is_err());
         assert!(parse("[migration]\npre_dump_rounds = 99").is_err());
         assert!(parse("[migration]\npre_dump_round = 2").is_err());
+        assert!(parse("generation_file = \"\"").is_err());
+        assert_eq!(parse("").unwrap().accept_key_file, None);
+        let c = parse("accept_key_file = \"/etc/omd/next.key\"\ngeneration_file = \"/g\"").unwrap();
+        assert_eq!(c.accept_key_file, Some("/etc/omd/next.key".into()));
+        assert_eq!(c.generation_file, PathBuf::from("/g"));
         assert_eq!(
             parse("[migration]\npre_dump_rounds = 0")
                 .unwrap()

@@ -56,7 +56,8 @@ pub struct NodeIdentity {
     pub name: String,
     /// Where it gossips.
     pub addr: SocketAddrV4,
-    /// Start time (ms since the epoch) at process start, +1 per `renew`: the newest wins.
+    /// Taken from a counter file at process start (`generation.rs`), +1 per `renew`: the
+    /// newest wins.
     pub generation: u64,
     /// An observer (ombootd): a member that never takes load.
     pub observer: bool,
@@ -81,15 +82,6 @@ impl foca::Identity for NodeIdentity {
     fn win_addr_conflict(&self, adversary: &Self) -> bool {
         self.generation > adversary.generation
     }
-}
-
-/// A generation for a freshly started process: wall-clock milliseconds, so a restart
-/// after a crash is newer than anything the cluster remembers.
-pub fn fresh_generation() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(1)
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
-//! The cluster key: the shared secret that authenticates every packet.
+//! The cluster key: the shared secret that authenticates every packet, and its one-byte id
+//! (sent in every frame so a receiver holding two keys during a rotation knows which to try).
 //! Read from a file (32+ random bytes) that must be owned privately (no group/other bits).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 /// Shortest key we accept.
 pub const MIN_KEY_LEN: usize = 32;
@@ -42,11 +45,19 @@ pub enum KeyError {
 
 /// A validated cluster key. Debug output never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ClusterKey(Vec<u8>);
+pub struct ClusterKey {
+    bytes: Vec<u8>,
+    id: u8,
+}
 
 impl std::fmt::Debug for ClusterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ClusterKey({} bytes)", self.0.len())
+        write!(
+            f,
+            "ClusterKey({} bytes, id {:02x})",
+            self.bytes.len(),
+            self.id
+        )
     }
 }
 
@@ -59,7 +70,14 @@ impl ClusterKey {
                 len: bytes.len(),
             });
         }
-        Ok(Self(bytes))
+        // A hash, not a counter, so every node derives the same id from the file alone; one
+        // byte leaks nothing useful about 32 random ones. Two keys may share an id: the
+        // receiver then tries both.
+        let h = Sha256::new()
+            .chain_update(b"omd key id")
+            .chain_update(&bytes)
+            .finalize();
+        Ok(Self { id: h[0], bytes })
     }
 
     /// Read and check a key file.
@@ -88,7 +106,12 @@ impl ClusterKey {
 
     /// The secret.
     pub fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
+    }
+
+    /// The key id carried in every frame: the first byte of SHA-256("omd key id" | key).
+    pub fn id(&self) -> u8 {
+        self.id
     }
 }
 
@@ -115,5 +138,19 @@ mod tests {
             ClusterKey::load(&p),
             Err(KeyError::TooShort { len: 8, .. })
         ));
+    }
+
+    #[test]
+    fn key_id_comes_from_the_key() {
+        let a = ClusterKey::from_bytes(vec![1; 32]).unwrap();
+        let b = ClusterKey::from_bytes(vec![1; 32]).unwrap();
+        assert_eq!(a.id(), b.id(), "every node derives the same id");
+        let h = Sha256::digest([&b"omd key id"[..], &[1u8; 32]].concat());
+        assert_eq!(a.id(), h[0]);
+        let ids: std::collections::HashSet<u8> = (0..32u8)
+            .map(|n| ClusterKey::from_bytes(vec![n; 32]).unwrap().id())
+            .collect();
+        assert!(ids.len() > 16, "ids spread over the byte: {ids:?}");
+        assert!(!format!("{a:?}").contains("1, 1"), "Debug hides the secret");
     }
 }

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::agent::{AgentConfig, SwimTuning};
 use crate::api::NodeInfo;
-use crate::identity::{NodeId, NodeIdentity, fresh_generation};
+use crate::identity::{NodeId, NodeIdentity};
 use crate::key::ClusterKey;
 use crate::node::{self, NodeConfig, NodeError, NodeHandle};
 use crate::wire::DropCounters;
@@ -23,6 +23,9 @@ pub struct ObserverConfig {
     pub name: String,
     /// Stable id; `None`: derived from /etc/machine-id (distinct from an omd on the same host).
     pub id: Option<NodeId>,
+    /// This life's SWIM generation, newer than any earlier life's: take it with
+    /// [`crate::generation::take`] from a file that outlives the process.
+    pub generation: u64,
     /// Static first-contact addresses.
     pub seeds: Vec<SocketAddrV4>,
     /// Multicast group for ANNOUNCE (`Some(wire::DEFAULT_GROUP)` normally).
@@ -65,7 +68,7 @@ pub fn spawn(cfg: ObserverConfig) -> Result<ObserverHandle, NodeError> {
         id: cfg.id.unwrap_or_else(default_observer_id),
         name: cfg.name,
         addr,
-        generation: fresh_generation(),
+        generation: cfg.generation,
         observer: true,
     };
     let agent = AgentConfig {

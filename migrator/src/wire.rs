@@ -1,20 +1,32 @@
-//! The cluster wire format: framing, HMAC authentication and the LOAD/ANNOUNCE bodies.
-//! No sockets here; `encode`/`decode` are pure and every rejected packet has a [`DropReason`].
+//! The cluster wire format: framing, HMAC authentication, the sender header that replay and
+//! address checks use, and the LOAD/ANNOUNCE bodies. No sockets here; `encode`/`decode` are
+//! pure and every rejected packet has a [`DropReason`].
 //!
 //! # Transport
 //! - UDP port 7946 (configurable) on the gossip interface carries SWIM and LOAD, unicast.
 //! - ANNOUNCE goes to multicast group 239.77.0.77, same port, TTL 1, sent on the gossip
 //!   interface (IP_MULTICAST_IF); it is also sent unicast to configured seeds.
 //!
-//! # Frame (version 1), all integers big-endian
+//! # Frame (version 2), all integers big-endian
 //! ```text
-//! 0      3        4      5        6                         len-16        len
-//! | "OMD" | version | kind | key id | body ...                | HMAC tag (16) |
+//! 0      3         4      5        6         14           22    30   34     36       len-16     len
+//! | "OMD" | version | kind | key id | node id | generation | seq | ip | port | body ... | tag (16) |
 //! ```
 //! - kind: 1 = SWIM (body is foca's postcard payload), 2 = LOAD, 3 = ANNOUNCE.
-//! - key id: reserved for key rotation, always 0 in version 1; covered by the MAC.
-//! - tag: HMAC-SHA256 with the cluster key over bytes `0..len-16`, truncated to the first
-//!   16 bytes, verified in constant time. Maximum frame: [`MAX_FRAME`] bytes.
+//! - key id: [`ClusterKey::id`] of the key the tag was made with; the receiver verifies with
+//!   the key(s) it holds under that id (two during a key rotation).
+//! - node id, generation: the sender's identity as foca knows it (`identity.rs`).
+//! - seq: the sender's frame counter, 1 for its first frame after each process start, +1 per
+//!   frame it sends to anyone. With the generation it lets a receiver drop a recorded frame
+//!   sent again (`replay.rs`).
+//! - ip, port: the sender's gossip address; a frame arriving from any other UDP source is
+//!   dropped, so a captured frame cannot be re-sent from elsewhere.
+//! - tag: HMAC-SHA256 with the cluster key over bytes `0..len-16` (the whole header included),
+//!   truncated to the first 16 bytes, verified in constant time. Maximum frame: [`MAX_FRAME`].
+//!
+//! Version 1 (no sender header, key id always 0) is refused as [`DropReason::Version`]: the
+//! version byte is read before the MAC, since another version's layout cannot be
+//! authenticated, so anyone can provoke that drop; the agent logs it rate-limited.
 //!
 //! # LOAD body
 //! `count: u8` then `count` records of [`LOAD_RECORD_LEN`] bytes, the sender's own record
@@ -27,7 +39,7 @@
 //!
 //! # ANNOUNCE body
 //! The sender's identity: `id u64 | generation u64 | ip [4] | port u16 | observer u8 |
-//! name_len u8 | name (UTF-8)`.
+//! name_len u8 | name (UTF-8)`; its address must be the header's.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -41,9 +53,9 @@ use crate::key::ClusterKey;
 /// Frame magic.
 pub const MAGIC: &[u8; 3] = b"OMD";
 /// The only protocol version this build speaks.
-pub const VERSION: u8 = 1;
-/// Header length: magic, version, kind, key id.
-pub const HEADER_LEN: usize = 6;
+pub const VERSION: u8 = 2;
+/// Header length: magic, version, kind, key id, node id, generation, seq, ip, port.
+pub const HEADER_LEN: usize = 3 + 1 + 1 + 1 + 8 + 8 + 8 + 4 + 2;
 /// Truncated HMAC-SHA256 tag length.
 pub const TAG_LEN: usize = 16;
 /// Largest frame we send or accept (fits an Ethernet MTU with IP/UDP headers).
@@ -95,15 +107,25 @@ pub enum DropReason {
     /// Does not start with `OMD`.
     #[error("bad magic")]
     Magic,
-    /// A protocol version we do not speak.
-    #[error("unsupported version")]
-    Version,
+    /// Another protocol version (the one it speaks): a node running another build.
+    #[error("cluster wire version {0}, this build speaks {VERSION}")]
+    Version(u8),
     /// Unknown kind byte.
     #[error("unknown kind")]
     Kind,
-    /// HMAC mismatch: another cluster key, or tampering.
+    /// HMAC mismatch: another cluster key (or a key id we hold no key for), or tampering.
     #[error("authentication failed")]
     Mac,
+    /// Authenticated, but it arrived from another UDP source than the address in its header
+    /// (or an ANNOUNCE names another address than its header).
+    #[error("sent from another address than its header names")]
+    Readdressed,
+    /// Authenticated, from an older generation of its sender than one already heard from.
+    #[error("from an older generation of its sender")]
+    OldGeneration,
+    /// Authenticated, but its sequence number was already seen or is older than the window.
+    #[error("replayed")]
+    Replay,
     /// Authenticated but the body does not parse (a bug or a newer peer).
     #[error("malformed body")]
     Body,
@@ -119,12 +141,18 @@ pub struct DropCounters {
     pub length: u64,
     /// [`DropReason::Magic`].
     pub magic: u64,
-    /// [`DropReason::Version`].
+    /// [`DropReason::Version`], whatever the version.
     pub version: u64,
     /// [`DropReason::Kind`].
     pub kind: u64,
     /// [`DropReason::Mac`].
     pub mac: u64,
+    /// [`DropReason::Readdressed`].
+    pub readdressed: u64,
+    /// [`DropReason::OldGeneration`].
+    pub old_generation: u64,
+    /// [`DropReason::Replay`].
+    pub replay: u64,
     /// [`DropReason::Body`].
     pub body: u64,
     /// [`DropReason::Rejected`].
@@ -137,9 +165,12 @@ impl DropCounters {
         let c = match reason {
             DropReason::Length => &mut self.length,
             DropReason::Magic => &mut self.magic,
-            DropReason::Version => &mut self.version,
+            DropReason::Version(_) => &mut self.version,
             DropReason::Kind => &mut self.kind,
             DropReason::Mac => &mut self.mac,
+            DropReason::Readdressed => &mut self.readdressed,
+            DropReason::OldGeneration => &mut self.old_generation,
+            DropReason::Replay => &mut self.replay,
             DropReason::Body => &mut self.body,
             DropReason::Rejected => &mut self.rejected,
         };
@@ -148,8 +179,45 @@ impl DropCounters {
 
     /// All drops.
     pub fn total(&self) -> u64 {
-        self.length + self.magic + self.version + self.kind + self.mac + self.body + self.rejected
+        [
+            self.length,
+            self.magic,
+            self.version,
+            self.kind,
+            self.mac,
+            self.readdressed,
+            self.old_generation,
+            self.replay,
+            self.body,
+            self.rejected,
+        ]
+        .iter()
+        .fold(0, |a, b| a.saturating_add(*b))
     }
+}
+
+/// Who sent a frame, as its header says (authenticated once [`decode`] returned it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sender {
+    /// The sender's node id.
+    pub id: NodeId,
+    /// Its identity's generation when it sent the frame.
+    pub generation: u64,
+    /// Its frame counter (1 for its first frame after it started).
+    pub seq: u64,
+    /// Its gossip address, where the frame must come from.
+    pub addr: SocketAddrV4,
+}
+
+/// A frame that authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// What the body is.
+    pub kind: Kind,
+    /// The header's sender fields.
+    pub from: Sender,
+    /// The payload.
+    pub body: &'a [u8],
 }
 
 fn mac(key: &ClusterKey) -> HmacSha256 {
@@ -160,13 +228,18 @@ fn mac(key: &ClusterKey) -> HmacSha256 {
     }
 }
 
-/// Frame `body` as a `kind` packet authenticated with `key`.
-pub fn encode(key: &ClusterKey, kind: Kind, body: &[u8]) -> Vec<u8> {
+/// Frame `body` as a `kind` packet from `from`, authenticated with `key`.
+pub fn encode(key: &ClusterKey, kind: Kind, from: &Sender, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TAG_LEN);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     out.push(kind as u8);
-    out.push(0);
+    out.push(key.id());
+    out.extend_from_slice(&from.id.0.to_be_bytes());
+    out.extend_from_slice(&from.generation.to_be_bytes());
+    out.extend_from_slice(&from.seq.to_be_bytes());
+    out.extend_from_slice(&from.addr.ip().octets());
+    out.extend_from_slice(&from.addr.port().to_be_bytes());
     out.extend_from_slice(body);
     let mut m = mac(key);
     m.update(&out);
@@ -175,25 +248,49 @@ pub fn encode(key: &ClusterKey, kind: Kind, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Check and unframe a packet; returns its kind and body.
-pub fn decode<'a>(key: &ClusterKey, pkt: &'a [u8]) -> Result<(Kind, &'a [u8]), DropReason> {
-    if pkt.len() < HEADER_LEN + TAG_LEN || pkt.len() > MAX_FRAME {
+/// Check and unframe a packet with any of `keys` whose id the header names (the first is the
+/// one we send with; a second is accepted during a key rotation).
+pub fn decode<'a>(keys: &[ClusterKey], pkt: &'a [u8]) -> Result<Frame<'a>, DropReason> {
+    if pkt.len() > MAX_FRAME || pkt.len() < MAGIC.len() + 1 {
         return Err(DropReason::Length);
     }
     if &pkt[..3] != MAGIC {
         return Err(DropReason::Magic);
     }
+    // Before the length: a version 1 frame is shorter than our header and must still be
+    // reported as what it is.
     if pkt[3] != VERSION {
-        return Err(DropReason::Version);
+        return Err(DropReason::Version(pkt[3]));
+    }
+    if pkt.len() < HEADER_LEN + TAG_LEN {
+        return Err(DropReason::Length);
     }
     let (signed, tag) = pkt.split_at(pkt.len() - TAG_LEN);
-    let mut m = mac(key);
-    m.update(signed);
-    // Constant-time comparison of the truncated tag (left 16 bytes of the full HMAC).
-    m.verify_truncated_left(tag).map_err(|_| DropReason::Mac)?;
+    let key_id = pkt[5];
+    // Keys whose ids collide are all tried; each check is constant time (left 16 bytes of the
+    // full HMAC), and which key matched is not secret.
+    let authentic = keys.iter().filter(|k| k.id() == key_id).any(|k| {
+        let mut m = mac(k);
+        m.update(signed);
+        m.verify_truncated_left(tag).is_ok()
+    });
+    if !authentic {
+        return Err(DropReason::Mac);
+    }
     // The kind is checked only after authentication so unauthenticated noise is counted as MAC.
     let kind = Kind::from_u8(pkt[4]).ok_or(DropReason::Kind)?;
-    Ok((kind, &signed[HEADER_LEN..]))
+    let mut r = Reader(&signed[6..HEADER_LEN]);
+    let from = Sender {
+        id: NodeId(r.u64()?),
+        generation: r.u64()?,
+        seq: r.u64()?,
+        addr: SocketAddrV4::new(Ipv4Addr::from(r.arr::<4>()?), r.u16()?),
+    };
+    Ok(Frame {
+        kind,
+        from,
+        body: &signed[HEADER_LEN..],
+    })
 }
 
 /// One load record as carried on the wire.
@@ -415,37 +512,70 @@ mod tests {
         }
     }
 
+    fn sender(seq: u64) -> Sender {
+        Sender {
+            id: NodeId(0x1234_5678_9abc_def0),
+            generation: (3 << 32) + 1,
+            seq,
+            addr: "10.77.0.12:7946".parse().unwrap(),
+        }
+    }
+
+    /// A genuine version 1 frame: `OMD | 1 | kind | 0 | body | tag`.
+    fn v1_frame(k: &ClusterKey, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![b'O', b'M', b'D', 1, Kind::Load as u8, 0];
+        out.extend_from_slice(body);
+        let mut m = mac(k);
+        m.update(&out);
+        out.extend_from_slice(&m.finalize().into_bytes()[..TAG_LEN]);
+        out
+    }
+
     #[test]
-    fn frame_round_trip() {
+    fn frame_round_trip_carries_the_sender() {
         let k = key(1);
-        let pkt = encode(&k, Kind::Swim, b"hello");
+        let pkt = encode(&k, Kind::Swim, &sender(9), b"hello");
         assert_eq!(pkt.len(), HEADER_LEN + 5 + TAG_LEN);
-        assert_eq!(decode(&k, &pkt), Ok((Kind::Swim, &b"hello"[..])));
+        assert_eq!(HEADER_LEN, 36);
+        assert_eq!(&pkt[..6], &[b'O', b'M', b'D', 2, 1, k.id()]);
+        assert_eq!(
+            decode(&[k], &pkt),
+            Ok(Frame {
+                kind: Kind::Swim,
+                from: sender(9),
+                body: b"hello"
+            })
+        );
+        assert_eq!(MAX_BODY, 1348, "what foca may put in one frame");
     }
 
     #[test]
     fn each_failure_is_counted_by_reason() {
         let k = key(1);
+        let keys = [k.clone()];
         let mut c = DropCounters::default();
-        let pkt = encode(&k, Kind::Load, b"x");
-        let mut check = |r: Result<(Kind, &[u8]), DropReason>| {
+        let pkt = encode(&k, Kind::Load, &sender(1), b"x");
+        let mut check = |r: Result<Frame<'_>, DropReason>| {
             if let Err(e) = r {
                 c.count(e)
             }
         };
-        check(decode(&key(2), &pkt)); // wrong key
-        check(decode(&k, &pkt[..pkt.len() - 1])); // truncated tag
-        check(decode(&k, &pkt[..10])); // truncated below minimum
+        check(decode(&[key(2)], &pkt)); // wrong key
+        check(decode(&keys, &pkt[..pkt.len() - 1])); // truncated tag
+        check(decode(&keys, &pkt[..10])); // truncated below minimum
         let mut v = pkt.clone();
-        v[3] = 2;
-        check(decode(&k, &v)); // bad version
+        v[3] = 3;
+        check(decode(&keys, &v)); // a newer version
         let mut m = pkt.clone();
         m[0] = b'X';
-        check(decode(&k, &m)); // bad magic
+        check(decode(&keys, &m)); // bad magic
         let mut t = pkt.clone();
-        t[6] ^= 1;
-        check(decode(&k, &t)); // tampered body
-        check(decode(&k, &encode(&k, Kind::Swim, &[0; MAX_BODY + 1]))); // too long
+        t[HEADER_LEN] ^= 1;
+        check(decode(&keys, &t)); // tampered body
+        check(decode(
+            &keys,
+            &encode(&k, Kind::Swim, &sender(2), &[0; MAX_BODY + 1]),
+        )); // too long
         assert_eq!(
             c.mac, 3,
             "wrong key, tampering and a shortened tag fail the MAC"
@@ -457,16 +587,105 @@ mod tests {
     }
 
     #[test]
+    fn version_1_is_refused_as_such() {
+        let k = key(1);
+        // The smallest v1 frame is shorter than a v2 header: still a version drop, not length.
+        let short = v1_frame(&k, b"");
+        assert!(short.len() < HEADER_LEN + TAG_LEN);
+        assert_eq!(
+            decode(std::slice::from_ref(&k), &short),
+            Err(DropReason::Version(1))
+        );
+        let long = v1_frame(&k, &[0; 100]);
+        assert_eq!(decode(&[k], &long), Err(DropReason::Version(1)));
+        assert_eq!(
+            DropReason::Version(1).to_string(),
+            "cluster wire version 1, this build speaks 2"
+        );
+    }
+
+    #[test]
+    fn every_tampered_byte_is_refused() {
+        let k = key(1);
+        let keys = [k.clone()];
+        let pkt = encode(&k, Kind::Announce, &sender(77), b"some body");
+        for i in 0..pkt.len() {
+            let mut t = pkt.clone();
+            t[i] ^= 0x40;
+            let want = match i {
+                0..3 => DropReason::Magic,
+                3 => DropReason::Version(2 ^ 0x40),
+                // The key id, the sender fields and the body are all under the MAC.
+                _ => DropReason::Mac,
+            };
+            assert_eq!(decode(&keys, &t), Err(want), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_refused_without_panic() {
+        let k = key(1);
+        let keys = [k.clone()];
+        let pkt = encode(&k, Kind::Load, &sender(5), &[7; 40]);
+        for n in 0..pkt.len() {
+            let r = decode(&keys, &pkt[..n]);
+            assert!(
+                matches!(r, Err(DropReason::Length | DropReason::Mac)),
+                "{n} bytes: {r:?}"
+            );
+        }
+        for n in 0..HEADER_LEN + TAG_LEN {
+            assert!(decode(&keys, &vec![0xff; n]).is_err());
+            let mut p = pkt[..n.min(4)].to_vec();
+            p.resize(n, 0);
+            assert!(decode(&keys, &p).is_err(), "{n} bytes of header and zeros");
+        }
+    }
+
+    #[test]
     fn unknown_kind_after_auth() {
         let k = key(1);
-        let mut pkt = encode(&k, Kind::Swim, b"");
+        let mut pkt = encode(&k, Kind::Swim, &sender(1), b"");
         pkt.truncate(pkt.len() - TAG_LEN);
         pkt[4] = 9;
         let mut m = mac(&k);
         m.update(&pkt);
         let tag = m.finalize().into_bytes();
         pkt.extend_from_slice(&tag[..TAG_LEN]);
-        assert_eq!(decode(&k, &pkt), Err(DropReason::Kind));
+        assert_eq!(decode(&[k], &pkt), Err(DropReason::Kind));
+    }
+
+    #[test]
+    fn during_a_rotation_both_keys_are_accepted_otherwise_only_the_configured() {
+        let (old, new, other) = (key(1), key(2), key(3));
+        assert_ne!(old.id(), new.id(), "these test keys do not collide");
+        let under_old = encode(&old, Kind::Load, &sender(1), b"x");
+        let under_new = encode(&new, Kind::Load, &sender(2), b"x");
+        let under_other = encode(&other, Kind::Load, &sender(3), b"x");
+        let both = [new.clone(), old.clone()];
+        assert!(decode(&both, &under_old).is_ok());
+        assert!(decode(&both, &under_new).is_ok());
+        assert_eq!(decode(&both, &under_other), Err(DropReason::Mac));
+        assert!(decode(std::slice::from_ref(&new), &under_new).is_ok());
+        assert_eq!(decode(&[new], &under_old), Err(DropReason::Mac));
+        assert_eq!(decode(&[old], &under_new), Err(DropReason::Mac));
+    }
+
+    #[test]
+    fn keys_with_colliding_ids_are_both_tried() {
+        // Find two keys whose ids collide (one byte: a few hundred tries at most).
+        let a = key(1);
+        let b = (0u32..)
+            .map(|n| {
+                let mut bytes = vec![0; 32];
+                bytes[..4].copy_from_slice(&n.to_be_bytes());
+                ClusterKey::from_bytes(bytes).unwrap()
+            })
+            .find(|k| k.id() == a.id() && *k != a)
+            .unwrap();
+        let under_b = encode(&b, Kind::Swim, &sender(1), b"x");
+        assert!(decode(&[a.clone(), b.clone()], &under_b).is_ok());
+        assert!(decode(&[b, a.clone()], &encode(&a, Kind::Swim, &sender(2), b"x")).is_ok());
     }
 
     #[test]

@@ -95,7 +95,9 @@ pub async fn start(
         home: jobs.me(),
         home_only: req.home_only,
         migrations: 0,
-        started_ms: crate::identity::fresh_generation(),
+        started_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
     };
     let target = if req.home_only {
         jobs.me()

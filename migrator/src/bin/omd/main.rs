@@ -9,12 +9,12 @@ use clap::{Parser, Subcommand};
 
 use migrator::agent::AgentConfig;
 use migrator::config::{self, OmdConfig};
-use migrator::identity::{NodeId, NodeIdentity, fresh_generation};
+use migrator::identity::{NodeId, NodeIdentity};
 use migrator::jobs::{Jobs, JobsConfig, local, peer};
 use migrator::key::ClusterKey;
 use migrator::load::ProcLoadSource;
 use migrator::migration::criu::{Criu, CriuCli};
-use migrator::{netif, node, server};
+use migrator::{generation, netif, node, server};
 use std::sync::Arc;
 
 #[derive(Parser, Debug)]
@@ -37,6 +37,10 @@ enum Cmd {
 struct Setup {
     cfg: OmdConfig,
     key: ClusterKey,
+    /// Also accepted during a key rotation.
+    accept_key: Option<ClusterKey>,
+    /// Our identity; its generation is taken from the counter file only in [`run`], so
+    /// `check-config` changes nothing.
     identity: NodeIdentity,
     iface: netif::Interface,
 }
@@ -52,6 +56,12 @@ fn hostname() -> String {
 fn setup(path: &std::path::Path) -> Result<Setup> {
     let cfg = config::load(path).context("loading configuration")?;
     let key = ClusterKey::load(&cfg.key_file).context("loading the cluster key")?;
+    let accept_key = cfg
+        .accept_key_file
+        .as_deref()
+        .map(ClusterKey::load)
+        .transpose()
+        .context("loading the key accepted during a rotation (accept_key_file)")?;
     let iface =
         netif::resolve(cfg.interface.as_deref()).context("choosing the gossip interface")?;
     let id = std::fs::read_to_string("/etc/machine-id")
@@ -68,12 +78,13 @@ fn setup(path: &std::path::Path) -> Result<Setup> {
         id,
         name: migrator::wire::truncate_name(&hostname()).to_owned(),
         addr: SocketAddrV4::new(iface.addr, cfg.port),
-        generation: fresh_generation(),
+        generation: 0,
         observer: cfg.observer,
     };
     Ok(Setup {
         cfg,
         key,
+        accept_key,
         identity,
         iface,
     })
@@ -116,8 +127,11 @@ async fn start_jobs(s: &Setup, node: &node::NodeHandle) -> Result<Jobs> {
     Ok(jobs)
 }
 
-async fn run(s: Setup) -> Result<()> {
+async fn run(mut s: Setup) -> Result<()> {
+    s.identity.generation = generation::take(&s.cfg.generation_file)
+        .context("taking a generation from the counter file")?;
     let agent = AgentConfig {
+        accept_key: s.accept_key.clone(),
         swim: s.cfg.swim.clone(),
         speed: s.cfg.speed,
         seeds: s.cfg.seeds.clone(),
@@ -149,7 +163,14 @@ async fn run(s: Setup) -> Result<()> {
         "omd listening on {} as {} ({})",
         identity.addr, identity.name, identity.id
     );
-    tracing::info!(interface = %s.iface.name, socket = %s.cfg.socket.display(), "ready");
+    tracing::info!(
+        interface = %s.iface.name,
+        socket = %s.cfg.socket.display(),
+        generation = identity.generation,
+        key_id = format_args!("{:02x}", s.key.id()),
+        accept_key_id = s.accept_key.as_ref().map(|k| format!("{:02x}", k.id())),
+        "ready"
+    );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {
@@ -175,8 +196,12 @@ fn main_inner() -> Result<()> {
         .init();
     let s = setup(&cli.config)?;
     if let Some(Cmd::CheckConfig) = cli.cmd {
+        // Read only: check-config must not use up a generation.
+        let next = generation::peek(&s.cfg.generation_file)
+            .context("reading the generation counter")?
+            .saturating_add(1);
         println!(
-            "config ok: interface {} ({}), port {}, id {}, name {}, multicast {:?}, seeds {:?}, observer {}",
+            "config ok: interface {} ({}), port {}, id {}, name {}, multicast {:?}, seeds {:?}, observer {}, key id {:02x}{}, next generation {}",
             s.iface.name,
             s.iface.addr,
             s.cfg.port,
@@ -184,7 +209,13 @@ fn main_inner() -> Result<()> {
             s.identity.name,
             s.cfg.multicast,
             s.cfg.seeds,
-            s.cfg.observer
+            s.cfg.observer,
+            s.key.id(),
+            s.accept_key
+                .as_ref()
+                .map(|k| format!(" (also accepting {:02x})", k.id()))
+                .unwrap_or_default(),
+            next
         );
         return Ok(());
     }
