@@ -1,6 +1,7 @@
 //! The cluster software in the node root: `omd` (started at boot by systemd, no per-node
-//! configuration), `omctl`, omd's config, and the cluster key that authenticates every cluster
-//! packet. The key is made once per image directory and kept across rebuilds, root-only.
+//! configuration), `omctl` and omd's config; and the cluster key that authenticates every cluster
+//! packet, made once per image directory beside the root (never in it: the root is exported) and
+//! kept across rebuilds, root-only. ombootd hands it to each booting node's initramfs.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -69,8 +70,8 @@ StandardOutput=journal+console
 WantedBy=multi-user.target
 ";
 
-/// The actions that install the cluster software and `key` into the root.
-pub fn actions(sw: &ClusterSoftware, key: &[u8]) -> Result<Vec<Action>, ClusterError> {
+/// The actions that install the cluster software into the root.
+pub fn actions(sw: &ClusterSoftware) -> Result<Vec<Action>, ClusterError> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|source| ClusterError::Missing {
             path: path.to_path_buf(),
@@ -89,7 +90,6 @@ pub fn actions(sw: &ClusterSoftware, key: &[u8]) -> Result<Vec<Action>, ClusterE
         write("usr/local/sbin/omjob", 0o755, read(&sw.omjob)?),
         write("usr/local/bin/omwork", 0o755, read(&sw.omwork)?),
         write("etc/omd/omd.toml", 0o644, read(&sw.omd_config)?),
-        write("etc/omd/cluster.key", 0o600, key.to_vec()),
         write(
             "etc/systemd/system/omd.service",
             0o644,
@@ -189,7 +189,7 @@ mod tests {
             omwork: d.path().join("omwork"),
             omd_config: d.path().join("omd.toml"),
         };
-        let acts = actions(&sw, &[7; 32]).unwrap();
+        let acts = actions(&sw).unwrap();
         let mode_of = |p: &str| {
             acts.iter().find_map(|a| match a {
                 Action::Write { path, mode, .. } if path == p => Some(*mode),
@@ -197,14 +197,18 @@ mod tests {
             })
         };
         assert_eq!(mode_of("usr/local/sbin/omd"), Some(0o755));
-        assert_eq!(mode_of("etc/omd/cluster.key"), Some(0o600));
+        assert_eq!(
+            mode_of("etc/omd/cluster.key"),
+            None,
+            "the exported root must not hold the key"
+        );
         assert!(acts.iter().any(|a| matches!(a, Action::Symlink { path, .. } if path.ends_with("multi-user.target.wants/omd.service"))));
         let missing = ClusterSoftware {
             omd: d.path().join("nope"),
             ..sw
         };
         assert!(
-            actions(&missing, &[0; 32])
+            actions(&missing)
                 .unwrap_err()
                 .to_string()
                 .contains("cargo build --release -p migrator")

@@ -126,8 +126,12 @@ pub fn update_stamp(usr_mtime_nsec: u128) -> String {
     )
 }
 
-/// The full customisation for a root with these facts.
-pub fn plan(facts: &RootFacts) -> Result<Vec<Action>, accounts::NoRootEntry> {
+/// The full customisation for a root with these facts; `console_autologin` logs root in on the
+/// serial console (labs and tests).
+pub fn plan(
+    facts: &RootFacts,
+    console_autologin: bool,
+) -> Result<Vec<Action>, accounts::NoRootEntry> {
     let mut actions = vec![
         write("etc/fstab", 0o644, FSTAB),
         write("etc/hostname", 0o644, HOSTNAME),
@@ -158,11 +162,6 @@ pub fn plan(facts: &RootFacts) -> Result<Vec<Action>, accounts::NoRootEntry> {
             "etc/systemd/system/multi-user.target.wants/omboot-ready.service",
             "/etc/systemd/system/omboot-ready.service",
         ),
-        write(
-            "etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf",
-            0o644,
-            AUTOLOGIN,
-        ),
         // Enabled explicitly as well as through console=ttyS0, so a node booted with another
         // console= still has the debugging shell.
         symlink(
@@ -170,6 +169,13 @@ pub fn plan(facts: &RootFacts) -> Result<Vec<Action>, accounts::NoRootEntry> {
             "/usr/lib/systemd/system/serial-getty@.service",
         ),
     ];
+    if console_autologin {
+        actions.push(write(
+            "etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf",
+            0o644,
+            AUTOLOGIN,
+        ));
+    }
     for (unit, _why) in MASKED_UNITS {
         actions.push(symlink(&format!("etc/systemd/system/{unit}"), "/dev/null"));
         // A mask wins over enablement, but stale wants-links would still show in listings.
@@ -233,8 +239,15 @@ mod tests {
     }
 
     #[test]
+    fn console_autologin_only_when_asked() {
+        let path = "etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf";
+        assert!(find(&plan(&facts(), true).expect("plan"), path).is_some());
+        assert!(find(&plan(&facts(), false).expect("plan"), path).is_none());
+    }
+
+    #[test]
     fn the_ready_unit_is_installed_and_enabled() {
-        let actions = plan(&facts()).expect("plan");
+        let actions = plan(&facts(), true).expect("plan");
         match find(&actions, "etc/systemd/system/omboot-ready.service") {
             Some(Action::Write { contents, .. }) => {
                 let unit = String::from_utf8_lossy(contents);
@@ -292,7 +305,7 @@ mod tests {
 
     #[test]
     fn network_managers_and_remount_are_masked() {
-        let actions = plan(&facts()).expect("plan");
+        let actions = plan(&facts(), true).expect("plan");
         for unit in [
             "systemd-remount-fs.service",
             "systemd-networkd.service",
@@ -309,7 +322,7 @@ mod tests {
 
     #[test]
     fn root_is_locked_and_debian_initrd_removed() {
-        let actions = plan(&facts()).expect("plan");
+        let actions = plan(&facts(), true).expect("plan");
         match find(&actions, "etc/shadow") {
             Some(Action::Write { contents, mode, .. }) => {
                 assert!(String::from_utf8_lossy(contents).starts_with("root:!*:"));
@@ -325,7 +338,7 @@ mod tests {
 
     #[test]
     fn update_stamps_come_last_with_the_usr_time() {
-        let actions = plan(&facts()).expect("plan");
+        let actions = plan(&facts(), true).expect("plan");
         let n = actions.len();
         assert!(matches!(&actions[n - 2], Action::Write { path, .. } if path == "etc/.updated"));
         match &actions[n - 1] {

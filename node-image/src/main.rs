@@ -33,6 +33,10 @@ enum Command {
         /// Cache directory for root tarballs.
         #[arg(long, default_value = "build/cache")]
         cache: PathBuf,
+        /// Log root in on the serial console without a password (labs and tests only: anyone at
+        /// the console, or at a VM's serial socket, gets a root shell).
+        #[arg(long)]
+        console_autologin: bool,
     },
     /// Validate the configuration and print the recipe and its hash.
     CheckConfig,
@@ -41,7 +45,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build { out, cache } => cmd::build::run(&cli.config, &out, &cache),
+        Command::Build {
+            out,
+            cache,
+            console_autologin,
+        } => cmd::build::run(&cli.config, &out, &cache, console_autologin),
         Command::CheckConfig => cmd::check_config::run(&cli.config),
     };
     match result {

@@ -387,7 +387,7 @@ fn nfs_serves_files_modes_and_symlinks_and_refuses_writes() {
 
 #[test]
 fn http_serves_script_and_image_files() {
-    let (lab, _ombootd) = lab_with_ombootd("http");
+    let (lab, ombootd) = lab_with_ombootd("http");
     let c = client(&lab, "c1", MacAddr::lab(1), true);
     lab.add_client_addr(&c, "10.77.0.11/24").unwrap();
     let get = |path: &str| {
@@ -423,6 +423,57 @@ fn http_serves_script_and_image_files() {
     );
     assert_eq!(get("/image/..%2f..%2fetc%2fpasswd").0, "404");
     assert_eq!(get("/image/rootfs").0, "404");
+
+    // The cluster key: c1 is node1 (its MAC, its reserved address). Not before its boot script.
+    let key = std::fs::read(lab.dir().join("image/cluster.key")).unwrap();
+    let (code, body) = get("/node/key");
+    assert_eq!(code, "403", "{}", String::from_utf8_lossy(&body));
+    let (_, script) = get("/boot/52-54-00-77-00-01.ipxe");
+    let script = String::from_utf8(script).unwrap();
+    assert!(
+        script.contains(" omboot.key=http://10.77.0.1:8080/node/key ")
+            && script.contains(" omboot.boot=1 "),
+        "{script}"
+    );
+    // Once in the boot window, then never again in this boot.
+    assert_eq!(get("/node/key"), ("200".to_string(), key.clone()));
+    let (code, body) = get("/node/key");
+    assert_eq!(code, "403");
+    assert!(String::from_utf8_lossy(&body).contains("already taken"));
+    // The next boot has the next number.
+    let (_, script) = get("/boot/52-54-00-77-00-01.ipxe");
+    assert!(
+        String::from_utf8(script)
+            .unwrap()
+            .contains(" omboot.boot=2 ")
+    );
+
+    // Another machine posing as node2 by its address, while node2 boots, from its own MAC.
+    let thief = client(&lab, "c2", MacAddr::lab(9), true);
+    lab.add_client_addr(&thief, "10.77.0.12/24").unwrap();
+    let mut curl = Command::new("curl");
+    curl.args([
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "http://10.77.0.1:8080/boot/52-54-00-77-00-02.ipxe",
+    ]);
+    lab.run(curl, thief.netns(), T).unwrap();
+    let mut curl = Command::new("curl");
+    curl.args([
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "http://10.77.0.1:8080/node/key",
+    ]);
+    let out = lab.run(curl, thief.netns(), T).unwrap();
+    let t = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(t.ends_with("403") && t.contains("another MAC"), "{t}");
+    let log = std::fs::read_to_string(ombootd.log()).unwrap();
+    assert!(
+        log.contains("refused the cluster key"),
+        "refusal not logged: {log}"
+    );
     lab.teardown().unwrap();
 }
 

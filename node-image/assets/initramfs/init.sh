@@ -9,9 +9,11 @@
 #   omboot.nfsport=PORT          NFS and MOUNT port (one TCP port, as ombootd serves both); default 2049
 #   omboot.nfsopts=a,b           extra NFS mount options appended to ours
 #   omboot.cluster=IP:PORT       read-write NFSv3 export (path /) mounted at /cluster; a failure only warns
+#   omboot.key=URL               where to take the cluster key (http://IP:PORT/node/key), once; a failure warns
+#   omboot.boot=N                this boot's number (ombootd counts each node's boots); seeds omd's generation
 #   omboot.dhcptries=N           udhcpc attempts before giving up; default 5
 #   omboot.rwsize=SIZE           tmpfs size for the writable layer (tmpfs syntax, e.g. 50%); default 50%
-#   omboot.break=STEP[,STEP]     shell before STEP: modules, net, nfs, overlay, cluster, switch
+#   omboot.break=STEP[,STEP]     shell before STEP: modules, net, nfs, overlay, key, cluster, switch
 #   omboot.debug                 trace this script (set -x)
 # Every step prints "omboot: ..." on the console; a failure prints
 # "omboot: FAILED at <step>: <reason>" and opens a shell.
@@ -56,6 +58,8 @@ NFSROOT=
 NFSPORT=2049
 NFSOPTS=
 CLUSTER=
+KEYURL=
+BOOT=
 DHCPTRIES=5
 RWSIZE=50%
 BREAK=
@@ -67,6 +71,8 @@ for arg in $(cat /proc/cmdline); do
 	omboot.nfsport=*) NFSPORT=${arg#omboot.nfsport=} ;;
 	omboot.nfsopts=*) NFSOPTS=${arg#omboot.nfsopts=} ;;
 	omboot.cluster=*) CLUSTER=${arg#omboot.cluster=} ;;
+	omboot.key=*) KEYURL=${arg#omboot.key=} ;;
+	omboot.boot=*) BOOT=${arg#omboot.boot=} ;;
 	omboot.dhcptries=*) DHCPTRIES=${arg#omboot.dhcptries=} ;;
 	omboot.rwsize=*) RWSIZE=${arg#omboot.rwsize=} ;;
 	omboot.break=*) BREAK=${arg#omboot.break=} ;;
@@ -184,6 +190,40 @@ if [ -s /run/omboot/resolv.conf ]; then
 	cp /run/omboot/resolv.conf /newroot/etc/resolv.conf
 fi
 say "root is overlay(nfs ro + tmpfs rw) on /newroot"
+
+# --- cluster key -----------------------------------------------------------------------------
+# The key is not in the exported root (anyone on the network could read it there): ombootd gives it
+# once per boot to this node's address and MAC, and it lives in the tmpfs layer, root-only. The
+# boot number seeds omd's generation (/run moves into the new root), so a rebooted node is newer
+# than anything the cluster remembers of it without trusting a clock.
+step key
+if [ -n "$KEYURL" ]; then
+	mkdir -p /newroot/etc/omd
+	rm -f /newroot/etc/omd/cluster.key
+	ok=
+	for i in 1 2 3; do
+		# umask in a subshell: the file is never readable by others, not even for a moment.
+		if (umask 077 && wget -q -T 10 -O /newroot/etc/omd/cluster.key.new "$KEYURL") 2>/run/omboot/key.err; then
+			ok=1
+			break
+		fi
+		sleep 1
+	done
+	if [ -n "$ok" ] && mv /newroot/etc/omd/cluster.key.new /newroot/etc/omd/cluster.key; then
+		say "cluster key received from $KEYURL"
+	else
+		rm -f /newroot/etc/omd/cluster.key.new
+		say "WARNING: no cluster key from $KEYURL ($(cat /run/omboot/key.err)); omd will not start"
+	fi
+fi
+case "$BOOT" in
+'' | *[!0-9]*) ;;
+*)
+	mkdir -p /run/omd
+	echo $((BOOT * 4294967296)) >/run/omd/generation
+	say "boot $BOOT: omd generation from $((BOOT * 4294967296))"
+	;;
+esac
 
 # --- cluster directory -----------------------------------------------------------------------
 # Mounted straight inside the new root: switch_root moves /newroot with everything mounted below

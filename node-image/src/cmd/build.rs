@@ -20,7 +20,12 @@ use node_image::recipe::RecipeHash;
 use node_image::{fsinfo, initramfs, kernel, mmdebstrap, rootfs_edit, tarball, tftp, timestamp};
 
 /// Run the whole build.
-pub fn run(config_path: &Path, out: &Path, cache_dir: &Path) -> anyhow::Result<()> {
+pub fn run(
+    config_path: &Path,
+    out: &Path,
+    cache_dir: &Path,
+    console_autologin: bool,
+) -> anyhow::Result<()> {
     let progress = Progress::new();
     let config = ImageConfig::load(config_path)?;
     let hash = config.recipe.hash();
@@ -46,11 +51,12 @@ pub fn run(config_path: &Path, out: &Path, cache_dir: &Path) -> anyhow::Result<(
     let step = progress.step("customising the root for diskless boot");
     let facts = read_facts(&new_root)?;
     let version = kernel::version_from_boot(&facts.boot_files)?;
-    let mut actions = customize::plan(&facts).context("cannot plan the customisation")?;
-    let key = cluster::key(out).context("cannot get the cluster key")?;
-    actions.extend(
-        cluster::actions(&config.cluster, &key).context("cannot install the cluster software")?,
-    );
+    let mut actions =
+        customize::plan(&facts, console_autologin).context("cannot plan the customisation")?;
+    // The key stays beside the root, for ombootd to hand to booting nodes: never inside it.
+    cluster::key(out).context("cannot get the cluster key")?;
+    actions
+        .extend(cluster::actions(&config.cluster).context("cannot install the cluster software")?);
     rootfs_edit::apply(&new_root, &actions).context("cannot customise the root")?;
     step.done(&format!(
         "{} changes, kernel {version}, {} units masked",

@@ -38,6 +38,8 @@ pub const REQUIRED_APPLETS: &[&str] = &[
     "switch_root",
     "setsid",
     "cttyhack",
+    "wget", // the cluster key from ombootd
+    "mv",
 ];
 
 /// Applets not linked: `/init` is ours, and busybox's init/linuxrc would only confuse a rescue shell user.

@@ -70,8 +70,9 @@ pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
 pub fn node_image() -> anyhow::Result<()> {
     cargo(&["build", "--release", "-p", "migrator", "--bins"])?;
     let root = workspace_root();
+    // The lab's consoles log root in: the tests drive the nodes through them.
     run(Command::new(root.join("target/debug/omimage"))
-        .arg("build")
+        .args(["build", "--console-autologin"])
         .current_dir(&root))
 }
 
