@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::dhcp::server::{self as dhcp_server, DhcpServer};
 use crate::dhcp::stats::DhcpStats;
 use crate::http::limits::{self, LimitedListener};
-use crate::leases::{FileLeases, LeaseStore};
+use crate::leases::{self, FileLeases, LeaseStore};
 use crate::tftp::TftpStats;
 use crate::{http, image, nfs, tftp};
 use axum::serve::ListenerExt;
@@ -121,7 +121,7 @@ pub async fn serve(config: Config) -> Result<()> {
     )?;
     let state = http::AppState {
         config: config.clone(),
-        leases,
+        leases: leases.clone(),
         dhcp: dhcp_stats,
         tftp: tftp_stats,
         cluster: observer,
@@ -157,10 +157,13 @@ pub async fn serve(config: Config) -> Result<()> {
             http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
         ) => r.context("the HTTP server stopped")?,
         r = nfs.serve() => r.context("the NFS server stopped")?,
+        () = leases::flusher::run(leases.clone()) => {}
         r = serve_shared => r.context("the NFS server of the cluster directory stopped")?,
         _ = tokio::signal::ctrl_c() => println!("ombootd: interrupted, stopping"),
         _ = term.recv() => println!("ombootd: terminated, stopping"),
     }
+    // The ACKs of the last second reach the disk before we go.
+    leases::flusher::flush(&leases).await;
     Ok(())
 }
 

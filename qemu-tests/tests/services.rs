@@ -536,6 +536,61 @@ fn bootrequest(mac: MacAddr, cookie: bool, options: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+fn a_dhcp_flood_from_one_mac_leaves_a_node_answered_at_its_first_discover() {
+    let (lab, _ombootd) = lab_with_ombootd("flood");
+    let flooder = client(&lab, "c9", MacAddr::lab(9), true);
+    lab.add_client_addr(&flooder, "10.77.0.99/24").unwrap();
+    let node = client(&lab, "c1", MacAddr::lab(1), true);
+    // Malformed: the cookie, then a client-identifier option whose length runs past the end.
+    let junk = bootrequest(MacAddr::lab(9), true, &[53, 1, 1, 61, 250, 1]);
+    let file = lab.dir().join("junk");
+    std::fs::write(&file, &junk).unwrap();
+    let out = std::thread::scope(|s| {
+        let flood = s.spawn(|| {
+            let mut cmd = Command::new("bash");
+            cmd.arg("-c").arg(format!(
+                "exec 3>/dev/udp/10.77.0.1/67; for i in $(seq 1000); do cat {} >&3; done",
+                file.display()
+            ));
+            lab.run(cmd, flooder.netns(), T).unwrap()
+        });
+        // The node's single DISCOVER goes out while the flood is on.
+        std::thread::sleep(Duration::from_millis(300));
+        let out = udhcpc(&lab, &node, &["-t", "1", "-T", "5"]);
+        assert!(flood.join().unwrap().status.success());
+        out
+    });
+    let t = text(&out);
+    assert!(
+        t.contains("LEASE ip=10.77.0.11 "),
+        "no lease at the first DISCOVER: {t}"
+    );
+    let t0 = std::time::Instant::now();
+    let s = loop {
+        let s = status(&lab, &flooder);
+        let dropped = ["rate_limited", "malformed", "unknown_client"]
+            .iter()
+            .map(|k| s["dhcp"][k].as_u64().unwrap_or(0))
+            .sum::<u64>();
+        if dropped >= 1000 || t0.elapsed() > Duration::from_secs(10) {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Every junk datagram is counted: most undecoded, over the flooder's rate; the rest dropped
+    // as malformed or (dhcproto reads leniently) as from a MAC not in the table.
+    let count = |k: &str| s["dhcp"][k].as_u64().unwrap();
+    let limited = count("rate_limited");
+    assert_eq!(
+        limited + count("malformed") + count("unknown_client"),
+        1000,
+        "{s}"
+    );
+    assert!(limited >= 900, "{s}");
+    lab.teardown().unwrap();
+}
+
+#[test]
 fn dhcp_drops_and_counts_plain_bootp() {
     let (lab, _ombootd) = lab_with_ombootd("bootp");
     let c = client(&lab, "c1", MacAddr::lab(1), true);

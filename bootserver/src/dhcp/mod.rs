@@ -7,6 +7,7 @@ pub mod arp;
 pub mod boot_client;
 pub mod handler;
 pub mod log_gate;
+pub mod rate_limit;
 pub mod reply_addr;
 pub mod server;
 pub mod stats;

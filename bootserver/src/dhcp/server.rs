@@ -12,6 +12,7 @@ use tokio::net::UdpSocket;
 use super::arp;
 use super::handler::{self, DropReason, Outcome};
 use super::log_gate::LogGate;
+use super::rate_limit::RateLimits;
 use super::reply_addr::{CLIENT_PORT, Destination, SERVER_PORT};
 use super::stats::{DhcpStats, Event};
 use crate::clock::Clock;
@@ -62,6 +63,9 @@ pub fn bind(iface: &str, port: u16) -> Result<std::net::UdpSocket, BindError> {
             _ => other(e),
         })?;
     sock.set_broadcast(true).map_err(other)?;
+    // Room for a burst while the loop drops it: a flood from one sender must not fill the
+    // queue the other nodes' requests wait in (capped by net.core.rmem_max).
+    let _ = sock.set_recv_buffer_size(4 << 20);
     sock.set_nonblocking(true).map_err(other)?;
     let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
     sock.bind(&addr.into())
@@ -82,6 +86,10 @@ pub struct DhcpServer {
     clock: Arc<dyn Clock>,
     /// Which unknown MACs get an INFO line (the rest: DEBUG).
     log_gate: Mutex<LogGate>,
+    /// Per-MAC and per-source budgets.
+    limits: Mutex<RateLimits>,
+    /// The time base of the budgets.
+    started: std::time::Instant,
 }
 
 impl std::fmt::Debug for DhcpServer {
@@ -108,6 +116,8 @@ impl DhcpServer {
             stats,
             clock,
             log_gate: Mutex::default(),
+            limits: Mutex::default(),
+            started: std::time::Instant::now(),
         })
     }
 
@@ -123,6 +133,20 @@ impl DhcpServer {
                 }
             };
             self.stats.count(Event::Received);
+            let source = match from {
+                SocketAddr::V4(a) => *a.ip(),
+                SocketAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+            };
+            let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let limited = self
+                .limits
+                .lock()
+                .map(|mut l| l.check(&buf[..len], source, now_ms));
+            if let Ok(Err(why)) = limited {
+                self.stats.count(Event::RateLimited);
+                tracing::debug!(%from, ?why, "dropped a DHCP datagram over its sender's rate");
+                continue;
+            }
             if !handler::has_magic_cookie(&buf[..len]) {
                 self.stats.count(Event::NotDhcp);
                 tracing::debug!(%from, "dropped a datagram without the DHCP magic cookie (BOOTP)");

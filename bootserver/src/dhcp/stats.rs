@@ -14,6 +14,7 @@ pub struct DhcpStats {
     unknown_client: AtomicU64,
     ignored: AtomicU64,
     failed: AtomicU64,
+    rate_limited: AtomicU64,
 }
 
 /// A snapshot of [`DhcpStats`].
@@ -33,6 +34,8 @@ pub struct DhcpCounts {
     pub ignored: u64,
     /// Replies not sent because of a local failure (lease store, socket).
     pub failed: u64,
+    /// Dropped undecoded: the sender's MAC or address spent its budget.
+    pub rate_limited: u64,
 }
 
 /// Which counter an event bumps.
@@ -52,6 +55,8 @@ pub enum Event {
     Ignored,
     /// Local failure.
     Failed,
+    /// Over the sender's rate.
+    RateLimited,
 }
 
 impl DhcpStats {
@@ -65,6 +70,7 @@ impl DhcpStats {
             Event::UnknownClient => &self.unknown_client,
             Event::Ignored => &self.ignored,
             Event::Failed => &self.failed,
+            Event::RateLimited => &self.rate_limited,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -80,6 +86,7 @@ impl DhcpStats {
             unknown_client: r(&self.unknown_client),
             ignored: r(&self.ignored),
             failed: r(&self.failed),
+            rate_limited: r(&self.rate_limited),
         }
     }
 }

@@ -1,11 +1,13 @@
-//! Leases persisted as a small JSON file, rewritten atomically (temp file + rename) on every change,
-//! so a crash never leaves a half-written file and a restart keeps what nodes were given.
+//! Leases persisted as a small JSON file, rewritten atomically (temp file + rename), so a crash
+//! never leaves a half-written file and a restart keeps what nodes were given. Only bound leases
+//! (an ACK) make the file due for a write, and the writes are batched off the DHCP path by the
+//! [`flusher`](super::flusher): a DISCOVER flood costs no disk I/O.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{Lease, LeaseError, LeaseStore};
+use super::{Lease, LeaseError, LeaseState, LeaseStore};
 use crate::mac::MacAddr;
 
 /// Leases in `<state_dir>/leases.json`.
@@ -13,6 +15,32 @@ use crate::mac::MacAddr;
 pub struct FileLeases {
     path: PathBuf,
     leases: BTreeMap<MacAddr, Lease>,
+    /// A bound lease changed since the file was last written.
+    dirty: bool,
+}
+
+/// The leases to write to the file, taken from the store under its lock and written without it.
+#[derive(Debug)]
+pub struct Unsaved {
+    path: PathBuf,
+    leases: Vec<Lease>,
+}
+
+impl Unsaved {
+    /// Write the file (blocking: call it off the async runtime).
+    pub fn write(self) -> Result<(), LeaseError> {
+        let io = |source| LeaseError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let bytes =
+            serde_json::to_vec_pretty(&self.leases).map_err(|e| io(std::io::Error::other(e)))?;
+        let tmp = self.path.with_extension("json.tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &self.path).map_err(io)
+    }
 }
 
 impl FileLeases {
@@ -37,22 +65,16 @@ impl FileLeases {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(io(e)),
         };
-        Ok(Self { path, leases })
+        Ok(Self {
+            path,
+            leases,
+            dirty: false,
+        })
     }
+}
 
-    fn save(&self) -> Result<(), LeaseError> {
-        let io = |source| LeaseError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let list: Vec<&Lease> = self.leases.values().collect();
-        let bytes = serde_json::to_vec_pretty(&list).map_err(|e| io(std::io::Error::other(e)))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
-    }
+fn bound(l: Option<&Lease>) -> bool {
+    l.is_some_and(|l| l.state == LeaseState::Bound)
 }
 
 impl LeaseStore for FileLeases {
@@ -64,22 +86,30 @@ impl LeaseStore for FileLeases {
         if self.leases.get(&mac) == Some(&lease) {
             return Ok(());
         }
+        let now_bound = bound(Some(&lease));
         let old = self.leases.insert(mac, lease);
-        self.save().inspect_err(|_| {
-            // Keep memory and disk in step: the caller will not send the reply.
-            match old {
-                Some(o) => self.leases.insert(mac, o),
-                None => self.leases.remove(&mac),
-            };
-        })
+        self.dirty |= now_bound || bound(old.as_ref());
+        Ok(())
     }
 
     fn remove(&mut self, mac: MacAddr) -> Result<Option<Lease>, LeaseError> {
         let old = self.leases.remove(&mac);
-        if old.is_some() {
-            self.save()?;
-        }
+        self.dirty |= bound(old.as_ref());
         Ok(old)
+    }
+
+    fn take_unsaved(&mut self) -> Option<Unsaved> {
+        if !std::mem::take(&mut self.dirty) {
+            return None;
+        }
+        Some(Unsaved {
+            path: self.path.clone(),
+            leases: self.leases.values().cloned().collect(),
+        })
+    }
+
+    fn mark_unsaved(&mut self) {
+        self.dirty = true;
     }
 
     fn all(&self) -> Vec<Lease> {
@@ -90,7 +120,6 @@ impl LeaseStore for FileLeases {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::leases::LeaseState;
 
     fn lease(mac: &str) -> Lease {
         Lease {
@@ -108,11 +137,47 @@ mod tests {
         let mac: MacAddr = "52:54:00:77:00:01".parse().unwrap();
         let mut s = FileLeases::open(dir.path()).unwrap();
         s.put(mac, lease("52:54:00:77:00:01")).unwrap();
+        s.take_unsaved().unwrap().write().unwrap();
         let s2 = FileLeases::open(dir.path()).unwrap();
         assert_eq!(s2.get(mac), Some(lease("52:54:00:77:00:01")));
         let mut s2 = s2;
         s2.remove(mac).unwrap();
+        s2.take_unsaved().unwrap().write().unwrap();
         assert!(FileLeases::open(dir.path()).unwrap().all().is_empty());
+    }
+
+    #[test]
+    fn only_bound_leases_make_a_write_due_and_writes_are_batched() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = FileLeases::open(dir.path()).unwrap();
+        let offered = |mac: &str| Lease {
+            state: LeaseState::Offered,
+            ..lease(mac)
+        };
+        // A thousand DISCOVERs: no write.
+        for i in 0..1000u32 {
+            let mac = format!("52:54:00:00:{:02x}:{:02x}", i >> 8, i & 0xff);
+            s.put(mac.parse().unwrap(), offered(&mac)).unwrap();
+        }
+        assert!(s.take_unsaved().is_none());
+        assert!(!dir.path().join("leases.json").exists());
+        // Ten ACKs: one write holds them all.
+        for i in 0..10u32 {
+            let mac = format!("52:54:00:00:00:{i:02x}");
+            s.put(mac.parse().unwrap(), lease(&mac)).unwrap();
+        }
+        s.take_unsaved().unwrap().write().unwrap();
+        assert!(s.take_unsaved().is_none());
+        let bound = FileLeases::open(dir.path())
+            .unwrap()
+            .all()
+            .into_iter()
+            .filter(|l| l.state == LeaseState::Bound)
+            .count();
+        assert_eq!(bound, 10);
+        // A failed write is retried at the next round.
+        s.mark_unsaved();
+        assert!(s.take_unsaved().is_some());
     }
 
     #[test]

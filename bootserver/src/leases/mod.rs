@@ -4,8 +4,9 @@
 //! (offered or bound, until when) rather than choosing one.
 
 mod file;
+pub mod flusher;
 
-pub use file::FileLeases;
+pub use file::{FileLeases, Unsaved};
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -72,6 +73,12 @@ pub trait LeaseStore: Send {
     fn remove(&mut self, mac: MacAddr) -> Result<Option<Lease>, LeaseError>;
     /// Every lease, in MAC order.
     fn all(&self) -> Vec<Lease>;
+    /// What must be written to disk since the last call, if anything (see [`flusher`]).
+    fn take_unsaved(&mut self) -> Option<Unsaved> {
+        None
+    }
+    /// The last [`take_unsaved`](Self::take_unsaved) could not be written: offer it again.
+    fn mark_unsaved(&mut self) {}
 }
 
 /// Leases kept in memory only.
