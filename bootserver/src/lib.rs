@@ -16,6 +16,7 @@ pub mod leases;
 pub mod mac;
 pub mod neighbors;
 pub mod nfs;
+pub mod privileges;
 pub mod serve;
 pub mod subnet;
 pub mod tftp;

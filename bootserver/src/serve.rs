@@ -14,7 +14,7 @@ use crate::dhcp::stats::DhcpStats;
 use crate::http::limits::{self, LimitedListener};
 use crate::leases::{self, FileLeases, LeaseStore};
 use crate::tftp::TftpStats;
-use crate::{http, image, nfs, tftp};
+use crate::{http, image, nfs, privileges, tftp};
 use axum::serve::ListenerExt;
 
 fn addr_error(what: &str, addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
@@ -129,6 +129,15 @@ pub async fn serve(config: Config) -> Result<()> {
         clock: http_clock,
     };
 
+    // Everything is bound: keep only what serving needs.
+    match privileges::drop_to_kept() {
+        Ok(kept) => {
+            let mut names: Vec<String> = kept.iter().map(ToString::to_string).collect();
+            names.sort();
+            tracing::info!("dropped root's other capabilities; kept {}", names.join(" "));
+        }
+        Err(e) => tracing::warn!("{e}; running with the privileges ombootd was started with"),
+    }
     println!(
         "listening for DHCP on {} (0.0.0.0:{})",
         config.interface, config.ports.dhcp

@@ -591,6 +591,26 @@ fn a_dhcp_flood_from_one_mac_leaves_a_node_answered_at_its_first_discover() {
 }
 
 #[test]
+fn ombootd_keeps_only_the_capabilities_it_serves_with() {
+    let (lab, ombootd) = lab_with_ombootd("caps");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", ombootd.pid())).unwrap();
+    let mask = |field: &str| {
+        let hex = status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .unwrap_or_else(|| panic!("{field} missing: {status}"));
+        u64::from_str_radix(hex.trim(), 16).unwrap()
+    };
+    // NET_ADMIN 12, DAC_READ_SEARCH 2, DAC_OVERRIDE 1, FOWNER 3, CHOWN 0, FSETID 4.
+    let kept: u64 = [12, 2, 1, 3, 0, 4].iter().map(|b| 1u64 << b).sum();
+    assert_eq!(mask("CapEff:"), kept, "{status}");
+    assert_eq!(mask("CapPrm:"), kept, "{status}");
+    assert_eq!(mask("CapBnd:"), kept, "{status}");
+    assert_eq!(mask("NoNewPrivs:"), 1, "{status}");
+    lab.teardown().unwrap();
+}
+
+#[test]
 fn dhcp_drops_and_counts_plain_bootp() {
     let (lab, _ombootd) = lab_with_ombootd("bootp");
     let c = client(&lab, "c1", MacAddr::lab(1), true);
