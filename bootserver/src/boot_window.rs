@@ -35,29 +35,38 @@ struct Window {
     taken: bool,
 }
 
-/// The nodes' boot numbers, kept across restarts of ombootd so a number never repeats.
+/// The nodes' boot numbers, and the image version each booted last, kept across restarts of
+/// ombootd so a number never repeats and a version in use is never pruned.
 pub trait BootCounts: Send {
-    /// The number of `mac`'s next boot (1 for its first).
-    fn next(&mut self, mac: MacAddr) -> std::io::Result<u64>;
+    /// Number `mac`'s next boot (1 for its first), which boots image `version`.
+    fn next(&mut self, mac: MacAddr, version: &str) -> std::io::Result<u64>;
+    /// The image version each node booted last.
+    fn versions(&self) -> Vec<(MacAddr, String)>;
 }
 
-/// Boot numbers in memory (tests).
+/// Boot records in memory (tests).
 #[derive(Debug, Default)]
-pub struct MemoryCounts(HashMap<MacAddr, u64>);
+pub struct MemoryCounts(HashMap<MacAddr, (u64, String)>);
 
 impl BootCounts for MemoryCounts {
-    fn next(&mut self, mac: MacAddr) -> std::io::Result<u64> {
-        let n = self.0.entry(mac).or_insert(0);
-        *n += 1;
-        Ok(*n)
+    fn next(&mut self, mac: MacAddr, version: &str) -> std::io::Result<u64> {
+        let e = self.0.entry(mac).or_insert((0, String::new()));
+        e.0 += 1;
+        e.1 = version.to_owned();
+        Ok(e.0)
+    }
+
+    fn versions(&self) -> Vec<(MacAddr, String)> {
+        self.0.iter().map(|(m, (_, v))| (*m, v.clone())).collect()
     }
 }
 
-/// Boot numbers in `<state_dir>/boots`, one `mac number` line per node, replaced atomically.
+/// Boot records in `<state_dir>/boots`, one `mac number version` line per node, replaced
+/// atomically.
 #[derive(Debug)]
 pub struct FileCounts {
     path: PathBuf,
-    counts: HashMap<MacAddr, u64>,
+    counts: HashMap<MacAddr, (u64, String)>,
 }
 
 impl FileCounts {
@@ -69,16 +78,19 @@ impl FileCounts {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                    let parsed = line.split_once(' ').and_then(|(m, n)| {
-                        Some((m.parse::<MacAddr>().ok()?, n.trim().parse::<u64>().ok()?))
-                    });
-                    let Some((mac, n)) = parsed else {
+                    let mut f = line.split_whitespace();
+                    let parsed = (|| {
+                        let mac = f.next()?.parse::<MacAddr>().ok()?;
+                        let n = f.next()?.parse::<u64>().ok()?;
+                        Some((mac, n, f.next().unwrap_or_default().to_owned()))
+                    })();
+                    let Some((mac, n, version)) = parsed else {
                         return Err(std::io::Error::new(
                             std::io::ErrorKind::InvalidData,
                             format!("{}: cannot read the line {line:?}", path.display()),
                         ));
                     };
-                    counts.insert(mac, n);
+                    counts.insert(mac, (n, version));
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -89,22 +101,29 @@ impl FileCounts {
 }
 
 impl BootCounts for FileCounts {
-    fn next(&mut self, mac: MacAddr) -> std::io::Result<u64> {
-        let n = self.counts.get(&mac).copied().unwrap_or(0) + 1;
+    fn next(&mut self, mac: MacAddr, version: &str) -> std::io::Result<u64> {
+        let n = self.counts.get(&mac).map_or(0, |c| c.0) + 1;
         let mut lines: Vec<String> = self
             .counts
             .iter()
             .filter(|(m, _)| **m != mac)
-            .map(|(m, c)| format!("{m} {c}"))
+            .map(|(m, (c, v))| format!("{m} {c} {v}"))
             .collect();
-        lines.push(format!("{mac} {n}"));
+        lines.push(format!("{mac} {n} {version}"));
         lines.sort();
         let tmp = self.path.with_extension("tmp");
         std::fs::write(&tmp, lines.join("\n") + "\n")?;
         std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;
-        self.counts.insert(mac, n);
+        self.counts.insert(mac, (n, version.to_owned()));
         Ok(n)
+    }
+
+    fn versions(&self) -> Vec<(MacAddr, String)> {
+        self.counts
+            .iter()
+            .map(|(m, (_, v))| (*m, v.clone()))
+            .collect()
     }
 }
 
@@ -115,14 +134,16 @@ pub struct BootWindows {
 }
 
 impl BootWindows {
-    /// `mac` is booting (its script was served at `now`, in seconds): a new window, a new number.
+    /// `mac` is booting image `version` (its script was served at `now`, in seconds): a new
+    /// window, a new number.
     pub fn open(
         &mut self,
         counts: &mut dyn BootCounts,
         mac: MacAddr,
+        version: &str,
         now: u64,
     ) -> std::io::Result<u64> {
-        let boot = counts.next(mac)?;
+        let boot = counts.next(mac, version)?;
         self.open.insert(
             mac,
             Window {
@@ -131,6 +152,15 @@ impl BootWindows {
             },
         );
         Ok(boot)
+    }
+
+    /// The nodes whose window is open at `now`: booting, perhaps with no lease yet.
+    pub fn booting(&self, now: u64) -> Vec<MacAddr> {
+        self.open
+            .iter()
+            .filter(|(_, w)| now.saturating_sub(w.opened) <= WINDOW_SECS)
+            .map(|(m, _)| *m)
+            .collect()
     }
 
     /// Whether the key may go to the client at `ip`, whose link-layer address is `seen_mac`, at
@@ -184,7 +214,7 @@ mod tests {
             w.take_key(&nodes, ip1, Some(m1), 100),
             Err(Refusal::NoWindow)
         );
-        assert_eq!(w.open(&mut counts, m1, 100).unwrap(), 1);
+        assert_eq!(w.open(&mut counts, m1, "v1", 100).unwrap(), 1);
         // Someone else's address, a spoofed IP from another MAC, an address no node has.
         assert_eq!(
             w.take_key(&nodes, ip2, Some(m2), 101),
@@ -202,7 +232,7 @@ mod tests {
         assert_eq!(w.take_key(&nodes, ip1, Some(m1), 102), Ok(m1));
         assert_eq!(w.take_key(&nodes, ip1, Some(m1), 103), Err(Refusal::Taken));
         // The next boot opens a new window with the next number; a late request finds it shut.
-        assert_eq!(w.open(&mut counts, m1, 1000).unwrap(), 2);
+        assert_eq!(w.open(&mut counts, m1, "v1", 1000).unwrap(), 2);
         assert_eq!(
             w.take_key(&nodes, ip1, Some(m1), 1000 + WINDOW_SECS + 1),
             Err(Refusal::NoWindow)
@@ -214,11 +244,23 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let m = MacAddr([2, 0, 0, 0, 0, 1]);
         let mut c = FileCounts::open(d.path()).unwrap();
-        assert_eq!(c.next(m).unwrap(), 1);
-        assert_eq!(c.next(m).unwrap(), 2);
-        assert_eq!(c.next(MacAddr([2, 0, 0, 0, 0, 2])).unwrap(), 1);
+        assert_eq!(c.next(m, "0000000001").unwrap(), 1);
+        assert_eq!(c.next(m, "0000000002").unwrap(), 2);
+        assert_eq!(
+            c.next(MacAddr([2, 0, 0, 0, 0, 2]), "0000000001").unwrap(),
+            1
+        );
         let mut again = FileCounts::open(d.path()).unwrap();
-        assert_eq!(again.next(m).unwrap(), 3);
+        let mut v = again.versions();
+        v.sort();
+        assert_eq!(
+            v,
+            [
+                (m, "0000000002".to_owned()),
+                (MacAddr([2, 0, 0, 0, 0, 2]), "0000000001".to_owned())
+            ]
+        );
+        assert_eq!(again.next(m, "0000000002").unwrap(), 3);
         std::fs::write(d.path().join("boots"), "garbage\n").unwrap();
         assert!(FileCounts::open(d.path()).is_err());
     }

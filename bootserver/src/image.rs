@@ -1,7 +1,9 @@
-//! The image directory `omimage build` writes, checked before serving so a missing piece is a
-//! clear start-up error instead of a node that hangs at boot.
+//! The image directory `omimage build` writes ([`image_dir`] defines it), checked before serving
+//! so a missing piece is a clear start-up error instead of a node that hangs at boot.
 
 use std::path::{Path, PathBuf};
+
+use node_image::image_dir;
 
 /// A piece of the image is missing.
 #[derive(Debug, thiserror::Error)]
@@ -13,13 +15,19 @@ pub struct ImageMissing {
     pub missing: String,
 }
 
-/// Check that `image_dir` holds what the nodes will ask for, and `tftp_root` the boot loaders.
+/// Check that `image_dir`'s current version holds what the nodes will ask for, and `tftp_root`
+/// the boot loaders.
 pub fn check(image_dir: &Path, tftp_root: &Path) -> Result<(), ImageMissing> {
+    let current = image_dir::current(image_dir).map_err(|e| ImageMissing {
+        dir: image_dir.to_path_buf(),
+        missing: format!("a current version ({}: {e})", image_dir::CURRENT),
+    })?;
+    let v = image_dir::version_dir(image_dir, &current);
     let need = [
-        (image_dir.join("vmlinuz"), false),
-        (image_dir.join("initrd.img"), false),
-        (image_dir.join("rootfs"), true),
-        (image_dir.join("rootfs/sbin/init"), false),
+        (v.join(image_dir::KERNEL), false),
+        (v.join(image_dir::INITRD), false),
+        (v.join(image_dir::ROOTFS), true),
+        (v.join(image_dir::ROOTFS).join("sbin/init"), false),
         (tftp_root.join("undionly.kpxe"), false),
         (tftp_root.join("ipxe.efi"), false),
     ];

@@ -16,6 +16,7 @@ use crate::leases::{self, FileLeases, LeaseStore};
 use crate::tftp::TftpStats;
 use crate::{http, image, nfs, privileges, tftp};
 use axum::serve::ListenerExt;
+use node_image::image_dir;
 
 fn addr_error(what: &str, addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
     let hint = match e.raw_os_error() {
@@ -72,7 +73,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let nfs = nfs::bind(
         nfs_addr,
         gate(config.nfs_insecure),
-        &config.image_dir.join("rootfs"),
+        &config.image_dir.join(image_dir::VERSIONS),
         generation,
     )
     .await
@@ -112,6 +113,7 @@ pub async fn serve(config: Config) -> Result<()> {
         )
     })?;
     let http_clock = clock.clone();
+    let boots = Arc::new(Mutex::new(http::Boots::new(Box::new(boot_counts))));
     let dhcp = DhcpServer::new(
         dhcp_sock,
         config.clone(),
@@ -125,8 +127,8 @@ pub async fn serve(config: Config) -> Result<()> {
         dhcp: dhcp_stats,
         tftp: tftp_stats,
         cluster: observer,
-        boots: Arc::new(Mutex::new(http::Boots::new(Box::new(boot_counts)))),
-        clock: http_clock,
+        boots: boots.clone(),
+        clock: http_clock.clone(),
     };
 
     // Everything is bound: keep only what serving needs.
@@ -134,7 +136,10 @@ pub async fn serve(config: Config) -> Result<()> {
         Ok(kept) => {
             let mut names: Vec<String> = kept.iter().map(ToString::to_string).collect();
             names.sort();
-            tracing::info!("dropped root's other capabilities; kept {}", names.join(" "));
+            tracing::info!(
+                "dropped root's other capabilities; kept {}",
+                names.join(" ")
+            );
         }
         Err(e) => tracing::warn!("{e}; running with the privileges ombootd was started with"),
     }
@@ -167,6 +172,7 @@ pub async fn serve(config: Config) -> Result<()> {
         ) => r.context("the HTTP server stopped")?,
         r = nfs.serve() => r.context("the NFS server stopped")?,
         () = leases::flusher::run(leases.clone()) => {}
+        () = prune_versions(config.clone(), leases.clone(), boots.clone(), http_clock.clone()) => {}
         r = serve_shared => r.context("the NFS server of the cluster directory stopped")?,
         _ = tokio::signal::ctrl_c() => println!("ombootd: interrupted, stopping"),
         _ = term.recv() => println!("ombootd: terminated, stopping"),
@@ -231,4 +237,56 @@ fn observe(
         swim: migrator::agent::SwimTuning::default(),
     };
     spawn(cfg).with_context(|| format!("cannot join the cluster on {}:{port}", config.master_ip))
+}
+
+/// How often the versions in use are recorded and the others pruned.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Every [`PRUNE_EVERY`]: record in `<image>/in-use` the image versions of the nodes that hold a
+/// lease or are booting, and remove the older versions none of them uses.
+async fn prune_versions(
+    config: Arc<Config>,
+    leases: Arc<Mutex<dyn LeaseStore>>,
+    boots: Arc<Mutex<http::Boots>>,
+    clock: Arc<dyn Clock>,
+) {
+    loop {
+        tokio::time::sleep(PRUNE_EVERY).await;
+        let (config, leases, boots, clock) =
+            (config.clone(), leases.clone(), boots.clone(), clock.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let now = clock.now();
+            let mut nodes: std::collections::BTreeSet<crate::mac::MacAddr> = leases
+                .lock()
+                .map_err(|_| std::io::Error::other("lease store poisoned"))?
+                .all()
+                .into_iter()
+                .filter(|l| l.expires > now)
+                .filter_map(|l| l.mac.parse().ok())
+                .collect();
+            let b = boots
+                .lock()
+                .map_err(|_| std::io::Error::other("boot state poisoned"))?;
+            nodes.extend(b.windows.booting(now));
+            let in_use = b
+                .counts
+                .versions()
+                .into_iter()
+                .filter(|(m, _)| nodes.contains(m))
+                .map(|(_, v)| v)
+                .collect();
+            drop(b);
+            image_dir::write_in_use(&config.image_dir, &in_use)?;
+            image_dir::prune(&config.image_dir, &in_use)
+        })
+        .await;
+        match done {
+            Ok(Ok(gone)) if !gone.is_empty() => {
+                tracing::info!("removed image versions no node uses: {}", gone.join(" "));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("cannot prune image versions: {e}"),
+            Err(e) => tracing::warn!("pruning image versions failed: {e}"),
+        }
+    }
 }

@@ -15,6 +15,7 @@ pub mod customize;
 pub mod dpkg;
 pub mod elf;
 pub mod fsinfo;
+pub mod image_dir;
 pub mod initramfs;
 pub mod kernel;
 pub mod kmod;

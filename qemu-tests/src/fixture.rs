@@ -5,6 +5,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use node_image::image_dir;
+
 use crate::error::{Result, io};
 
 /// Deterministic pseudo-random bytes (so a transfer can be checked byte for byte).
@@ -14,11 +16,17 @@ pub fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Writes the image into `<dir>/image` (kernel stand-in of `kernel_bytes`) and returns its path.
-/// Also writes `<dir>/outside-secret`, the target of the escaping symlinks.
+/// The version of the fake image.
+pub const FAKE_VERSION: &str = "0000000001";
+
+/// Writes the image into `<dir>/image` (kernel stand-in of `kernel_bytes`) and returns its path:
+/// one version, current, laid out as `omimage build` lays it out (with `<image>/rootfs`,
+/// `vmlinuz`, `initrd.img` links into it). Also writes `<dir>/outside-secret`, the target of the
+/// escaping symlinks.
 pub fn fake_image(dir: &Path, kernel_bytes: usize) -> Result<PathBuf> {
     let img = dir.join("image");
-    let root = img.join("rootfs");
+    let version = image_dir::version_dir(&img, FAKE_VERSION);
+    let root = version.join(image_dir::ROOTFS);
     let tftp = img.join("tftp");
     let mkdir =
         |d: PathBuf| std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())));
@@ -36,9 +44,13 @@ pub fn fake_image(dir: &Path, kernel_bytes: usize) -> Result<PathBuf> {
         mkdir(d)?;
     }
     let kernel = pattern(kernel_bytes);
-    write(img.join("vmlinuz"), &kernel)?;
+    write(version.join(image_dir::KERNEL), &kernel)?;
     write(tftp.join("big.bin"), &kernel)?;
-    write(img.join("initrd.img"), b"initrd")?;
+    write(version.join(image_dir::INITRD), b"initrd")?;
+    image_dir::switch_current(&img, FAKE_VERSION).map_err(io("switch current".to_owned()))?;
+    for name in [image_dir::KERNEL, image_dir::INITRD, image_dir::ROOTFS] {
+        link(&Path::new(image_dir::CURRENT).join(name), img.join(name))?;
+    }
     write(root.join("sbin/init"), b"#!/bin/sh\n")?;
     chmod(root.join("sbin/init"), 0o755)?;
     write(root.join("etc/shadowish"), b"root:!:\n")?;

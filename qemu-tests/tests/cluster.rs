@@ -1,6 +1,8 @@
 //! End to end for the node daemon: three QEMU nodes booted from ombootd run omd from the image,
 //! find each other with no per-node configuration, and the master (ombootd as observer) sees the
-//! same table; a node powered off is declared dead everywhere; it rejoins after a reboot.
+//! same table; a node powered off is declared dead everywhere; it rejoins after a reboot. The
+//! image is rebuilt while two nodes run: they keep the version they booted, the rebooted node
+//! gets the new one.
 //!
 //! Times are measured from the lab's clock on every console and on ombootd's log at once
 //! (`LogWatch`) and printed; the assertions are about what happens, with bounds loose enough for
@@ -12,6 +14,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use node_image::image_dir;
 use omlab::logwatch::{LogWatch, Pattern};
 use omlab::{Lab, RunningNode, cluster};
 
@@ -79,8 +82,9 @@ fn secs(d: Duration) -> String {
 
 #[test]
 fn nodes_and_master_share_one_cluster_table_detect_failure_and_rejoin() {
-    let image = cluster::built_image("rootfs/usr/local/sbin/omd").unwrap();
+    let built = cluster::built_image("rootfs/usr/local/sbin/omd").unwrap();
     let lab = Lab::new("cluster").unwrap();
+    let image = private_image(&lab, &built);
     let plan = cluster::bios_nodes(3, 512, false);
     let names: Vec<&str> = plan.iter().map(|p| p.node.name()).collect();
     let _ombootd = cluster::start_master(&lab, &image, &plan).unwrap();
@@ -206,6 +210,38 @@ fn nodes_and_master_share_one_cluster_table_detect_failure_and_rejoin() {
         );
     }
 
+    // The image is rebuilt while node1 and node2 run from it.
+    let before = image_dir::current(&image).unwrap();
+    let out = Command::new(cluster::workspace_root().join("target/debug/omimage"))
+        .args(["build", "--console-autologin", "--out"])
+        .arg(&image)
+        .current_dir(cluster::workspace_root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "omimage build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = image_dir::current(&image).unwrap();
+    assert_ne!(before, after, "the rebuild made no new version");
+    for n in &nodes {
+        // With its page cache dropped, the node reads its root from the server again.
+        let o = n
+            .shell(
+                "echo 3 > /proc/sys/vm/drop_caches; cat /etc/omboot-image; md5sum /usr/bin/bash /usr/local/bin/omctl > /dev/null && omctl nodes > /dev/null && echo still-reads",
+                Duration::from_secs(120),
+            )
+            .unwrap();
+        assert!(
+            o.lines.iter().any(|l| l.trim() == before)
+                && o.lines.iter().any(|l| l == "still-reads"),
+            "{} after the rebuild: {:?}",
+            n.name(),
+            o.lines
+        );
+    }
+
     // node3 boots again (same MAC, same machine-id, same node id) and rejoins everywhere.
     let reboot_started = Pattern::new(serial("node3.boot2"), &["omd listening on"]);
     let back: Vec<Pattern> = names[..2]
@@ -245,7 +281,48 @@ fn nodes_and_master_share_one_cluster_table_detect_failure_and_rejoin() {
             || node_table(n),
         );
     }
+    // node3 booted after the rebuild: the new version. The old one stays while node1 and node2
+    // use it (ombootd records both as in use).
+    let o = node3
+        .shell("cat /etc/omboot-image", Duration::from_secs(60))
+        .unwrap();
+    assert!(o.lines.iter().any(|l| l.trim() == after), "{:?}", o.lines);
+    assert!(image_dir::version_dir(&image, &before).exists());
+    let t = Instant::now();
+    while image_dir::read_in_use(&image).len() < 2 && t.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(
+        image_dir::read_in_use(&image),
+        BTreeSet::from([before.clone(), after.clone()])
+    );
     drop(nodes);
     drop(node3);
     lab.teardown().unwrap();
+}
+
+/// The workspace image's current version copied into the lab, so rebuilding it touches nothing
+/// the other suites use.
+fn private_image(lab: &Lab, built: &std::path::Path) -> std::path::PathBuf {
+    let image = lab.dir().join("image");
+    let version = image_dir::current(built).unwrap();
+    std::fs::create_dir_all(image.join(image_dir::VERSIONS)).unwrap();
+    for (from, to) in [
+        (
+            image_dir::version_dir(built, &version),
+            image_dir::version_dir(&image, &version),
+        ),
+        (built.join("tftp"), image.join("tftp")),
+        (built.join("cluster.key"), image.join("cluster.key")),
+    ] {
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(&from)
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "cp -a {} {}", from.display(), to.display());
+    }
+    image_dir::switch_current(&image, &version).unwrap();
+    image
 }

@@ -271,8 +271,12 @@ fn tftp_sends_exact_content_honours_options_and_refuses_escapes() {
     lab.teardown().unwrap();
 }
 
+/// `path` inside the fake image's root, as a node mounts it (`/<version>/rootfs`).
 fn nfs_url(path: &str) -> String {
-    format!("nfs://10.77.0.1{path}?version=3&nfsport=2049&mountport=2049")
+    format!(
+        "nfs://10.77.0.1/{}/rootfs{path}?version=3&nfsport=2049&mountport=2049",
+        omlab::fixture::FAKE_VERSION
+    )
 }
 
 #[test]
@@ -415,7 +419,7 @@ fn http_serves_script_and_image_files() {
         "{script}"
     );
     assert_eq!(get("/boot/52-54-00-99-00-01.ipxe").0, "404");
-    let (code, kernel) = get("/image/vmlinuz");
+    let (code, kernel) = get(&format!("/image/{}/vmlinuz", omlab::fixture::FAKE_VERSION));
     assert_eq!(code, "200");
     assert_eq!(
         kernel,
@@ -423,6 +427,9 @@ fn http_serves_script_and_image_files() {
     );
     assert_eq!(get("/image/..%2f..%2fetc%2fpasswd").0, "404");
     assert_eq!(get("/image/rootfs").0, "404");
+    assert_eq!(get("/image/0000000001/rootfs").0, "404");
+    assert_eq!(get("/image/..%2f..%2fcluster.key/vmlinuz").0, "404");
+    assert_eq!(get("/image/0000000002/vmlinuz").0, "404");
 
     // The cluster key: c1 is node1 (its MAC, its reserved address). Not before its boot script.
     let key = std::fs::read(lab.dir().join("image/cluster.key")).unwrap();

@@ -5,15 +5,16 @@
 
 use crate::config::{Config, Node};
 
-/// Render the script for `node`'s boot number `boot`.
-pub fn render(cfg: &Config, node: &Node, boot: u64) -> String {
+/// Render the script for `node`'s boot number `boot`, of image `version`: its kernel, initrd and
+/// root all from that version, whatever is built meanwhile.
+pub fn render(cfg: &Config, node: &Node, boot: u64, version: &str) -> String {
     let http = format!("http://{}:{}", cfg.master_ip, cfg.ports.http);
-    let base = format!("{http}/image");
+    let base = format!("{http}/image/{version}");
     let mut args = vec![
         "initrd=initrd.img".to_string(),
         format!("BOOTIF=01-{}", node.mac.hyphenated()),
         format!("omboot.name={}", node.name),
-        format!("omboot.nfsroot={}:/", cfg.master_ip),
+        format!("omboot.nfsroot={}:/{version}/rootfs", cfg.master_ip),
         format!("omboot.nfsport={}", cfg.ports.nfs),
         // The initramfs takes the cluster key from here, once, and seeds omd's generation with
         // the boot number: the key is not in the exported tree, and the number never repeats.
@@ -57,14 +58,16 @@ mod tests {
             Path::new("t.toml"),
         )
         .unwrap();
-        let s = render(&cfg, &cfg.nodes[0], 7);
+        let s = render(&cfg, &cfg.nodes[0], 7, "1764045000");
         assert!(s.starts_with("#!ipxe\n"));
         assert!(s.contains(
-            "kernel http://10.77.0.1:8080/image/vmlinuz initrd=initrd.img BOOTIF=01-52-54-00-77-00-02 omboot.name=node2 \
-             omboot.nfsroot=10.77.0.1:/ omboot.nfsport=12049 omboot.key=http://10.77.0.1:8080/node/key omboot.boot=7 \
+            "kernel http://10.77.0.1:8080/image/1764045000/vmlinuz initrd=initrd.img BOOTIF=01-52-54-00-77-00-02 omboot.name=node2 \
+             omboot.nfsroot=10.77.0.1:/1764045000/rootfs omboot.nfsport=12049 omboot.key=http://10.77.0.1:8080/node/key omboot.boot=7 \
              console=ttyS0,115200 || goto failed\n"
         ), "{s}");
-        assert!(s.contains("initrd http://10.77.0.1:8080/image/initrd.img || goto failed\n"));
+        assert!(
+            s.contains("initrd http://10.77.0.1:8080/image/1764045000/initrd.img || goto failed\n")
+        );
         assert!(!s.contains("omboot.cluster"), "{s}");
     }
 
@@ -77,7 +80,7 @@ mod tests {
             Path::new("t.toml"),
         )
         .unwrap();
-        let s = render(&cfg, &cfg.nodes[0], 1);
+        let s = render(&cfg, &cfg.nodes[0], 1, "1");
         assert!(s.contains(" omboot.cluster=10.77.0.1:2051 "), "{s}");
     }
 }

@@ -28,6 +28,7 @@ use crate::leases::{Lease, LeaseStore};
 use crate::mac::MacAddr;
 use crate::neighbors;
 use crate::tftp::TftpStats;
+use node_image::image_dir;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -87,7 +88,7 @@ impl std::fmt::Debug for AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/boot/{script}", get(boot_script))
-        .route("/image/{file}", get(image_file))
+        .route("/image/{version}/{file}", get(image_file))
         .route("/node/key", get(node_key))
         .route("/api/status", get(status))
         .route("/api/cluster", get(cluster))
@@ -119,22 +120,31 @@ async fn boot_script(State(st): State<AppState>, Path(script): Path<String>) -> 
             format!("{mac} is not in the node table"),
         );
     };
-    // The boot window opens (and the boot is numbered, on disk) off the runtime.
+    // The boot window opens (and the boot is numbered, on disk) off the runtime; the node boots
+    // the version current now, whatever is built while it boots.
     let (boots, clock) = (st.boots.clone(), st.clock.clone());
+    let image = st.config.image_dir.clone();
     let opened = tokio::task::spawn_blocking(move || {
+        let version = image_dir::current(&image)?;
         let mut b = boots
             .lock()
             .map_err(|_| std::io::Error::other("boot state poisoned"))?;
         let Boots {
             windows, counts, ..
         } = &mut *b;
-        windows.open(counts.as_mut(), mac, clock.now())
+        let boot = windows.open(counts.as_mut(), mac, &version, clock.now())?;
+        // In use from now on: an `omimage build` before the next count must not prune it.
+        let mut in_use = image_dir::read_in_use(&image);
+        if in_use.insert(version.clone()) {
+            image_dir::write_in_use(&image, &in_use)?;
+        }
+        Ok::<_, std::io::Error>((boot, version))
     })
     .await;
-    let boot = match opened {
+    let (boot, version) = match opened {
         Ok(Ok(n)) => n,
         Ok(Err(e)) => {
-            tracing::error!(node = %node.name, "cannot number the boot in the state directory: {e}");
+            tracing::error!(node = %node.name, "cannot record the boot (image version, boot number): {e}");
             return text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("cannot record the boot of {}: {e}", node.name),
@@ -144,19 +154,27 @@ async fn boot_script(State(st): State<AppState>, Path(script): Path<String>) -> 
             return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
         }
     };
-    tracing::info!(node = %node.name, %mac, boot, "serving iPXE script");
-    let body = ipxe_script::render(&st.config, node, boot);
+    tracing::info!(node = %node.name, %mac, boot, %version, "serving iPXE script");
+    let body = ipxe_script::render(&st.config, node, boot, &version);
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
-/// Files a node may fetch over HTTP: a fixed list, never a path from the request.
-const IMAGE_FILES: [&str; 2] = ["vmlinuz", "initrd.img"];
-
-async fn image_file(State(st): State<AppState>, Path(file): Path<String>) -> Response {
-    let Some(name) = IMAGE_FILES.iter().find(|f| **f == file) else {
+/// A version's kernel or initrd: a version name and a fixed list of files, never a path from the
+/// request.
+async fn image_file(
+    State(st): State<AppState>,
+    Path((version, file)): Path<(String, String)>,
+) -> Response {
+    let Some(name) = image_dir::BOOT_FILES.iter().find(|f| **f == file) else {
         return text(StatusCode::NOT_FOUND, format!("no image file `{file}`"));
     };
-    let path = st.config.image_dir.join(name);
+    if !image_dir::is_version_name(&version) {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("no image version `{version}`"),
+        );
+    }
+    let path = image_dir::version_dir(&st.config.image_dir, &version).join(name);
     match tokio::fs::File::open(&path).await {
         Ok(f) => {
             let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
@@ -175,7 +193,7 @@ async fn image_file(State(st): State<AppState>, Path(file): Path<String>) -> Res
             tracing::error!("cannot open {}: {e}", path.display());
             text(
                 StatusCode::NOT_FOUND,
-                format!("{name} is missing from the image: run `omimage build`"),
+                format!("{name} of image version {version} is missing (pruned, or never built)"),
             )
         }
     }

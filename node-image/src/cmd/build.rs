@@ -13,11 +13,13 @@ use anyhow::Context;
 use node_image::cache::{self, Lookup};
 use node_image::cluster;
 use node_image::config::ImageConfig;
-use node_image::customize::{self, RootFacts};
+use node_image::customize::{self, Action, RootFacts};
 use node_image::manifest::{InitramfsInfo, Manifest, ManifestInputs};
 use node_image::progress::{Progress, Step};
 use node_image::recipe::RecipeHash;
-use node_image::{fsinfo, initramfs, kernel, mmdebstrap, rootfs_edit, tarball, tftp, timestamp};
+use node_image::{
+    fsinfo, image_dir, initramfs, kernel, mmdebstrap, rootfs_edit, tarball, tftp, timestamp,
+};
 
 /// Run the whole build.
 pub fn run(
@@ -39,11 +41,19 @@ pub fn run(
 
     let (tarball, cache_hit) = root_tarball(&progress, &config, &hash, cache_dir)?;
 
-    fs::create_dir_all(out)
+    fs::create_dir_all(out.join(image_dir::VERSIONS))
         .with_context(|| format!("cannot create the output directory {}", out.display()))?;
-    let new_root = out.join("rootfs.new");
+    // A version of its own: nodes booted from the current one keep it while this is built and
+    // after; `current` switches to this one only once it is whole.
+    let unix_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = image_dir::new_version_name(out, unix_secs);
+    let building = out.join(image_dir::VERSIONS).join(format!("{name}.new"));
+    remove_tree(&building)?;
+    fs::create_dir(&building).with_context(|| format!("cannot create {}", building.display()))?;
+    let new_root = building.join(image_dir::ROOTFS);
     let step = progress.step("unpacking the root");
-    remove_tree(&new_root)?;
     fs::create_dir(&new_root).with_context(|| format!("cannot create {}", new_root.display()))?;
     tarball::extract(&tarball, &new_root).context("cannot unpack the cached root")?;
     step.done(&new_root.display().to_string());
@@ -57,6 +67,12 @@ pub fn run(
     cluster::key(out).context("cannot get the cluster key")?;
     actions
         .extend(cluster::actions(&config.cluster).context("cannot install the cluster software")?);
+    // Which image a node runs: `cat /etc/omboot-image` (the lab tells versions apart by it).
+    actions.push(Action::Write {
+        path: "etc/omboot-image".into(),
+        mode: 0o644,
+        contents: format!("{name}\n").into_bytes(),
+    });
     rootfs_edit::apply(&new_root, &actions).context("cannot customise the root")?;
     step.done(&format!(
         "{} changes, kernel {version}, {} units masked",
@@ -71,7 +87,7 @@ pub fn run(
         .with_context(|| format!("cannot create a staging directory in {}", out.display()))?;
     let built = initramfs::assemble(&new_root, &version, &config.initramfs, staging.path())
         .context("cannot assemble the initramfs")?;
-    let initrd_tmp = out.join("initrd.img.tmp");
+    let initrd_tmp = building.join(image_dir::INITRD);
     let file = fs::File::create(&initrd_tmp)
         .with_context(|| format!("cannot create {}", initrd_tmp.display()))?;
     let mut file = built
@@ -101,16 +117,9 @@ pub fn run(
             .join(" "),
     );
 
-    let step = progress.step("publishing the image");
-    let vmlinuz_tmp = out.join("vmlinuz.tmp");
     let kernel_src = new_root.join("boot").join(format!("vmlinuz-{version}"));
-    fs::copy(&kernel_src, &vmlinuz_tmp)
+    fs::copy(&kernel_src, building.join(image_dir::KERNEL))
         .with_context(|| format!("cannot copy the kernel {}", kernel_src.display()))?;
-    let rootfs = out.join("rootfs");
-    let old_root = swap_tree(&new_root, &rootfs)?;
-    rename(&vmlinuz_tmp, &out.join("vmlinuz"))?;
-    rename(&initrd_tmp, &out.join("initrd.img"))?;
-    step.done("");
 
     let step = progress.step("writing manifest.json");
     let initramfs_info = InitramfsInfo {
@@ -118,24 +127,33 @@ pub fn run(
         modules: built.resolution.load_order.clone(),
         builtin_modules: built.resolution.builtin.clone(),
     };
-    // Deleting the previous root (thousands of files) overlaps with hashing and walking the new one.
-    let manifest = std::thread::scope(|s| -> anyhow::Result<Manifest> {
-        let cleanup = s.spawn(|| remove_tree(&old_root));
-        let manifest = write_manifest(
-            out,
-            &config,
-            &hash,
-            cache_hit,
-            &version,
-            initramfs_info,
-            &progress,
-        )?;
-        cleanup
-            .join()
-            .map_err(|_| anyhow::anyhow!("removing {} panicked", old_root.display()))??;
-        Ok(manifest)
-    })?;
+    let manifest = write_manifest(
+        &building,
+        &config,
+        &hash,
+        cache_hit,
+        &version,
+        initramfs_info,
+        &progress,
+    )?;
     step.done(&format!("{} packages", manifest.package_count));
+
+    let step = progress.step("publishing the image");
+    rename(&building, &image_dir::version_dir(out, &name))?;
+    image_dir::switch_current(out, &name)
+        .with_context(|| format!("cannot switch {} to {name}", out.join("current").display()))?;
+    link_to_current(out)?;
+    // Versions older than this one that no booted node uses (as ombootd last recorded) go.
+    let pruned = image_dir::prune(out, &image_dir::read_in_use(out))
+        .with_context(|| format!("cannot prune old versions in {}", out.display()))?;
+    step.done(&format!(
+        "version {name} is current; removed {}",
+        if pruned.is_empty() {
+            "none".to_owned()
+        } else {
+            pruned.join(" ")
+        }
+    ));
 
     progress.say(&format!(
         "image ready in {}: kernel {version} vmlinuz {}, initrd.img {}, rootfs {} in {} files{}",
@@ -302,22 +320,25 @@ fn read_facts(root: &Path) -> anyhow::Result<RootFacts> {
     })
 }
 
-/// Replace `dest` by `new` (both directories): rename the old one aside and the new one in, so
-/// `dest` is only missing between two renames. Returns where the old one went, for the caller to
-/// delete (it may not exist).
-fn swap_tree(new: &Path, dest: &Path) -> anyhow::Result<PathBuf> {
-    let old = dest.with_file_name(format!(
-        "{}.old",
-        dest.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    remove_tree(&old)?;
-    if dest.exists() {
-        rename(dest, &old)?;
+/// `<out>/{vmlinuz, initrd.img, rootfs, manifest.json}` as links into `current`, replacing the
+/// files and root of the layout before versions.
+fn link_to_current(out: &Path) -> anyhow::Result<()> {
+    for name in [
+        image_dir::KERNEL,
+        image_dir::INITRD,
+        image_dir::ROOTFS,
+        image_dir::MANIFEST,
+    ] {
+        let at = out.join(name);
+        let want = Path::new(image_dir::CURRENT).join(name);
+        if fs::read_link(&at).is_ok_and(|t| t == want) {
+            continue;
+        }
+        remove_tree(&at)?;
+        std::os::unix::fs::symlink(&want, &at)
+            .with_context(|| format!("cannot link {}", at.display()))?;
     }
-    rename(new, dest)?;
-    Ok(old)
+    Ok(())
 }
 
 fn rename(from: &Path, to: &Path) -> anyhow::Result<()> {
