@@ -1363,6 +1363,48 @@ mod tests {
     }
 
     #[test]
+    fn the_read_only_root_serves_versions_and_a_pruned_one_is_stale_on_read() {
+        let d = tempfile::tempdir().unwrap();
+        for (v, data) in [("0000000001", "one"), ("0000000002", "two")] {
+            std::fs::create_dir_all(d.path().join(v).join("rootfs/etc")).unwrap();
+            std::fs::write(d.path().join(v).join("rootfs/etc/hostname"), data).unwrap();
+        }
+        let fs = DirExport::new(d.path(), Mode::ReadOnly).unwrap();
+        let root = Caller::root();
+        let walk = |path: &[&str]| {
+            let mut h = fs.root_dir();
+            for p in path {
+                h = fs.inner.lookup(&root, &h, p.as_bytes()).unwrap();
+            }
+            h
+        };
+        let old = walk(&["0000000001", "rootfs", "etc", "hostname"]);
+        let new = walk(&["0000000002", "rootfs", "etc", "hostname"]);
+        assert_eq!(fs.inner.read(&root, &old, 0, 10).unwrap().0, b"one");
+        assert_eq!(fs.inner.read(&root, &new, 0, 10).unwrap().0, b"two");
+        // Nothing is written through the root export, whoever asks.
+        assert_eq!(
+            fs.inner.writable(),
+            Err(nfsstat3::NFS3ERR_ROFS),
+            "the node root took a write"
+        );
+        // Version 1 pruned (no node uses it): its handles are stale, READ included; after a
+        // restart too, and the walk that looks for them happens once.
+        std::fs::remove_dir_all(d.path().join("0000000001")).unwrap();
+        assert_eq!(
+            fs.inner.read(&root, &old, 0, 10),
+            Err(nfsstat3::NFS3ERR_STALE)
+        );
+        let fresh = DirExport::new(d.path(), Mode::ReadOnly).unwrap();
+        assert_eq!(
+            fresh.inner.read(&root, &old, 0, 10),
+            Err(nfsstat3::NFS3ERR_STALE)
+        );
+        assert!(fresh.inner.last_walk.lock().unwrap().is_some());
+        assert_eq!(fresh.inner.read(&root, &new, 0, 10).unwrap().0, b"two");
+    }
+
+    #[test]
     fn created_files_belong_to_the_caller_with_the_requested_mode() {
         let (d, fs) = export();
         let alice = user(1000);
