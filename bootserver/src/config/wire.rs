@@ -19,7 +19,8 @@ pub struct WireConfig {
     pub master_ip: Spanned<Ipv4Addr>,
     /// The nodes' subnet in CIDR form, such as `10.77.0.0/24`.
     pub subnet: Spanned<String>,
-    /// Where `omimage build` wrote the image (vmlinuz, initrd.img, rootfs/, tftp/).
+    /// Where `omimage build` wrote the image (`versions/`, `current`, `tftp/`, `cluster.key`; see
+    /// `node_image::image_dir`).
     /// A relative path is taken from the directory of this file.
     pub image_dir: PathBuf,
     /// Where ombootd keeps its state (leases, the NFS file-handle generation).

@@ -11,7 +11,7 @@ use nfs3_server::nfs3_types::rpc::accept_stat_data;
 use super::access::Caller;
 use super::export::DirExport;
 use super::file_id::ExportHandle;
-use super::front::{Answers, Reply};
+use super::front::{self, Answers, Reply};
 use super::rpc_call::{self, Defect, Malformed};
 
 /// NFSv3's procedure number of ACCESS.
@@ -98,16 +98,10 @@ impl Access {
 
 impl Answers for Access {
     fn answer(&self, call: &[u8]) -> Option<Reply> {
-        match parse(call)? {
-            Ok(call) => {
-                let this = self.clone();
-                Some(Box::pin(async move { this.serve(call).await }))
-            }
-            Err(m) => {
-                tracing::debug!(error = %m, "refusing a malformed ACCESS call");
-                Some(Box::pin(std::future::ready(rpc_call::refusal(&m))))
-            }
-        }
+        front::answer_parsed(parse(call), |call| {
+            let this = self.clone();
+            Box::pin(async move { this.serve(call).await })
+        })
     }
 }
 

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 
 use super::clamp;
+use super::rpc_call::{self, Malformed};
 use super::gate::{Gate, Refused};
 
 /// Largest RPC record accepted (a READ/WRITE of 1 MiB plus headers).
@@ -31,6 +32,22 @@ pub trait Answers: Send + Sync + 'static {
     /// The reply to `call` (one whole RPC record), or `None` to pass the call on unchanged.
     /// Decided at once, so the calls passed on keep their order.
     fn answer(&self, call: &[u8]) -> Option<Reply>;
+}
+
+/// The answer to a call a front parsed (`None`: not one of its calls, pass it on): `serve` makes
+/// the reply of a well-formed call, a malformed one gets the RPC error (logged at debug only:
+/// anyone on the network can send them).
+pub fn answer_parsed<C>(
+    parsed: Option<Result<C, Malformed>>,
+    serve: impl FnOnce(C) -> Reply,
+) -> Option<Reply> {
+    match parsed? {
+        Ok(call) => Some(serve(call)),
+        Err(m) => {
+            tracing::debug!(error = %m, "refusing a malformed call");
+            Some(Box::pin(std::future::ready(rpc_call::refusal(&m))))
+        }
+    }
 }
 
 /// Two sets of answers: the first that picks a call answers it.

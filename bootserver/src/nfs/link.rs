@@ -12,7 +12,7 @@ use nfs3_server::vfs::NfsReadFileSystem;
 use super::access::Caller;
 use super::export::DirExport;
 use super::file_id::ExportHandle;
-use super::front::{Answers, Reply};
+use super::front::{self, Answers, Reply};
 use super::rpc_call::{self, Defect, Malformed};
 
 /// NFSv3's procedure number of LINK.
@@ -143,16 +143,10 @@ impl Link {
 
 impl Answers for Link {
     fn answer(&self, call: &[u8]) -> Option<Reply> {
-        match parse(call)? {
-            Ok(call) => {
-                let this = self.clone();
-                Some(Box::pin(async move { this.serve(call).await }))
-            }
-            Err(m) => {
-                tracing::warn!(error = %m, "refusing a malformed LINK call");
-                Some(Box::pin(std::future::ready(rpc_call::refusal(&m))))
-            }
-        }
+        front::answer_parsed(parse(call), |call| {
+            let this = self.clone();
+            Box::pin(async move { this.serve(call).await })
+        })
     }
 }
 
