@@ -95,6 +95,10 @@ pub async fn serve(config: Config) -> Result<()> {
         None => None,
     };
     let shared_addr = shared.as_ref().map(|(_, addr)| *addr);
+    let nfs_refused = (
+        nfs.refused.clone(),
+        shared.as_ref().map(|(s, _)| s.refused.clone()),
+    );
     let serve_shared = async move {
         match shared {
             Some((service, _)) => service.serve().await,
@@ -129,6 +133,7 @@ pub async fn serve(config: Config) -> Result<()> {
         cluster: observer,
         boots: boots.clone(),
         clock: http_clock.clone(),
+        nfs_refused,
     };
 
     // Everything is bound: keep only what serving needs.

@@ -386,6 +386,12 @@ fn nfs_serves_files_modes_and_symlinks_and_refuses_writes() {
         log.contains("its source port is 1024 or above"),
         "no refusal logged: {log}"
     );
+    let s = status(&lab, &c);
+    assert!(
+        s["nfs_refused"]["unprivileged"].as_u64().unwrap() >= 1,
+        "refusal not counted: {s}"
+    );
+    assert_eq!(s["nfs_refused"]["outside"], 0, "{s}");
     lab.teardown().unwrap();
 }
 

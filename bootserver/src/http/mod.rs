@@ -27,6 +27,7 @@ use crate::dhcp::stats::{DhcpCounts, DhcpStats};
 use crate::leases::{Lease, LeaseStore};
 use crate::mac::MacAddr;
 use crate::neighbors;
+use crate::nfs::gate::{Refused, RefusedCounts};
 use crate::tftp::TftpStats;
 use node_image::image_dir;
 
@@ -45,6 +46,8 @@ pub struct AppState {
     pub cluster: Option<migrator::observer::ObserverHandle>,
     /// Booting nodes and their boot numbers.
     pub boots: Arc<Mutex<Boots>>,
+    /// Connections the NFS ports refused: the root's, and the cluster directory's if served.
+    pub nfs_refused: (Arc<Refused>, Option<Arc<Refused>>),
     /// The time, for boot windows.
     pub clock: Arc<dyn Clock>,
 }
@@ -275,6 +278,10 @@ pub struct Status {
     pub dhcp: DhcpCounts,
     /// TFTP counters.
     pub tftp: serde_json::Value,
+    /// Connections refused by the node root's NFS port.
+    pub nfs_refused: RefusedCounts,
+    /// Connections refused by the cluster directory's NFS port.
+    pub cluster_dir_refused: Option<RefusedCounts>,
     /// The cluster table (membership and load) as the master observes it.
     pub cluster: Option<Vec<migrator::api::NodeInfo>>,
 }
@@ -319,6 +326,8 @@ async fn status(State(st): State<AppState>) -> Response {
         nodes,
         dhcp: st.dhcp.snapshot(),
         tftp: serde_json::to_value(&*st.tftp).unwrap_or_default(),
+        nfs_refused: st.nfs_refused.0.snapshot(),
+        cluster_dir_refused: st.nfs_refused.1.as_ref().map(|r| r.snapshot()),
         cluster: st.cluster.as_ref().map(|c| c.nodes()),
     };
     axum::Json(s).into_response()

@@ -13,8 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 
 use super::clamp;
-use super::rpc_call::{self, Malformed};
 use super::gate::{Gate, Refused};
+use super::rpc_call::{self, Malformed};
 
 /// Largest RPC record accepted (a READ/WRITE of 1 MiB plus headers).
 pub const MAX_RECORD: usize = 2 << 20;

@@ -55,6 +55,15 @@ impl Gate {
     }
 }
 
+/// A snapshot of [`Refused`], for the status API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RefusedCounts {
+    /// From outside the subnet.
+    pub outside: u64,
+    /// From an unprivileged port.
+    pub unprivileged: u64,
+}
+
 /// Connections refused, by reason.
 #[derive(Debug, Default)]
 pub struct Refused {
@@ -65,6 +74,14 @@ pub struct Refused {
 }
 
 impl Refused {
+    /// Read the counters.
+    pub fn snapshot(&self) -> RefusedCounts {
+        RefusedCounts {
+            outside: self.outside.load(Ordering::Relaxed),
+            unprivileged: self.unprivileged.load(Ordering::Relaxed),
+        }
+    }
+
     /// Count one refusal; true for the first of its kind, which is worth a line at INFO.
     pub fn count(&self, why: Refusal) -> bool {
         let c = match why {
