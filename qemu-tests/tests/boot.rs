@@ -80,9 +80,14 @@ fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
             user.lines
         );
         let serial = std::fs::read_to_string(running.serial_log()).unwrap();
+        // The root is the image version current at boot: `<master>:/<version>/rootfs`.
+        let version = node_image::image_dir::current(&image).unwrap();
         assert!(
-            serial.contains(&format!("mounted {}:/ read-only", lab.master_ip())),
-            "{name}: no NFS root mount"
+            serial.contains(&format!(
+                "mounted {}:/{version}/rootfs read-only",
+                lab.master_ip()
+            )),
+            "{name}: no NFS root mount of version {version}"
         );
         nodes.push(running);
     }
