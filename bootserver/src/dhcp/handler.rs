@@ -5,7 +5,9 @@
 
 use std::net::Ipv4Addr;
 
+use dhcproto::error::DecodeError;
 use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode, OptionCode};
+use dhcproto::{Decodable, Decoder};
 
 use super::boot_client::BootClient;
 use super::reply_addr::{self, Destination};
@@ -58,6 +60,25 @@ pub enum DropReason {
 /// dhcproto would read the options anyway.
 pub fn has_magic_cookie(datagram: &[u8]) -> bool {
     datagram.get(236..240) == Some(&dhcproto::v4::MAGIC[..])
+}
+
+/// Why a datagram on the DHCP port is not read as a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Undecodable {
+    /// No magic cookie: plain BOOTP.
+    #[error("no DHCP magic cookie (BOOTP)")]
+    NotDhcp,
+    /// dhcproto cannot read it.
+    #[error("malformed DHCP datagram: {0}")]
+    Malformed(#[from] DecodeError),
+}
+
+/// Read a received datagram as a DHCP message, the server's one path from bytes to [`handle`].
+pub fn decode(datagram: &[u8]) -> Result<Message, Undecodable> {
+    if !has_magic_cookie(datagram) {
+        return Err(Undecodable::NotDhcp);
+    }
+    Ok(Message::decode(&mut Decoder::new(datagram))?)
 }
 
 /// Decide the reply to `req`, at time `now` (seconds since the epoch).
@@ -460,6 +481,30 @@ ip = "10.77.0.11"
         assert!(!has_magic_cookie(&bootp));
         assert!(!has_magic_cookie(&bytes[..239]), "too short");
         assert!(!has_magic_cookie(&[]));
+    }
+
+    #[test]
+    fn option_with_a_bad_length_is_not_a_panic() {
+        // Found by the dhcp fuzz target: option 155 (RFC 6926 query end time) of length 0 hit a
+        // debug_assert in dhcproto, so one datagram took down a debug-build ombootd (the root
+        // Cargo.toml now builds dhcproto without them). dhcproto stops reading options at one
+        // it cannot read and keeps those before it.
+        use dhcproto::Encodable;
+        let mut datagram = Vec::new();
+        req(MessageType::Discover, MAC, vec![])
+            .encode(&mut dhcproto::Encoder::new(&mut datagram))
+            .unwrap();
+        assert_eq!(datagram.pop(), Some(255), "the End option");
+        datagram.extend_from_slice(&[155, 0, 255]);
+        let m = decode(&datagram).unwrap();
+        assert_eq!(m.opts().get(OptionCode::BulkLeaseQueryQueryEndTime), None);
+        let (_, kind, _, _) =
+            reply_of(handle(&m, &cfg(), &mut MemoryLeases::default(), 0).unwrap());
+        assert_eq!(kind, MessageType::Offer);
+        assert!(matches!(
+            decode(&datagram[..239]),
+            Err(Undecodable::NotDhcp)
+        ));
     }
 
     #[test]

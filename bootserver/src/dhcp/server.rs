@@ -5,12 +5,12 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 
 use dhcproto::v4::Message;
-use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use dhcproto::{Encodable, Encoder};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
 use super::arp;
-use super::handler::{self, DropReason, Outcome};
+use super::handler::{self, DropReason, Outcome, Undecodable};
 use super::log_gate::LogGate;
 use super::rate_limit::RateLimits;
 use super::reply_addr::{CLIENT_PORT, Destination, SERVER_PORT};
@@ -147,16 +147,16 @@ impl DhcpServer {
                 tracing::debug!(%from, ?why, "dropped a DHCP datagram over its sender's rate");
                 continue;
             }
-            if !handler::has_magic_cookie(&buf[..len]) {
-                self.stats.count(Event::NotDhcp);
-                tracing::debug!(%from, "dropped a datagram without the DHCP magic cookie (BOOTP)");
-                continue;
-            }
-            let req = match Message::decode(&mut Decoder::new(&buf[..len])) {
+            let req = match handler::decode(&buf[..len]) {
                 Ok(m) => m,
-                Err(e) => {
+                Err(Undecodable::NotDhcp) => {
+                    self.stats.count(Event::NotDhcp);
+                    tracing::debug!(%from, "dropped a datagram without the DHCP magic cookie (BOOTP)");
+                    continue;
+                }
+                Err(e @ Undecodable::Malformed(_)) => {
                     self.stats.count(Event::Malformed);
-                    tracing::debug!(%from, "dropped a malformed DHCP datagram: {e}");
+                    tracing::debug!(%from, "dropped a {e}");
                     continue;
                 }
             };

@@ -5,6 +5,7 @@ mod bench;
 mod bench_migrate;
 mod clean;
 mod demo;
+mod fuzz_smoke;
 mod prepare;
 mod test;
 
@@ -26,7 +27,7 @@ enum Command {
     Demo(demo::Args),
     /// Benchmarks against the anchor servers (dnsmasq-era tools) in the same run.
     Bench(bench::Args),
-    /// The whole test run (what CI runs): packages, fmt, clippy, build, image, all tests.
+    /// The whole test run (what CI runs): packages, fmt, clippy, build, fuzz, image, all tests.
     Test(test::Args),
 }
 

@@ -1,6 +1,8 @@
 //! `omlab test`: the project's whole test run, as CI runs it: Debian packages, format and lint
-//! checks, the build, the node image, then every test of the workspace (unit, real-client, QEMU).
+//! checks, the build, a fuzz smoke, the node image, then every test of the workspace (unit,
+//! real-client, QEMU).
 
+use super::fuzz_smoke::fuzz_smoke;
 use super::prepare::{cargo, debian_packages, node_image, step};
 
 /// Options of `omlab test`.
@@ -26,6 +28,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ])
     })?;
     step("build", || cargo(&["build", "--workspace"]))?;
+    step("fuzz smoke", fuzz_smoke)?;
     step("node image", node_image)?;
     let mut test_args = vec!["test", "--workspace"];
     test_args.extend(args.cargo_test_args.iter().map(String::as_str));
