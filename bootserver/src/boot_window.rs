@@ -111,10 +111,7 @@ impl BootCounts for FileCounts {
             .collect();
         lines.push(format!("{mac} {n} {version}"));
         lines.sort();
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, lines.join("\n") + "\n")?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, &self.path)?;
+        crate::state_file::replace(&self.path, (lines.join("\n") + "\n").as_bytes())?;
         self.counts.insert(mac, (n, version.to_owned()));
         Ok(n)
     }

@@ -74,7 +74,7 @@ mod tests {
         let mut used: Vec<String> = AT_START
             .iter()
             .chain(KEPT)
-            .map(|c| format!("CAP_{c}").replace("CAP_CAP_", "CAP_"))
+            .map(ToString::to_string)
             .collect();
         used.sort();
         assert_eq!(in_unit, used);

@@ -4,7 +4,6 @@
 //! [`flusher`](super::flusher): a DISCOVER flood costs no disk I/O.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{Lease, LeaseError, LeaseState, LeaseStore};
@@ -35,11 +34,7 @@ impl Unsaved {
         };
         let bytes =
             serde_json::to_vec_pretty(&self.leases).map_err(|e| io(std::io::Error::other(e)))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        crate::state_file::replace(&self.path, &bytes).map_err(io)
     }
 }
 

@@ -13,8 +13,9 @@ const PROC_READ: u32 = 6;
 const PROC_READDIR: u32 = 16;
 const PROC_READDIRPLUS: u32 = 17;
 
-/// Where the count fields of the call in `record` start, if it is one of ours.
-fn count_fields(record: &[u8]) -> Option<Vec<usize>> {
+/// Where the count fields of the call in `record` start, if it is one of ours: READ and READDIR
+/// have one (`count`), READDIRPLUS two (`dircount`, `maxcount`).
+fn count_fields(record: &[u8]) -> Option<(usize, Option<usize>)> {
     let call = rpc_call::parse(
         record,
         nfs3::PROGRAM,
@@ -29,22 +30,19 @@ fn count_fields(record: &[u8]) -> Option<Vec<usize>> {
         r.skip(nfs3::NFS3_COOKIEVERFSIZE)?;
     }
     let first = r.position();
-    let fields = if call.proc == PROC_READDIRPLUS {
-        vec![first, first + 4] // dircount, maxcount
-    } else {
-        vec![first]
-    };
-    (fields.iter().all(|&at| at + 4 <= record.len())).then_some(fields)
+    let second = (call.proc == PROC_READDIRPLUS).then_some(first + 4);
+    let end = second.unwrap_or(first) + 4;
+    (end <= record.len()).then_some((first, second))
 }
 
 /// Cut the counts of the READ/READDIR/READDIRPLUS call in `record` to [`MAX_IO`]; whether any was
 /// cut. Anything else, or a call that does not decode, is left for nfs3_server to answer.
 pub fn clamp(record: &mut [u8]) -> bool {
-    let Some(fields) = count_fields(record) else {
+    let Some((first, second)) = count_fields(record) else {
         return false;
     };
     let mut cut = false;
-    for at in fields {
+    for at in std::iter::once(first).chain(second) {
         let Some(field) = record.get_mut(at..at + 4) else {
             continue;
         };

@@ -1,0 +1,31 @@
+//! Replacing a file of the state directory whole: written beside it, synced, renamed over it,
+//! so a crash leaves the old contents or the new ones, never half of either.
+
+use std::io::Write;
+use std::path::Path;
+
+/// Replace `path` with `bytes` (blocking: call it off the async runtime).
+pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = Path::new(&tmp_name);
+    let mut f = std::fs::File::create(tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_whole_and_leaves_no_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("boots");
+        replace(&p, b"one\n").unwrap();
+        replace(&p, b"two\n").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two\n");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}
