@@ -339,7 +339,7 @@ impl Agent {
     pub fn set_sample(&mut self, sample: Sample) {
         let load = self
             .smoother
-            .update(normalise(sample.loadavg1, sample.cpus, self.cfg.speed));
+            .update(normalise(sample.runnable, sample.cpus, self.cfg.speed));
         self.seq = self.seq.wrapping_add(1);
         self.own = Some(OwnLoad {
             sample,
@@ -694,6 +694,7 @@ mod tests {
         let sample = Sample {
             cpus: 2,
             loadavg1: 2.0,
+            runnable: 2.0,
             mem_total: 100,
             mem_free: 50,
         };

@@ -8,8 +8,11 @@ use std::collections::VecDeque;
 pub struct Sample {
     /// Online CPUs (at least 1).
     pub cpus: u32,
-    /// 1-minute load average.
+    /// 1-minute load average (shown to users; too slow to balance on).
     pub loadavg1: f64,
+    /// Tasks runnable right now, not counting the sampler: the instantaneous run queue that
+    /// openMosix balanced on. The smoothed, normalised load is built from it.
+    pub runnable: f64,
     /// Bytes.
     pub mem_total: u64,
     /// Bytes available (MemAvailable).
@@ -39,12 +42,15 @@ pub struct ProcLoadSource;
 
 impl LoadSource for ProcLoadSource {
     fn sample(&mut self) -> Result<Sample, LoadError> {
-        use procfs::Current;
+        use procfs::{Current, CurrentSI};
         let la = procfs::LoadAverage::current()?;
         let mem = procfs::Meminfo::current()?;
+        let stat = procfs::KernelStats::current()?;
         Ok(Sample {
             cpus: online_cpus(),
             loadavg1: f64::from(la.one),
+            // The reading thread itself is running while it reads /proc/stat.
+            runnable: f64::from(stat.procs_running.unwrap_or(1).saturating_sub(1)),
             mem_total: mem.mem_total,
             mem_free: mem.mem_available.unwrap_or(mem.mem_free),
         })
@@ -84,12 +90,12 @@ impl LoadSource for ScriptedLoadSource {
     }
 }
 
-/// Normalised load: `loadavg1 / cpus * 1000 / speed`. 1.0 means each CPU of this node carries
+/// Normalised load: `runnable / cpus * 1000 / speed`. 1.0 means each CPU of this node carries
 /// one standard (speed 1000) CPU's worth of work; a faster node shows less for the same work.
-pub fn normalise(loadavg1: f64, cpus: u32, speed: u32) -> f64 {
+pub fn normalise(runnable: f64, cpus: u32, speed: u32) -> f64 {
     let cpus = f64::from(cpus.max(1));
     let speed = f64::from(speed.max(1));
-    (loadavg1.max(0.0) / cpus) * 1000.0 / speed
+    (runnable.max(0.0) / cpus) * 1000.0 / speed
 }
 
 /// Weight of a new sample when the load rises: slow (about 8 s to reach 90 % of a step),
@@ -162,6 +168,7 @@ mod tests {
         let s = Sample {
             cpus: 2,
             loadavg1: 1.0,
+            runnable: 1.0,
             mem_total: 10,
             mem_free: 5,
         };

@@ -164,6 +164,7 @@ pub fn run(p: &SimParams, net: &mut dyn SimNetwork) -> SimReport {
                 a.set_sample(Sample {
                     cpus: 4,
                     loadavg1: if busy { 16.0 } else { 0.5 },
+                    runnable: if busy { 16.0 } else { 0.5 },
                     mem_total: 4 << 30,
                     mem_free: 2 << 30,
                 });

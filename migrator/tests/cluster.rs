@@ -40,6 +40,7 @@ fn spawn_node(
     let sample = Sample {
         cpus: 2,
         loadavg1: f64::from(n),
+        runnable: f64::from(n),
         mem_total: 1 << 30,
         mem_free: 1 << 29,
     };

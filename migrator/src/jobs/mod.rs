@@ -109,6 +109,8 @@ pub struct Inner {
     pub check: NodeCheck,
     /// Migration decisions.
     pub outcomes: Outcomes,
+    /// Moves this node started.
+    pub history: crate::migration::history::History,
     state: Mutex<State>,
 }
 
@@ -151,6 +153,7 @@ impl Jobs {
             criu,
             check,
             outcomes,
+            history: Default::default(),
             state: Mutex::new(State::default()),
         })))
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::api::MemberState;
 use crate::job::record::{JobId, JobView};
 use crate::jobs::Jobs;
+use crate::migration::history::Why;
 use crate::migration::protocol::{Msg, Target};
 use crate::migration::session::Session;
 use crate::migration::source;
@@ -83,7 +84,7 @@ pub async fn migrate(
         (here, s.home.get(job).map(|h| h.node.clone()))
     };
     if here {
-        return source::migrate_out(jobs, job, to, uid).await;
+        return source::migrate_out(jobs, job, to, uid, Why::Manual).await;
     }
     let known_at_home = home_node.is_some();
     let via = match home_node {
@@ -122,7 +123,7 @@ pub async fn expel(jobs: &Jobs) -> Vec<Result<String, String>> {
     };
     let mut out = Vec::new();
     for g in guests {
-        out.push(source::migrate_out(jobs, &g, &Target::Home, 0).await);
+        out.push(source::migrate_out(jobs, &g, &Target::Home, 0, Why::Expel).await);
     }
     out
 }

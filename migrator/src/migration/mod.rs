@@ -1,9 +1,10 @@
 //! Moving a running job between nodes with CRIU: the peer [`protocol`] and its authenticated
 //! [`session`], the [`criu`] driver, iterative [`pre_dump`], the image [`transfer`], the [`migratable`] checks, the
-//! [`outcome`] record that makes a migration all-or-nothing, and the two sides ([`source`],
-//! [`target`]).
+//! [`outcome`] record that makes a migration all-or-nothing, the two sides ([`source`],
+//! [`target`]), and the [`history`] of moves this node started.
 
 pub mod criu;
+pub mod history;
 pub mod migratable;
 pub mod outcome;
 pub mod pre_dump;

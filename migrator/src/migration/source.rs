@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::job::record::{JobId, NodeRef};
+use crate::job::record::{JobId, NodeRef, command_line};
 use crate::job::tree;
 use crate::jobs::Jobs;
 use crate::jobs::local::{self, Cmd};
 use crate::migration::criu::{Criu, CriuError};
+use crate::migration::history::{self, MoveEvent, Why};
 use crate::migration::migratable::{self, Storage};
 use crate::migration::protocol::{Msg, Outcome, Target};
 use crate::migration::session::Session;
@@ -41,8 +42,15 @@ fn rss_of_tree(pid: i32) -> u64 {
         * 1024
 }
 
-/// Move job `id`, running here, to `to`, on behalf of `uid` (0 = root).
-pub async fn migrate_out(jobs: &Jobs, id: &JobId, to: &Target, uid: u32) -> Result<String, String> {
+/// Move job `id`, running here, to `to`, on behalf of `uid` (0 = root), for reason `why`
+/// (kept in the node's move history once an attempt was made).
+pub async fn migrate_out(
+    jobs: &Jobs,
+    id: &JobId,
+    to: &Target,
+    uid: u32,
+    why: Why,
+) -> Result<String, String> {
     let (record, pid) = {
         let s = jobs.state();
         let l = s
@@ -81,6 +89,19 @@ pub async fn migrate_out(jobs: &Jobs, id: &JobId, to: &Target, uid: u32) -> Resu
     set_migrating(jobs, id, true);
     let r = run(jobs, &record, pid, &target).await;
     set_migrating(jobs, id, false);
+    jobs.0.history.push(MoveEvent {
+        job: id.clone(),
+        command: command_line(&record.spec.argv),
+        from: jobs.0.cfg.name.clone(),
+        to: target.name.clone(),
+        at_ms: history::now_ms(),
+        why,
+        ok: r.is_ok(),
+        frozen_ms: r.as_ref().map_or(0, |m| m.frozen.as_millis() as u64),
+        total_ms: r.as_ref().map_or(0, |m| m.total.as_millis() as u64),
+        bytes: r.as_ref().map_or(0, |m| m.bytes),
+        error: r.as_ref().err().cloned(),
+    });
     let m = r?;
     Ok(format!(
         "job {id} moved from {} to {} ({:.1} MiB of images, frozen {:.0} ms, total {:.0} ms{})",
