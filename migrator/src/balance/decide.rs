@@ -136,7 +136,9 @@ pub fn decide(v: &View, policy: &Policy) -> Option<Move> {
         let cost = cost(c, v, policy);
         for p in &v.peers {
             let t = effective_load(p, v, policy);
-            let added = p.node.share(c.demand);
+            // A job busy enough to move counts as at least one whole task against ping-pong:
+            // its measured share is low exactly when the CPU is contended.
+            let added = p.node.share(c.demand.max(1.0));
             // MOSIX's damping: the target stays below us even counting 130% of the job.
             if t + policy.damping * added >= v.me.load || !fits(&p.node, c.rss, policy) {
                 continue;

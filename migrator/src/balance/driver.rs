@@ -60,10 +60,12 @@ pub async fn run(jobs: Jobs) {
                 .find(|c| c.id == m.job)
                 .map_or(1.0, |c| c.demand);
             tracing::info!(job = %m.job, to = %m.to, why = %m.why, "balancer: moving job {} to {}: {}", m.job, m.to, m.detail);
-            jobs.0.sent.push(&m.to, demand, Instant::now());
             let r = source::migrate_out(&jobs, &m.job, &Target::Node(m.to.clone()), 0, m.why).await;
             match r {
                 Ok(text) => {
+                    // Stamped at the end: the target shows the job only from now, and this
+                    // node's load falls only from now.
+                    jobs.0.sent.push(&m.to, demand.max(1.0), Instant::now());
                     tracing::info!("balancer: {text}");
                     if let Some(e) = jobs.0.history.all().last() {
                         tracker.measured(
