@@ -27,3 +27,4 @@ pub mod server;
 pub mod sim;
 pub mod table;
 pub mod wire;
+pub mod workload;
