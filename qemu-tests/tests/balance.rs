@@ -2,7 +2,8 @@
 //! shipped defaults, real CRIU. On one booted lab, phase by phase: four CPU-bound jobs started
 //! on node1 stay put under `lstay` and under `block` on node2, then spread two and two by
 //! themselves and all finish correctly; three jobs settle after the first spread; a node pushed
-//! under its free-memory mark moves a job away.
+//! under its free-memory mark moves a job away; `omctl stress` passes, and beats running its
+//! mix at home.
 
 #![allow(clippy::unwrap_used)]
 
@@ -96,6 +97,7 @@ fn balancing_suite() {
     phase("spread", &|| four_jobs_spread_by_themselves(n1, n2));
     phase("settle", &|| three_jobs_settle(n1, n2));
     phase("memory", &|| memory_ushering(n1, n2));
+    phase("stress", &|| stress(n1, n2));
     drop(nodes);
     lab.teardown().unwrap();
 }
@@ -254,4 +256,19 @@ fn memory_ushering(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
     sh(n1, "kill $(cat /tmp/hog.pid) || true");
     let (status, out) = finished(n1, "usher", Duration::from_secs(120));
     assert_eq!(status, 0, "usher: {out:?}");
+}
+
+/// `omctl stress` from node1, sized for TCG: every result right (its exit status), and the
+/// report printed for the record.
+fn stress(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
+    let out = n1
+        .shell(
+            "cd / && omctl stress --cpu-jobs 4 --units 5 --mem-mib 16 --secs 20 --threads 2 --pipe-mib 1 2>&1",
+            Duration::from_secs(900),
+        )
+        .unwrap();
+    println!("omctl stress:\n{}", out.lines.join("\n"));
+    assert_eq!(out.status, 0, "omctl stress failed\n{}", diag(&[n1, n2]));
+    let (_, moves) = sh(n1, "omctl migrations");
+    println!("omctl migrations:\n{}", moves.join("\n"));
 }
