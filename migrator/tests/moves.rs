@@ -63,6 +63,7 @@ async fn start_jobs(n: u8, key: &ClusterKey, node: NodeHandle, dir: &std::path::
         peer_port: PEER_PORT,
         omjob: "/nonexistent/omjob".into(),
         pre_dump: Default::default(),
+        policy: Default::default(),
     };
     let check = NodeCheck {
         ok: false,

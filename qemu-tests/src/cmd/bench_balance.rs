@@ -76,13 +76,13 @@ fn makespan(n1: &RunningNode<'_>, units: &[u32]) -> anyhow::Result<f64> {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    for i in 0..n {
+    for (i, u) in units.iter().enumerate() {
         let l = sh(
             n1,
             &format!("cat /tmp/bal.{i}.status; grep -c '^result ok spin' /tmp/bal.{i}.out || true"),
         )?;
         if l.len() < 2 || l[l.len() - 2].trim() != "0" || l[l.len() - 1].trim() != "1" {
-            bail!("job {i} ({} units) failed: {l:?}", units[i]);
+            bail!("job {i} ({u} units) failed: {l:?}");
         }
     }
     let t = sh(
