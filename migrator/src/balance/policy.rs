@@ -24,7 +24,7 @@ pub struct Policy {
     pub damping: f64,
     /// Jobs using less than this many CPUs' worth are not moved for load (sleepers gain nothing).
     pub min_demand: f64,
-    /// A job that arrived by migration stays at least this long.
+    /// A job stays at least this long after it started or arrived by migration.
     pub residency: Duration,
     /// Our own moves count on their target's load for this long (its gossiped load lags).
     pub settle: Duration,
