@@ -130,7 +130,10 @@ pub fn decide(v: &View, policy: &Policy) -> Option<Move> {
     let here = v.me.rate(v.me.load);
     let mut opts = Vec::new();
     for c in v.jobs.iter().filter(|c| may_leave(c, v)) {
-        if c.demand < policy.min_demand || c.resident < policy.residency {
+        // Residency holds jobs that arrived by migration (resident < age); a job that never
+        // moved is held only by the cost rule below, or a burst would sit `residency` idle.
+        let arrived_by_move = c.resident < c.age;
+        if c.demand < policy.min_demand || (arrived_by_move && c.resident < policy.residency) {
             continue;
         }
         let cost = cost(c, v, policy);
@@ -321,6 +324,22 @@ mod tests {
         );
         v.bandwidth = Some(10_000.0 * MIB as f64);
         assert!(decide(&v, &p).is_some(), "measured fast network");
+    }
+
+    #[test]
+    fn residency_holds_only_jobs_that_arrived_by_migration() {
+        let p = Policy::default();
+        // Eight jobs started here 10 s ago, never moved (gather: resident = age): the oldest
+        // may go at once; waiting out the 20 s residency would only idle the burst.
+        let mut v = view(8, 0.0);
+        v.jobs.iter_mut().for_each(|j| {
+            j.age = secs(10.0);
+            j.resident = j.age;
+        });
+        assert!(decide(&v, &p).is_some());
+        // The same jobs having arrived here by migration 10 s ago stay.
+        v.jobs.iter_mut().for_each(|j| j.age = secs(100.0));
+        assert_eq!(decide(&v, &p), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod gather;
 pub mod meter;
 pub mod policy;
 pub mod recent;
+pub mod sim;
 pub mod view;
 
 pub use decide::{Move, decide, place};
