@@ -122,7 +122,7 @@ pub struct BalanceFile {
     pub damping: f64,
     /// Jobs using less than this many CPUs' worth of run queue are not moved for load.
     pub min_demand: f64,
-    /// A job stays at least this long after it started or arrived by migration, s.
+    /// A job that arrived by migration stays at least this long, s.
     pub residency_s: u64,
     /// A move counts on its target's load for this long while the gossip catches up, s.
     pub settle_s: u64,

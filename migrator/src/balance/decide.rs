@@ -25,15 +25,15 @@ pub struct Move {
 
 /// The target's load as this node should count it: its record plus what our recent moves
 /// there add, fading out over `settle` while its gossiped load catches up.
-fn effective_load(p: &Peer, v: &View, policy: &Policy) -> f64 {
+fn effective_load(n: &NodeLoad, v: &View, policy: &Policy) -> f64 {
     let settle = policy.settle.as_secs_f64().max(1e-3);
     let pending: f64 = v
         .recent
         .iter()
-        .filter(|r| r.to == p.node.name)
-        .map(|r| p.node.share(r.demand) * (1.0 - r.ago.as_secs_f64() / settle).max(0.0))
+        .filter(|r| r.to == n.name)
+        .map(|r| n.share(r.demand) * (1.0 - r.ago.as_secs_f64() / settle).max(0.0))
         .sum();
-    p.node.load + pending
+    n.load + pending
 }
 
 /// May `c` leave this node automatically at all (stay, lstay, `omrun -h`, a move under way)?
@@ -124,7 +124,11 @@ pub fn decide(v: &View, policy: &Policy) -> Option<Move> {
     {
         return Some(m);
     }
-    if v.recent.iter().any(|r| r.ago < policy.pause) {
+    // Only moves away pause; jobs started here (placements) count on the load instead.
+    if v.recent
+        .iter()
+        .any(|r| r.to != v.me.name && r.ago < policy.pause)
+    {
         return None;
     }
     let here = v.me.rate(v.me.load);
@@ -138,7 +142,7 @@ pub fn decide(v: &View, policy: &Policy) -> Option<Move> {
         }
         let cost = cost(c, v, policy);
         for p in &v.peers {
-            let t = effective_load(p, v, policy);
+            let t = effective_load(&p.node, v, policy);
             // A job busy enough to move counts as at least one whole task against ping-pong:
             // its measured share is low exactly when the CPU is contended.
             let added = p.node.share(c.demand.max(1.0));
@@ -177,14 +181,16 @@ pub fn decide(v: &View, policy: &Policy) -> Option<Move> {
 }
 
 /// Where a new job of one runnable task should start: the peer where it would run fastest,
-/// if clearly (20%) faster than here counting the damping, else `None` (here).
+/// if clearly (20%) faster than here counting the damping, else `None` (here). Recent starts
+/// count on every node, this one included: jobs started in the same second spread.
 pub fn place(v: &View, policy: &Policy) -> Option<String> {
-    let here = v.me.rate(v.me.load + v.me.share(1.0));
+    let here =
+        v.me.rate(effective_load(&v.me, v, policy) + v.me.share(1.0));
     v.peers
         .iter()
         .filter(|p| fits(&p.node, 0, policy))
         .map(|p| {
-            let t = effective_load(p, v, policy);
+            let t = effective_load(&p.node, v, policy);
             (p.node.rate(t + policy.damping * p.node.share(1.0)), p)
         })
         .filter(|(rate, _)| *rate > here * 1.2)
@@ -330,7 +336,7 @@ mod tests {
     fn residency_holds_only_jobs_that_arrived_by_migration() {
         let p = Policy::default();
         // Eight jobs started here 10 s ago, never moved (gather: resident = age): the oldest
-        // may go at once; waiting out the 20 s residency would only idle the burst.
+        // may go at once; waiting out the residency would only idle the burst.
         let mut v = view(8, 0.0);
         v.jobs.iter_mut().for_each(|j| {
             j.age = secs(10.0);
@@ -434,5 +440,20 @@ mod tests {
         v.me.load = 1.0;
         v.peers[0].node.load = 1.0;
         assert_eq!(place(&v, &p), None);
+        // Idle here, but two jobs just started here: the third goes to the idle peer.
+        v.me.load = 0.0;
+        v.peers[0].node.load = 0.0;
+        v.recent = (0..2)
+            .map(|_| RecentMove {
+                to: "node1".into(),
+                demand: 1.0,
+                ago: secs(0.5),
+            })
+            .collect();
+        assert_eq!(place(&v, &p).as_deref(), Some("node2"));
+        // ... and those starts do not pause the balancer's moves.
+        let mut w = view(4, 0.0);
+        w.recent = v.recent.clone();
+        assert!(decide(&w, &p).is_some());
     }
 }

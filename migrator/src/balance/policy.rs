@@ -24,7 +24,8 @@ pub struct Policy {
     pub damping: f64,
     /// Jobs using less than this many CPUs' worth are not moved for load (sleepers gain nothing).
     pub min_demand: f64,
-    /// A job stays at least this long after it started or arrived by migration.
+    /// A job that arrived by migration stays at least this long (a job that never moved is
+    /// held only by the cost rule).
     pub residency: Duration,
     /// Our own moves count on their target's load for this long (its gossiped load lags).
     pub settle: Duration,
@@ -52,7 +53,7 @@ impl Default for Policy {
             period: Duration::from_secs(2),
             damping: 1.3,
             min_demand: 0.3,
-            residency: Duration::from_secs(20),
+            residency: Duration::from_secs(40),
             settle: Duration::from_secs(10),
             pause: Duration::from_secs(4),
             move_overhead: Duration::from_millis(1500),

@@ -237,6 +237,7 @@ impl Jobs {
             tiebreak: crate::balance::driver::tiebreak(),
         };
         let Some(name) = crate::balance::place(&view, policy) else {
+            self.0.sent.push(&self.0.cfg.name, 1.0, now);
             return self.me();
         };
         match rows
