@@ -110,6 +110,15 @@ fn four_jobs_spread_by_themselves(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
         start(n1, &format!("spread{i}"), "-- omwork cpu 90");
     }
     wait_jobs(n1, "omwork cpu 90", 4);
+    // omd runs raised (Nice=-5) to answer probes on a busy node; jobs run at the normal 0.
+    let (_, ni) = sh(
+        n1,
+        "echo omd $(ps -o ni= -p $(pidof omd)); echo jobs $(ps -o ni= -C omwork | sort -u)",
+    );
+    assert!(
+        ni.iter().any(|l| l.trim() == "omd -5") && ni.iter().any(|l| l.trim() == "jobs 0"),
+        "nice values: {ni:?}"
+    );
     nothing_moves(
         n1,
         n2,
