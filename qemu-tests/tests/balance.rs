@@ -280,4 +280,7 @@ fn stress(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
     assert_eq!(out.status, 0, "omctl stress failed\n{}", diag(&[n1, n2]));
     let (_, moves) = sh(n1, "omctl migrations");
     println!("omctl migrations:\n{}", moves.join("\n"));
+    let (s, screen) = sh(n1, "omctl mon --once");
+    println!("omctl mon --once:\n{}", screen.join("\n"));
+    assert_eq!(s, 0, "omctl mon --once: {screen:?}");
 }

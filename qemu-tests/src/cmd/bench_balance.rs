@@ -143,6 +143,10 @@ pub fn run(counts: &[usize], base_units: u32) -> anyhow::Result<()> {
                 migrations,
             });
         }
+        // What an operator sees afterwards, for the record.
+        for cmd in ["omctl migrations", "omctl mon --once"] {
+            println!("$ {cmd}\n{}", sh(n1, cmd)?.join("\n"));
+        }
         Ok(rows)
     })();
     lab.teardown().context("tearing the lab down")?;
