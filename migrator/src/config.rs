@@ -122,6 +122,8 @@ pub struct SwimFile {
     pub cluster_size_hint: u32,
     /// Ask a random member for its member list this often, ms.
     pub announce_period_ms: u64,
+    /// Right after joining, ANNOUNCE this node to this many members (0: only to whom it reached).
+    pub join_fanout: usize,
 }
 
 impl Default for SwimFile {
@@ -135,6 +137,7 @@ impl Default for SwimFile {
             gossip_fanout: t.gossip_fanout,
             cluster_size_hint: t.cluster_size_hint,
             announce_period_ms: t.announce_period.as_millis() as u64,
+            join_fanout: t.join_fanout,
         }
     }
 }
@@ -314,6 +317,7 @@ impl ConfigFile {
                 gossip_fanout: s.gossip_fanout,
                 cluster_size_hint: s.cluster_size_hint.max(1),
                 announce_period: Duration::from_millis(s.announce_period_ms),
+                join_fanout: s.join_fanout,
             },
             peer_port: self.peer_port,
             jobs_dir: self.jobs_dir,

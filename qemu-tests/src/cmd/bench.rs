@@ -44,6 +44,22 @@ enum What {
         #[arg(long, value_delimiter = ',', default_values_t = [10.0])]
         dirty_pct: Vec<f64>,
     },
+    /// Gossip at scale, in-process (no lab): omd's agents over a simulated lossy LAN against
+    /// the membership, fresh-load-record and load-news targets; writes build/bench/gossip.json.
+    Gossip {
+        /// Nodes.
+        #[arg(long, default_value_t = 1000)]
+        nodes: usize,
+        /// Packet loss, 0..1.
+        #[arg(long, default_value_t = 0.05)]
+        loss: f64,
+        /// Simulated seconds.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// First contact through this many seeds instead of multicast (0: multicast).
+        #[arg(long, default_value_t = 0)]
+        seeds: usize,
+    },
 }
 
 /// Runs `omlab bench`.
@@ -55,6 +71,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             node_mib,
             ref dirty_pct,
         } => super::bench_migrate::run(sizes, node_mib, dirty_pct),
+        What::Gossip {
+            nodes,
+            loss,
+            secs,
+            seeds,
+        } => super::bench_gossip::run(nodes, loss, secs, seeds),
     }
 }
 
