@@ -364,6 +364,10 @@ mod tests {
         assert!(parse("multicast_group = \"10.0.0.1\"").is_err());
         assert!(parse("speed = 0").is_err());
         assert!(parse("[swim]\nprobe_rtt_ms = 900").is_err());
+        assert_eq!(
+            parse("[swim]\njoin_fanout = 0").unwrap().swim.join_fanout,
+            0
+        );
         assert!(parse("seeds = [\"nope\"]").is_err());
         assert!(parse("[migration]\npre_dump_rounds = 99").is_err());
         assert!(parse("[migration]\npre_dump_round = 2").is_err());

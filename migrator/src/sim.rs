@@ -136,13 +136,16 @@ pub struct SimReport {
     pub discovery: Discovery,
     /// Records piggybacked per LOAD packet.
     pub window: usize,
+    /// Span over which the nodes started (0: all at once).
+    pub start_spread_s: f64,
     /// Simulated seconds.
     pub simulated_s: f64,
     /// log2(n) + ln(n).
     pub reference_rounds: f64,
     /// The membership target: reference + [`MEMBERSHIP_SLACK_ROUNDS`].
     pub target_rounds: f64,
-    /// Rounds from the last node's start until every node knew every other as alive.
+    /// Rounds from the last node's start until every node knew every other as alive (checked
+    /// every 100 ms).
     pub membership_rounds: Option<f64>,
     /// Per second after the join phase, the share of nodes holding records younger than
     /// [`FRESH`] about at least `window` peers: the lowest ...
@@ -186,8 +189,13 @@ impl SimReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "Gossip simulation: {} nodes, {:.0} % loss, first contact by {}, window {}, {:.0} simulated s (1 round = 1 s)\n",
+            "Gossip simulation: {} nodes started {}, {:.0} % loss, first contact by {}, window {}, {:.0} simulated s (1 round = 1 s)\n",
             self.n,
+            if self.start_spread_s > 0.0 {
+                format!("over {:.0} s", self.start_spread_s)
+            } else {
+                "at once".to_owned()
+            },
             self.loss * 100.0,
             self.discovery,
             self.window,
@@ -274,6 +282,13 @@ fn sim_addr(i: usize) -> SocketAddrV4 {
     SocketAddrV4::new([127, 1, (i / 250) as u8, (i % 250 + 1) as u8].into(), 7946)
 }
 
+/// Bytes and packets all agents have sent so far.
+fn sent(agents: &[Agent]) -> (u64, u64) {
+    agents.iter().fold((0, 0), |(b, k), a| {
+        (b + a.stats().sent_bytes, k + a.stats().sent_packets)
+    })
+}
+
 /// A packet in flight: receiver index, sender address, frame.
 type InFlight = (usize, SocketAddrV4, Vec<u8>);
 
@@ -349,6 +364,7 @@ pub fn run(p: &SimParams, net: &mut dyn SimNetwork) -> SimReport {
         loss: p.loss,
         discovery: p.discovery,
         window: p.window,
+        start_spread_s: p.start_spread.as_secs_f64(),
         simulated_s: p.duration.as_secs_f64(),
         reference_rounds: reference,
         target_rounds: reference + MEMBERSHIP_SLACK_ROUNDS,
@@ -457,9 +473,7 @@ pub fn run(p: &SimParams, net: &mut dyn SimNetwork) -> SimReport {
                 }
             }
             if now == p.join_phase {
-                bytes_at_join_end = agents.iter().fold((0, 0), |(b, k), a| {
-                    (b + a.stats().sent_bytes, k + a.stats().sent_packets)
-                });
+                bytes_at_join_end = sent(&agents);
             }
         }
         if second && now >= p.join_phase {
@@ -479,9 +493,7 @@ pub fn run(p: &SimParams, net: &mut dyn SimNetwork) -> SimReport {
     } else {
         report.fresh_mean /= f64::from(fresh_samples);
     }
-    let (bytes, pkts) = agents.iter().fold((0u64, 0u64), |(b, k), a| {
-        (b + a.stats().sent_bytes, k + a.stats().sent_packets)
-    });
+    let (bytes, pkts) = sent(&agents);
     let nodes = n as f64;
     let join = p.join_phase.as_secs_f64().max(1.0);
     report.bytes_per_node_s_join = bytes_at_join_end.0 as f64 / nodes / join;
@@ -491,4 +503,24 @@ pub fn run(p: &SimParams, net: &mut dyn SimNetwork) -> SimReport {
     report.bytes_per_node_s_steady = (bytes - bytes_at_join_end.0) as f64 / nodes / steady;
     report.packets_per_node_s_steady = (pkts - bytes_at_join_end.1) as f64 / nodes / steady;
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_lossless_cluster_meets_the_targets_and_reports_them() {
+        let r = run_on_lan(&SimParams::new(10, 0.0, Duration::from_secs(30)));
+        assert!(r.membership_ok() && r.fresh_ok() && r.news_ok(), "{r:?}");
+        let md = r.to_markdown();
+        let rows = md.lines().filter(|l| l.starts_with("| ")).count();
+        assert_eq!(rows, 12, "header and eleven figures\n{md}");
+        assert!(md.contains("| membership: all know all, rounds |"), "{md}");
+        let json: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
+        assert_eq!(json["n"], 10);
+        assert_eq!(json["discovery"], "multicast");
+        assert!(json["membership_rounds"].as_f64().is_some());
+        assert_eq!(json["load_rounds"].as_array().map(Vec::len), Some(4));
+    }
 }
