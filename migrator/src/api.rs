@@ -36,6 +36,8 @@ pub enum Request {
         /// Node name, or `home`.
         to: String,
     },
+    /// The migrations every live node remembers starting (`omctl migrations`, `omctl mon`).
+    Moves,
 }
 
 /// mosctl's node controls.
@@ -92,6 +94,11 @@ pub enum Reply {
     Jobs {
         /// Rows.
         jobs: Vec<crate::job::record::JobView>,
+    },
+    /// The cluster's kept migrations, oldest first, each once.
+    Moves {
+        /// Events.
+        moves: Vec<crate::migration::history::MoveEvent>,
     },
     /// What a job command did, one sentence per line.
     Message {

@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::agent::SwimTuning;
+use crate::balance::Policy;
+use crate::balance::policy::Placement;
 use crate::migration::pre_dump::PreDumpPolicy;
 use crate::wire::{DEFAULT_GROUP, DEFAULT_PORT, MAX_LOAD_RECORDS};
 
@@ -56,6 +58,8 @@ pub struct ConfigFile {
     pub jobs_dir: PathBuf,
     /// Migration tuning.
     pub migration: MigrationFile,
+    /// Automatic load balancing.
+    pub balance: BalanceFile,
 }
 
 impl Default for ConfigFile {
@@ -77,6 +81,7 @@ impl Default for ConfigFile {
             peer_port: crate::jobs::DEFAULT_PEER_PORT,
             jobs_dir: crate::job::record::JOBS_DIR.into(),
             migration: MigrationFile::default(),
+            balance: BalanceFile::default(),
         }
     }
 }
@@ -101,6 +106,123 @@ impl Default for MigrationFile {
             pre_dump_min_rss_mib: p.min_rss >> 20,
             pre_dump_small_round_mib: p.small_round >> 20,
         }
+    }
+}
+
+/// `[balance]`: automatic load balancing and memory ushering (see `balance::decide`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BalanceFile {
+    /// Move jobs automatically. Off: jobs move only by `omctl migrate`, `expel` and `bring`.
+    pub enabled: bool,
+    /// One decision (at most one move) per period, ms.
+    pub period_ms: u64,
+    /// Move a job only when the target's load plus `damping` times the job's load there is
+    /// still below this node's load (MOSIX's 1.3: no ping-pong between near-equal nodes).
+    pub damping: f64,
+    /// Jobs using less than this many CPUs' worth of run queue are not moved for load.
+    pub min_demand: f64,
+    /// A job that arrived by migration stays at least this long, s.
+    pub residency_s: u64,
+    /// A move counts on its target's load for this long while the gossip catches up, s.
+    pub settle_s: u64,
+    /// No load move within this long after the previous one, s.
+    pub pause_s: u64,
+    /// Fixed cost of a move beyond its bytes (dump, restore, freeze), ms.
+    pub move_overhead_ms: u64,
+    /// Migration bandwidth assumed until moves have measured it, MiB/s.
+    pub bandwidth_mib_s: f64,
+    /// A move must save this many times its cost (the job's age is its expected remaining
+    /// time, after Harchol-Balter and Downey).
+    pub gain_factor: f64,
+    /// Memory ushering: below this percentage of memory available, jobs move to nodes with
+    /// room; no move may push a target below it.
+    pub mem_low_pct: f64,
+    /// Load records older than this are not trusted, s (a quiet or silent node).
+    pub stale_s: u64,
+    /// Where `omrun` starts a job given no `-h`, `--node` or `--best`: "home" (the balancer
+    /// moves it if that pays) or "best" (where it would run fastest now).
+    pub placement: String,
+}
+
+impl Default for BalanceFile {
+    fn default() -> Self {
+        let p = Policy::default();
+        Self {
+            enabled: p.enabled,
+            period_ms: p.period.as_millis() as u64,
+            damping: p.damping,
+            min_demand: p.min_demand,
+            residency_s: p.residency.as_secs(),
+            settle_s: p.settle.as_secs(),
+            pause_s: p.pause.as_secs(),
+            move_overhead_ms: p.move_overhead.as_millis() as u64,
+            bandwidth_mib_s: p.bandwidth_guess / 1048576.0,
+            gain_factor: p.gain_factor,
+            mem_low_pct: p.mem_low * 100.0,
+            stale_s: p.stale.as_secs(),
+            placement: "home".into(),
+        }
+    }
+}
+
+impl BalanceFile {
+    /// Validate into a [`Policy`].
+    fn validate(self) -> Result<Policy, ConfigError> {
+        let placement = match self.placement.as_str() {
+            "home" => Placement::Home,
+            "best" => Placement::Best,
+            other => {
+                return Err(invalid(
+                    "balance.placement",
+                    format!("{other:?} is neither \"home\" nor \"best\""),
+                ));
+            }
+        };
+        if self.period_ms < 100 {
+            return Err(invalid("balance.period_ms", "must be at least 100"));
+        }
+        if !(self.damping.is_finite() && self.damping >= 1.0) {
+            return Err(invalid(
+                "balance.damping",
+                "must be at least 1.0 (below, two nodes could trade a job back and forth)",
+            ));
+        }
+        for (field, v) in [
+            ("balance.min_demand", self.min_demand),
+            ("balance.gain_factor", self.gain_factor),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(invalid(field, "must be a number ≥ 0"));
+            }
+        }
+        if !(self.bandwidth_mib_s.is_finite() && self.bandwidth_mib_s > 0.0) {
+            return Err(invalid("balance.bandwidth_mib_s", "must be > 0"));
+        }
+        if !(self.mem_low_pct.is_finite() && (0.0..90.0).contains(&self.mem_low_pct)) {
+            return Err(invalid(
+                "balance.mem_low_pct",
+                "must be 0..90 (0 turns ushering off)",
+            ));
+        }
+        if self.stale_s == 0 {
+            return Err(invalid("balance.stale_s", "must be > 0"));
+        }
+        Ok(Policy {
+            enabled: self.enabled,
+            period: Duration::from_millis(self.period_ms),
+            damping: self.damping,
+            min_demand: self.min_demand,
+            residency: Duration::from_secs(self.residency_s),
+            settle: Duration::from_secs(self.settle_s),
+            pause: Duration::from_secs(self.pause_s),
+            move_overhead: Duration::from_millis(self.move_overhead_ms),
+            bandwidth_guess: self.bandwidth_mib_s * 1048576.0,
+            gain_factor: self.gain_factor,
+            mem_low: self.mem_low_pct / 100.0,
+            stale: Duration::from_secs(self.stale_s),
+            placement,
+        })
     }
 }
 
@@ -175,6 +297,8 @@ pub struct OmdConfig {
     pub jobs_dir: PathBuf,
     /// When to pre-dump.
     pub pre_dump: PreDumpPolicy,
+    /// Balancing rules.
+    pub balance: Policy,
 }
 
 /// A configuration problem.
@@ -297,6 +421,7 @@ impl ConfigFile {
             min_rss: m.pre_dump_min_rss_mib.saturating_mul(1 << 20),
             small_round: m.pre_dump_small_round_mib.saturating_mul(1 << 20),
         };
+        let balance = self.balance.validate()?;
         Ok(OmdConfig {
             interface: self.interface.filter(|i| !i.is_empty()),
             port: self.port,
@@ -322,6 +447,7 @@ impl ConfigFile {
             peer_port: self.peer_port,
             jobs_dir: self.jobs_dir,
             pre_dump,
+            balance,
         })
     }
 }
@@ -371,6 +497,16 @@ mod tests {
         assert!(parse("seeds = [\"nope\"]").is_err());
         assert!(parse("[migration]\npre_dump_rounds = 99").is_err());
         assert!(parse("[migration]\npre_dump_round = 2").is_err());
+        assert!(parse("[balance]\nplacement = \"random\"").is_err());
+        assert!(parse("[balance]\ndamping = 0.9").is_err());
+        assert!(parse("[balance]\nmem_low_pct = 95").is_err());
+        assert!(parse("[balance]\nperiod = 2").is_err());
+        let b = parse("[balance]\nenabled = false\nplacement = \"best\"\nmem_low_pct = 20")
+            .unwrap()
+            .balance;
+        assert!(!b.enabled);
+        assert_eq!(b.placement, Placement::Best);
+        assert!((b.mem_low - 0.2).abs() < 1e-9);
         assert!(parse("generation_file = \"\"").is_err());
         assert_eq!(parse("").unwrap().accept_key_file, None);
         let c = parse("accept_key_file = \"/etc/omd/next.key\"\ngeneration_file = \"/g\"").unwrap();

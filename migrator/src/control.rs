@@ -19,9 +19,11 @@ pub fn handle(req: &Request, is_root: bool, rows: &[NodeInfo], flags: &mut Flags
                 error: format!("no node matches {who:?} (try an id, a host name or an IP)"),
             },
         },
-        Request::Run(_) | Request::Jobs | Request::Migrate { .. } => Reply::Error {
-            error: "this node runs no jobs (an observer)".into(),
-        },
+        Request::Run(_) | Request::Jobs | Request::Migrate { .. } | Request::Moves => {
+            Reply::Error {
+                error: "this node runs no jobs (an observer)".into(),
+            }
+        }
         Request::Control { action } => {
             if !is_root {
                 return Reply::Error {
@@ -163,5 +165,20 @@ mod tests {
         let mut f = Flags::default();
         let out = serde_json::to_string(&handle(&r, true, &rows(), &mut f)).unwrap();
         assert!(out.starts_with(r#"{"result":"done""#), "{out}");
+    }
+
+    #[test]
+    fn moves_contract_and_observer_answer() {
+        let r: Request = serde_json::from_str(r#"{"cmd":"moves"}"#).unwrap();
+        assert_eq!(r, Request::Moves);
+        // A node without jobs (an observer) has no history to ask for.
+        let mut f = Flags::default();
+        assert!(matches!(
+            handle(&r, false, &rows(), &mut f),
+            Reply::Error { .. }
+        ));
+        let reply = Reply::Moves { moves: Vec::new() };
+        let out = serde_json::to_string(&reply).unwrap();
+        assert_eq!(out, r#"{"result":"moves","moves":[]}"#);
     }
 }

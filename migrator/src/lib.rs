@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod balance;
 pub mod clock;
 pub mod config;
 pub mod control;
@@ -26,3 +27,4 @@ pub mod server;
 pub mod sim;
 pub mod table;
 pub mod wire;
+pub mod workload;

@@ -105,6 +105,31 @@ pub const RISE_WEIGHT: f64 = 0.25;
 /// advertises itself quickly (openMosix: local estimate rises slowly and falls fast).
 pub const FALL_WEIGHT: f64 = 0.7;
 
+/// Readings per sample: the run queue is read this many times per second and the median kept,
+/// so a thread that happens to run at the instant of one reading (omd's own work, a console
+/// command) does not count as load.
+pub const READINGS_PER_SAMPLE: usize = 5;
+
+/// Collects [`READINGS_PER_SAMPLE`] readings into one sample whose `runnable` is their median.
+#[derive(Debug, Default)]
+pub struct Readings(Vec<Sample>);
+
+impl Readings {
+    /// Add a reading; every [`READINGS_PER_SAMPLE`]th returns the sample of the last ones.
+    pub fn add(&mut self, s: Sample) -> Option<Sample> {
+        self.0.push(s);
+        if self.0.len() < READINGS_PER_SAMPLE {
+            return None;
+        }
+        let mut q: Vec<f64> = self.0.iter().map(|r| r.runnable).collect();
+        q.sort_by(f64::total_cmp);
+        let mut out = s;
+        out.runnable = q[q.len() / 2];
+        self.0.clear();
+        Some(out)
+    }
+}
+
 /// The smoothed local load estimate.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Smoother {
@@ -161,6 +186,23 @@ mod tests {
         assert!(up >= 6, "rise took {up} s");
         assert!(down <= 2, "fall took {down} s");
         assert!(up > 3 * down);
+    }
+
+    #[test]
+    fn median_of_readings() {
+        let mut r = Readings::default();
+        let at = |runnable| Sample {
+            cpus: 1,
+            loadavg1: 0.0,
+            runnable,
+            mem_total: 1,
+            mem_free: 1,
+        };
+        for x in [2.0, 3.0, 2.0, 2.0] {
+            assert_eq!(r.add(at(x)), None);
+        }
+        assert_eq!(r.add(at(5.0)).unwrap().runnable, 2.0);
+        assert_eq!(r.add(at(1.0)), None, "starts a new window");
     }
 
     #[test]

@@ -185,7 +185,9 @@ async fn run(
     let start = tokio::time::Instant::now() - clock.now();
     let mut buf = vec![0u8; MAX_FRAME + 1];
     let mut mbuf = vec![0u8; MAX_FRAME + 1];
-    let mut sample_every = tokio::time::interval(Duration::from_secs(1));
+    let mut sample_every =
+        tokio::time::interval(Duration::from_secs(1) / crate::load::READINGS_PER_SAMPLE as u32);
+    let mut readings = crate::load::Readings::default();
     sample_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let wake = lock(&agent).next_wakeup();
@@ -196,7 +198,11 @@ async fn run(
             _ = sample_every.tick(), if source.is_some() => {
                 if let Some(src) = source.as_mut() {
                     match src.sample() {
-                        Ok(s) => lock(&agent).set_sample(s),
+                        Ok(s) => {
+                            if let Some(s) = readings.add(s) {
+                                lock(&agent).set_sample(s);
+                            }
+                        }
                         Err(e) => tracing::warn!(error = %e, "load sample failed"),
                     }
                 }

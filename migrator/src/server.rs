@@ -118,6 +118,12 @@ async fn answer_jobs(
             },
             None => no_jobs(),
         },
+        Request::Moves => match jobs {
+            Some(j) => Reply::Moves {
+                moves: requests::moves(j).await,
+            },
+            None => no_jobs(),
+        },
         Request::Migrate { job, to } => match jobs {
             Some(j) => {
                 let target = if to == "home" {

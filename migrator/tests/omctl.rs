@@ -1,6 +1,7 @@
 //! Runs the real `omctl` binary against a fake omd: a unix socket in a temp dir, served by a test
-//! thread with canned [`Reply`]s for a three-node cluster (this node, a dead node, an observer).
-//! One test also drives `omctl mon` in a real terminal (tmux), when tmux is installed.
+//! thread with canned [`Reply`]s for a three-node cluster (this node, a dead node, an observer)
+//! and its three latest moves. One test also drives `omctl mon` in a real terminal (tmux), when
+//! tmux is installed; `omctl stress` runs real omwork jobs through a fake omrun.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,6 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use migrator::api::{Control, Flags, Load, MemberState, NodeInfo, Reply, Request};
+use migrator::job::record::JobId;
+use migrator::migration::history::{MoveEvent, Why, now_ms};
 
 const GIB: u64 = 1024 * 1024 * 1024;
 
@@ -69,6 +72,51 @@ fn cluster() -> Vec<NodeInfo> {
     ]
 }
 
+/// The canned moves, oldest first: node1.834 moved to node2, node1.839 failed to, and node2.77
+/// (newest) moved to node1. Counts: node1 out 1, in 1, failed 1; node2 out 1, in 1.
+fn moves() -> Vec<MoveEvent> {
+    let now = now_ms();
+    let event = |job: JobId, from: &str, to: &str, ago_s: u64, why, ok: bool| MoveEvent {
+        job,
+        command: "omwork spin 40".into(),
+        from: from.into(),
+        to: to.into(),
+        at_ms: now - ago_s * 1000,
+        why,
+        ok,
+        frozen_ms: if ok { 1351 } else { 0 },
+        total_ms: 1880,
+        bytes: if ok { 3 << 20 } else { 0 },
+        error: (!ok).then(|| "node2 refuses guests (block)".to_owned()),
+    };
+    vec![
+        event(
+            JobId::new("node1", 834),
+            "node1",
+            "node2",
+            30,
+            Why::Load,
+            true,
+        ),
+        event(
+            JobId::new("node1", 839),
+            "node1",
+            "node2",
+            20,
+            Why::Manual,
+            false,
+        ),
+        event(
+            JobId::new("node2", 77),
+            "node2",
+            "node1",
+            10,
+            Why::Memory,
+            true,
+        ),
+    ]
+}
+
 /// What the fake omd answers; matching as the contract describes it (id, name or IP).
 fn answer(request: Request) -> Reply {
     match request {
@@ -109,6 +157,7 @@ fn answer(request: Request) -> Reply {
         Request::Migrate { job, to } => Reply::Error {
             error: format!("there is no job {job} (asked to move it to {to})"),
         },
+        Request::Moves => Reply::Moves { moves: moves() },
         Request::Run(_) => Reply::Error {
             error: "not in this fake".into(),
         },
@@ -280,6 +329,214 @@ fn mon_once_shows_every_node_and_the_count() {
     }
     let out = omctl(&omd.socket(), &["mon", "--once", "--view", "mem"]);
     assert!(stdout(&out).contains("75%"), "{}", stdout(&out));
+}
+
+/// The whitespace-separated words of the line of `text` that contains `needle`.
+fn words_of<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+    let line = text.lines().find(|l| l.contains(needle));
+    line.unwrap_or_else(|| panic!("no line with {needle}:\n{text}"))
+        .split_whitespace()
+        .collect()
+}
+
+/// The migrations panel: per-node counts (node1: 1 out, 1 in, 1 failed) and the newest move
+/// first, on an 80×24 screen.
+fn assert_moves_panel(text: &str) {
+    assert!(text.contains("migrations: 2 moves, 1 failed"), "{text}");
+    assert_eq!(
+        &words_of(text, "│*node1 ")[..4],
+        ["│*node1", "1", "1", "1"],
+        "{text}"
+    );
+    assert_eq!(
+        &words_of(text, "│node2 ")[..4],
+        ["│node2", "1", "1", "0"],
+        "{text}"
+    );
+    let newest = words_of(text, "node2.77");
+    assert!(
+        newest.contains(&"node2→node1") && newest.contains(&"memory"),
+        "{text}"
+    );
+    let first = text.find("node2.77").unwrap();
+    let older = text.find("node1.839").expect("the failed move is listed");
+    assert!(first < older, "newest first:\n{text}");
+}
+
+#[test]
+fn mon_once_shows_migrations_per_node_and_the_last_moves() {
+    let omd = FakeOmd::start();
+    let out = omctl(
+        &omd.socket(),
+        &["mon", "--once", "--width", "80", "--height", "24"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 24, "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+    assert_moves_panel(&text);
+    // The bars are still there above the panel.
+    assert!(text.contains("0.60") && text.contains("obs"), "{text}");
+}
+
+#[test]
+fn migrations_lists_every_move_oldest_first() {
+    let omd = FakeOmd::start();
+    let out = omctl(&omd.socket(), &["migrations"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].starts_with("TIME") && lines[0].contains("FROZEN(ms)"),
+        "{text}"
+    );
+    let first: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        &first[1..9],
+        [
+            "node1.834",
+            "node1",
+            "node2",
+            "load",
+            "ok",
+            "1351",
+            "1880",
+            "3.0M"
+        ],
+        "{text}"
+    );
+    assert!(
+        lines[2].contains("manual") && lines[2].ends_with("node2 refuses guests (block)"),
+        "{text}"
+    );
+    assert!(lines[3].contains("node2.77"), "{text}");
+
+    let out = omctl(&omd.socket(), &["migrations", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: Vec<MoveEvent> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[2].why, Why::Memory);
+}
+
+/// A stand-in for omrun: skips its options, says where the job "started" as `omrun -v` does,
+/// and runs the command right here.
+const FAKE_OMRUN: &str = r#"#!/bin/sh
+while [ "$1" != "--" ]; do shift; done
+shift
+echo "omrun: job node1.$$ started on node1" >&2
+exec "$@"
+"#;
+
+/// A stand-in for omwork whose spin prints a wrong checksum.
+const LYING_OMWORK: &str = r#"#!/bin/sh
+echo "result ok spin units=$2 x=0000000000000000"
+"#;
+
+fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn has(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn stress_runs_the_mix_checks_it_and_cleans_up() {
+    if !["gzip", "gunzip", "sha256sum"].into_iter().all(has) {
+        eprintln!("SKIPPED: gzip, gunzip or sha256sum missing");
+        return;
+    }
+    let omd = FakeOmd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("cluster");
+    std::fs::create_dir(&shared).unwrap();
+    let omrun = script(dir.path(), "omrun", FAKE_OMRUN);
+    let out = omctl(
+        &omd.socket(),
+        &[
+            "stress",
+            "--cluster-dir",
+            shared.to_str().unwrap(),
+            "--omrun",
+            omrun.to_str().unwrap(),
+            "--omwork",
+            env!("CARGO_BIN_EXE_omwork"),
+            "--cpu-jobs",
+            "2",
+            "--units",
+            "1",
+            "--mem-mib",
+            "4",
+            "--mem-pct",
+            "50",
+            "--secs",
+            "0.5",
+            "--threads",
+            "2",
+            "--pipe-mib",
+            "1",
+        ],
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 7, "{text}");
+    for (line, name) in lines[1..6]
+        .iter()
+        .zip(["spin1", "spin2", "mem", "threads", "pipe"])
+    {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((w[0], *w.last().unwrap()), (name, "ok"), "{text}");
+        assert!(line.contains("node1."), "{text}");
+    }
+    assert!(lines[6].starts_with("makespan balanced "), "{text}");
+    assert!(
+        lines[6].contains("speedup") && lines[6].ends_with("migrations 0"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0, "cleaned up");
+
+    let out = omctl(
+        &omd.socket(),
+        &[
+            "stress",
+            "--json",
+            "--cluster-dir",
+            shared.to_str().unwrap(),
+            "--omrun",
+            omrun.to_str().unwrap(),
+            "--omwork",
+            script(dir.path(), "omwork", LYING_OMWORK).to_str().unwrap(),
+            "--cpu-jobs",
+            "1",
+            "--mem-mib",
+            "0",
+            "--threads",
+            "0",
+            "--pipe-mib",
+            "0",
+            "--no-baseline",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let result = report["jobs"][0]["result"].as_str().unwrap();
+    assert!(result.starts_with("wrong checksum"), "{result}");
+    assert!(
+        stderr(&out).contains("1 of 1 jobs failed or gave a wrong result"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0, "cleaned up");
 }
 
 #[test]
@@ -517,6 +774,9 @@ fn mon_in_a_real_terminal() {
     let first = tmux.wait_for("the monitor", |s| {
         s.contains("balance:") && s.contains("node2")
     });
+    // The moves are polled like the table, once a second.
+    let panel = tmux.wait_for("the migrations panel", |s| s.contains("node2→node1"));
+    assert_moves_panel(&panel);
     assert!(first.contains("nodes: 2/3 alive"), "{first}");
     assert!(
         first.contains("load: 1.0 = one standard CPU busy"),

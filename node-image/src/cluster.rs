@@ -61,6 +61,9 @@ After=network.target
 ExecStart=/usr/local/sbin/omd --config /etc/omd/omd.toml
 Restart=always
 RestartSec=1
+# A node busy with jobs must still answer SWIM probes in time, or the cluster declares it
+# dead. Keepers reset their nice value to 0, so jobs run at the normal priority.
+Nice=-5
 # Jobs (their keepers) live on when omd restarts or is killed: a restarted omd adopts them.
 KillMode=process
 # Readiness and membership changes also on the serial console, where the lab watches.

@@ -32,6 +32,7 @@ pub mod console;
 mod error;
 mod firmware;
 pub mod fixture;
+pub mod jobs;
 mod lab;
 mod link;
 pub mod logwatch;

@@ -10,23 +10,8 @@
 
 use std::time::{Duration, Instant};
 
+use omlab::jobs::{T, diag, finished, jobs, sh, start, start_line, wait_peers};
 use omlab::{Lab, RunningNode, cluster};
-
-const T: Duration = Duration::from_secs(120);
-
-fn sh(node: &RunningNode<'_>, cmd: &str) -> (i32, Vec<String>) {
-    let out = node.shell(cmd, T).unwrap();
-    (out.status, out.lines)
-}
-
-/// The jobs table as `omctl jobs --json` gives it on `node`.
-fn jobs(node: &RunningNode<'_>) -> Vec<serde_json::Value> {
-    let out = node.shell("omctl jobs --json", T).unwrap();
-    assert_eq!(out.status, 0, "omctl jobs: {:?}", out.lines);
-    out.json()
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_else(|| panic!("no JSON: {:?}", out.lines))
-}
 
 /// Waits for the one job whose command contains `needle`; returns its row.
 fn job_row(node: &RunningNode<'_>, needle: &str, on: &str) -> serde_json::Value {
@@ -44,41 +29,6 @@ fn job_row(node: &RunningNode<'_>, needle: &str, on: &str) -> serde_json::Value 
     }
 }
 
-/// Starts `omrun ARGS` on `node` in the background, its output and status in /tmp/NAME.*.
-fn start(node: &RunningNode<'_>, name: &str, args: &str) {
-    start_line(node, name, &format!("omrun {args} < /dev/null"));
-}
-
-/// Starts the shell line `line` (which runs omrun) on `node` in the background, its output and
-/// status in /tmp/NAME.*.
-fn start_line(node: &RunningNode<'_>, name: &str, line: &str) {
-    // `line` goes inside double quotes of the console's shell: keep its `$` for the job.
-    let line = line.replace('$', "\\$");
-    let cmd = format!(
-        "( cd / && rm -f /tmp/{name}.status && setsid sh -c \"{line} > /tmp/{name}.out 2> /tmp/{name}.err; echo \\$? > /tmp/{name}.status\" > /dev/null 2>&1 < /dev/null & )"
-    );
-    let (status, lines) = sh(node, &cmd);
-    assert_eq!(status, 0, "{lines:?}");
-}
-
-/// Waits for /tmp/NAME.status; returns (status, stdout lines).
-fn finished(node: &RunningNode<'_>, name: &str, within: Duration) -> (i32, Vec<String>) {
-    let t = Instant::now();
-    loop {
-        let (s, l) = sh(node, &format!("cat /tmp/{name}.status 2>/dev/null"));
-        if s == 0 && !l.is_empty() {
-            let status: i32 = l.last().unwrap().trim().parse().unwrap();
-            let out = node
-                .shell(&format!("cat /tmp/{name}.out"), T)
-                .unwrap()
-                .lines;
-            return (status, out);
-        }
-        assert!(t.elapsed() < within, "{name} did not finish");
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
 fn migrate(node: &RunningNode<'_>, job: &str, to: &str) -> (i32, String) {
     let (s, l) = sh(node, &format!("omctl migrate {job} {to} 2>&1"));
     (s, l.join("\n"))
@@ -89,18 +39,6 @@ fn migrate_ok(n1: &RunningNode<'_>, n2: &RunningNode<'_>, job: &str, to: &str) -
     let (s, text) = migrate(n1, job, to);
     assert_eq!(s, 0, "{text}\n{}", diag(&[n1, n2]));
     text
-}
-
-/// omd's recent log on each node, for a failure message.
-fn diag(nodes: &[&RunningNode<'_>]) -> String {
-    nodes
-        .iter()
-        .map(|n| {
-            let (_, l) = sh(n, "journalctl -u omd --no-pager -n 40 -o cat; tail -n 20 /run/omd/jobs/*/keeper.log 2>/dev/null; tail -n 5 /tmp/*.err /tmp/*.out 2>/dev/null | cut -c1-200");
-            format!("--- {}:\n{}", n.name(), l.join("\n"))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Numbers 0.. one per line; the lines must be exactly 0..n.
@@ -192,6 +130,12 @@ fn migration_suite() {
         wait_peers(n);
         let (s, l) = sh(n, "grep ' /cluster nfs' /proc/mounts");
         assert_eq!(s, 0, "/cluster not mounted on {}: {l:?}", n.name());
+    }
+    // These phases place and move jobs by hand: `stay` keeps the balancer from moving them
+    // too (manual moves still go; the balancing suite covers automatic ones).
+    for n in [n1, n2] {
+        let (s, l) = sh(n, "omctl stay");
+        assert_eq!(s, 0, "omctl stay on {}: {l:?}", n.name());
     }
     // OMLAB_PHASES=a,b runs only those phases (a debugging aid; CI runs them all).
     let only = std::env::var("OMLAB_PHASES").ok();
@@ -429,35 +373,6 @@ fn pre_dumped_while_it_writes(n1: &RunningNode<'_>, n2: &RunningNode<'_>, link2:
         out.iter().any(|l| l.starts_with("result ok mem 48")),
         "{out:?}"
     );
-}
-
-/// Until omd on `n` answers and sees node1 and node2 alive and taking migrations (at the start,
-/// after an omd restart, after a pulled link).
-fn wait_peers(n: &RunningNode<'_>) {
-    let t = Instant::now();
-    loop {
-        let out = n.shell("omctl nodes --json", T).unwrap();
-        let ok = out
-            .json()
-            .and_then(|v| v.as_array().cloned())
-            .is_some_and(|rows| {
-                rows.iter()
-                    .filter(|r| r["name"].as_str().is_some_and(|s| s.starts_with("node")))
-                    .filter(|r| r["state"] == "alive" && r["load"]["migration"] == true)
-                    .count()
-                    == 2
-            });
-        if ok {
-            return;
-        }
-        assert!(
-            t.elapsed() < T,
-            "{} never saw both nodes alive and taking migrations: {:?}",
-            n.name(),
-            out.lines
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
 }
 
 /// A job appending through an fd open on /cluster keeps appending after a move.

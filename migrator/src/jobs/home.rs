@@ -103,7 +103,7 @@ pub async fn start(
         jobs.me()
     } else if let Some(n) = &req.node {
         jobs.peer_of(n)?
-    } else if req.best {
+    } else if req.best || jobs.0.cfg.policy.placement == crate::balance::policy::Placement::Best {
         jobs.best_node()
     } else {
         jobs.me()

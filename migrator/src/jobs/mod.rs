@@ -44,6 +44,8 @@ pub struct JobsConfig {
     pub omjob: PathBuf,
     /// When to pre-dump a job that moves away.
     pub pre_dump: crate::migration::pre_dump::PreDumpPolicy,
+    /// Balancing rules.
+    pub policy: crate::balance::Policy,
 }
 
 /// What the home side holds for a job whose deputy is here.
@@ -111,6 +113,8 @@ pub struct Inner {
     pub outcomes: Outcomes,
     /// Moves this node started.
     pub history: crate::migration::history::History,
+    /// Jobs recently sent to each node (moves and placements), for the balancer.
+    pub sent: crate::balance::recent::Recent,
     state: Mutex<State>,
 }
 
@@ -154,6 +158,7 @@ impl Jobs {
             check,
             outcomes,
             history: Default::default(),
+            sent: Default::default(),
             state: Mutex::new(State::default()),
         })))
     }
@@ -213,20 +218,39 @@ impl Jobs {
         })
     }
 
-    /// The least-loaded live node that takes migrations (this one included).
+    /// Where a new job runs fastest now ([`crate::balance::place`], over the balancer's
+    /// view): a peer, or this node. The choice counts on that node's load for a while.
     pub fn best_node(&self) -> NodeRef {
+        let policy = &self.0.cfg.policy;
         let rows = self.0.node.nodes();
-        rows.iter()
-            .filter(|n| n.state == MemberState::Alive && !n.observer && !n.flags.block)
-            .filter_map(|n| {
-                n.load
-                    .as_ref()
-                    .filter(|l| l.migration || n.is_self)
-                    .map(|l| (n, l.load))
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .and_then(|(n, _)| self.peer_of_row(n).ok())
-            .unwrap_or_else(|| self.me())
+        let Some((me, flags, peers)) = crate::balance::gather::cluster(&rows, policy) else {
+            return self.me();
+        };
+        let now = std::time::Instant::now();
+        let view = crate::balance::View {
+            me,
+            flags,
+            peers,
+            jobs: Vec::new(),
+            bandwidth: None,
+            recent: self.0.sent.within(policy.settle, now),
+            tiebreak: crate::balance::driver::tiebreak(),
+        };
+        let Some(name) = crate::balance::place(&view, policy) else {
+            self.0.sent.push(&self.0.cfg.name, 1.0, now);
+            return self.me();
+        };
+        match rows
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| self.peer_of_row(r))
+        {
+            Some(Ok(peer)) => {
+                self.0.sent.push(&peer.name, 1.0, now);
+                peer
+            }
+            _ => self.me(),
+        }
     }
 
     /// Rows for the jobs this node runs or is home of (local rows win).

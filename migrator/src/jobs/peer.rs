@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::jobs::{Jobs, home, requests};
+use crate::migration::history;
 use crate::migration::protocol::Msg;
 use crate::migration::session::Session;
 use crate::migration::target;
@@ -97,6 +98,10 @@ async fn handle(jobs: Jobs, mut s: Session) {
         }
         Msg::ListJobs => {
             let _ = s.send(&Msg::Jobs { jobs: jobs.views() }).await;
+        }
+        Msg::ListMoves => {
+            let moves = history::for_wire(jobs.0.history.all());
+            let _ = s.send(&Msg::Moves { moves }).await;
         }
         _ => {}
     }

@@ -1,6 +1,6 @@
-//! omctl's job commands on this omd: list the cluster's jobs, move one, expel guests, bring
-//! this node's jobs home. A request about a job elsewhere goes to its home, which knows where
-//! it runs.
+//! omctl's job commands on this omd: list the cluster's jobs and its nodes' moves, move a job,
+//! expel guests, bring this node's jobs home. A request about a job elsewhere goes to its
+//! home, which knows where it runs.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::api::MemberState;
 use crate::job::record::{JobId, JobView};
 use crate::jobs::Jobs;
-use crate::migration::history::Why;
+use crate::migration::history::{self, MoveEvent, Why};
 use crate::migration::protocol::{Msg, Target};
 use crate::migration::session::Session;
 use crate::migration::source;
@@ -23,21 +23,31 @@ async fn ask(jobs: &Jobs, peer: std::net::SocketAddr, msg: &Msg, wait: Duration)
     tokio::time::timeout(wait, go).await.ok().flatten()
 }
 
-/// Every job of the cluster: this node's view plus every live node's, asked at once. Where two
-/// nodes report the same job, the row of the node it runs on (the one that knows its pid) wins.
-pub async fn list(jobs: &Jobs) -> Vec<JobView> {
+/// Asks every other live (non-observer) node `msg` at once; their answers, in no order. A node
+/// that does not answer within 3 s is left out.
+async fn ask_live(jobs: &Jobs, msg: Msg) -> Vec<Msg> {
     let mut asks = tokio::task::JoinSet::new();
     for n in jobs.0.node.nodes() {
         if n.is_self || n.observer || n.state != MemberState::Alive {
             continue;
         }
         if let Ok(p) = jobs.peer_of(&n.name) {
-            let j = jobs.clone();
-            asks.spawn(
-                async move { ask(&j, p.peer, &Msg::ListJobs, Duration::from_secs(3)).await },
-            );
+            let (j, m) = (jobs.clone(), msg.clone());
+            asks.spawn(async move { ask(&j, p.peer, &m, Duration::from_secs(3)).await });
         }
     }
+    let mut answers = Vec::new();
+    while let Some(answer) = asks.join_next().await {
+        if let Ok(Some(m)) = answer {
+            answers.push(m);
+        }
+    }
+    answers
+}
+
+/// Every job of the cluster: this node's view plus every live node's, asked at once. Where two
+/// nodes report the same job, the row of the node it runs on (the one that knows its pid) wins.
+pub async fn list(jobs: &Jobs) -> Vec<JobView> {
     let mut rows: BTreeMap<JobId, JobView> = BTreeMap::new();
     let mut add = |r: JobView| match rows.entry(r.id.clone()) {
         Entry::Vacant(e) => {
@@ -48,13 +58,27 @@ pub async fn list(jobs: &Jobs) -> Vec<JobView> {
         }
         Entry::Occupied(_) => {}
     };
-    while let Some(answer) = asks.join_next().await {
-        if let Ok(Some(Msg::Jobs { jobs: v })) = answer {
+    for answer in ask_live(jobs, Msg::ListJobs).await {
+        if let Msg::Jobs { jobs: v } = answer {
             v.into_iter().for_each(&mut add);
         }
     }
     jobs.views().into_iter().for_each(&mut add);
     rows.into_values().collect()
+}
+
+/// The migrations of the cluster: this node's history plus every live node's, asked at once,
+/// oldest first (see [`history::merge`]). A dead node's moves are not listed.
+pub async fn moves(jobs: &Jobs) -> Vec<MoveEvent> {
+    let theirs = ask_live(jobs, Msg::ListMoves)
+        .await
+        .into_iter()
+        .filter_map(|m| match m {
+            Msg::Moves { moves } => Some(moves),
+            _ => None,
+        });
+    let mine = history::for_wire(jobs.0.history.all());
+    history::merge(theirs.chain(std::iter::once(mine)))
 }
 
 /// Resolve a user's job reference: a full id, or a deputy pid on this node.

@@ -87,6 +87,41 @@ impl History {
     }
 }
 
+/// Longest command line or error text a move carries to other nodes: a node's whole history
+/// must fit one peer frame ([`MAX_PAYLOAD`](crate::frame::MAX_PAYLOAD)) whatever users ran.
+pub const WIRE_TEXT: usize = 256;
+
+/// `events` ready to send: long texts cut to [`WIRE_TEXT`] chars, marked with `…`.
+pub fn for_wire(mut events: Vec<MoveEvent>) -> Vec<MoveEvent> {
+    for e in &mut events {
+        cut(&mut e.command);
+        if let Some(error) = e.error.as_mut() {
+            cut(error);
+        }
+    }
+    events
+}
+
+fn cut(text: &mut String) {
+    if let Some((at, _)) = text.char_indices().nth(WIRE_TEXT) {
+        text.truncate(at);
+        text.push('…');
+    }
+}
+
+/// The histories of several nodes as one list, oldest first. An event reported twice (the same
+/// job leaving the same node for the same target at the same millisecond) is kept once.
+pub fn merge(lists: impl IntoIterator<Item = Vec<MoveEvent>>) -> Vec<MoveEvent> {
+    let mut all: Vec<MoveEvent> = lists.into_iter().flatten().collect();
+    all.sort_by(|a, b| key(a).cmp(&key(b)));
+    all.dedup_by(|a, b| key(a) == key(b));
+    all
+}
+
+fn key(e: &MoveEvent) -> (u64, &str, &JobId, &str) {
+    (e.at_ms, &e.from, &e.job, &e.to)
+}
+
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -127,5 +162,32 @@ mod tests {
         assert_eq!(all.last().unwrap().at_ms, (KEEP + 9) as u64);
         let j = serde_json::to_string(&all[0]).unwrap();
         assert!(j.contains(r#""why":"load""#), "{j}");
+    }
+
+    #[test]
+    fn merge_orders_by_time_and_drops_repeats() {
+        let mut b = ev(2);
+        b.from = "n2".into();
+        let lists = vec![vec![ev(3), ev(1)], vec![b.clone(), ev(1)], vec![]];
+        let all = merge(lists);
+        let order: Vec<(u64, &str)> = all.iter().map(|e| (e.at_ms, e.from.as_str())).collect();
+        assert_eq!(order, [(1, "n1"), (2, "n2"), (3, "n1")]);
+        // Same time, different jobs: both kept.
+        let mut c = ev(1);
+        c.job = JobId("n1.99".into());
+        assert_eq!(merge([vec![ev(1)], vec![c]]).len(), 2);
+    }
+
+    #[test]
+    fn a_full_history_fits_one_peer_frame() {
+        let mut e = ev(1);
+        e.command = "é".repeat(64 * 1024);
+        e.error = Some("x".repeat(64 * 1024));
+        let events = for_wire(vec![e; KEEP]);
+        assert_eq!(events[0].command.chars().count(), WIRE_TEXT + 1);
+        assert!(events[0].command.ends_with('…'));
+        assert!(crate::frame::to_payload(&events).is_ok());
+        let short = for_wire(vec![ev(1)]);
+        assert_eq!(short[0], ev(1));
     }
 }

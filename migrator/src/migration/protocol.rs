@@ -43,6 +43,7 @@ use serde_bytes::ByteBuf;
 
 use crate::job::record::{JobId, JobRecord, JobView};
 use crate::job::stdio::{Io, StdioState};
+use crate::migration::history::MoveEvent;
 
 /// Where a job should go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +165,13 @@ pub enum Msg {
         /// Rows.
         jobs: Vec<JobView>,
     },
+    /// List the migrations this node started (its kept history).
+    ListMoves,
+    /// Reply to ListMoves, oldest first.
+    Moves {
+        /// Events.
+        moves: Vec<MoveEvent>,
+    },
 }
 
 #[cfg(test)]
@@ -237,6 +245,22 @@ mod tests {
             },
             Msg::Result {
                 result: Err("no such job".into()),
+            },
+            Msg::ListMoves,
+            Msg::Moves {
+                moves: vec![MoveEvent {
+                    job: JobId::new("node1", 7),
+                    command: "sleep 1".into(),
+                    from: "node1".into(),
+                    to: "node2".into(),
+                    at_ms: 9,
+                    why: crate::migration::history::Why::Memory,
+                    ok: false,
+                    frozen_ms: 0,
+                    total_ms: 40,
+                    bytes: 0,
+                    error: Some("refused".into()),
+                }],
             },
         ];
         for m in msgs {

@@ -29,19 +29,6 @@ pub struct Moved {
     pub total: Duration,
 }
 
-fn rss_of_tree(pid: i32) -> u64 {
-    tree::descendants(std::path::Path::new("/proc"), pid)
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-        .filter_map(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        })
-        .sum::<u64>()
-        * 1024
-}
-
 /// Move job `id`, running here, to `to`, on behalf of `uid` (0 = root), for reason `why`
 /// (kept in the node's move history once an attempt was made).
 pub async fn migrate_out(
@@ -166,7 +153,7 @@ async fn run(
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
-    let rss = rss_of_tree(pid);
+    let rss = crate::balance::meter::tree_rss(pid);
     s.send(&Msg::Offer {
         mid,
         record: moved,

@@ -44,6 +44,16 @@ enum What {
         #[arg(long, value_delimiter = ',', default_values_t = [10.0])]
         dirty_pct: Vec<f64>,
     },
+    /// Balancing: the makespan of CPU-bound jobs of unequal length started on node1 of a
+    /// two-node lab, balancer held (`omctl stay`) against free, in one run.
+    Balance {
+        /// Job counts to compare, one row each.
+        #[arg(long, value_delimiter = ',', default_values_t = [4, 8])]
+        counts: Vec<usize>,
+        /// `omwork spin` units of the shortest job (the others run 2, 3 and 4 times as long).
+        #[arg(long, default_value_t = 20)]
+        base_units: u32,
+    },
     /// Gossip at scale, in-process (no lab): omd's agents over a simulated lossy LAN against
     /// the membership, fresh-load-record and load-news targets; writes build/bench/gossip.json.
     Gossip {
@@ -71,6 +81,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             node_mib,
             ref dirty_pct,
         } => super::bench_migrate::run(sizes, node_mib, dirty_pct),
+        What::Balance {
+            ref counts,
+            base_units,
+        } => super::bench_balance::run(counts, base_units),
         What::Gossip {
             nodes,
             loss,

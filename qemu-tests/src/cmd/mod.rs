@@ -2,6 +2,7 @@
 //! a variant in `Command` and an arm in `run`.
 
 mod bench;
+mod bench_balance;
 mod bench_gossip;
 mod bench_migrate;
 mod clean;

@@ -101,6 +101,14 @@ impl Omd {
         }
     }
 
+    /// The cluster's kept migrations, oldest first (omd asks every live node).
+    pub fn moves(&self) -> Result<Vec<migrator::migration::history::MoveEvent>> {
+        match self.call_within(&Request::Moves, std::time::Duration::from_secs(30))? {
+            Reply::Moves { moves } => Ok(moves),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// A job request that answers with sentences (migrate, expel, bring).
     pub fn message(&self, request: &Request) -> Result<String> {
         match self.call_within(request, std::time::Duration::from_secs(900))? {

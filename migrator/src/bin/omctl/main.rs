@@ -9,13 +9,18 @@ mod cli;
 mod client;
 mod control;
 mod jobs;
+mod migrations;
 mod mon;
+mod monmoves;
 mod monview;
 mod nodes;
 mod places;
+mod poll;
 mod procs;
 mod ps;
 mod selfnode;
+mod stime;
+mod stress;
 mod table;
 mod term;
 mod top;
@@ -63,6 +68,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Top { iterations, delay } => top::run(&omd, iterations, delay),
         Command::Jobs { json } => jobs::run(&omd, json),
         Command::Migrate { job, to } => jobs::migrate(&omd, &job, &to),
+        Command::Migrations { json } => migrations::run(&omd, json),
+        Command::Stress(args) => stress::run(&omd, &cli.socket, &args),
         Command::Control(c) => control::run(&omd, c.into()),
     }
 }

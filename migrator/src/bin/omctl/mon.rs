@@ -1,8 +1,7 @@
-//! `omctl mon`: the live monitor (mosmon's successor). Polls omd every second on a helper thread
-//! so keys stay responsive when omd is slow; `--once` prints one frame as text instead.
+//! `omctl mon`: the live monitor (mosmon's successor). Polls omd every second on helper threads,
+//! the node table and the cluster's moves apart, so keys stay responsive when omd is slow;
+//! `--once` prints one frame as text instead.
 
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -11,11 +10,14 @@ use migrator::api::NodeInfo;
 
 use crate::bars::View;
 use crate::client::Omd;
+use crate::migrations::Clock;
+use crate::monmoves::Panel;
 use crate::monview::{Screen, render_text};
 use crate::nodes::sort;
+use crate::poll;
 use crate::term::Term;
 
-/// How often omd is asked for the table (its gossip moves once a second too).
+/// How often omd is asked for the table and the moves (its gossip moves once a second too).
 const REFRESH: Duration = Duration::from_secs(1);
 /// How long to wait for a key before redrawing.
 const TICK: Duration = Duration::from_millis(200);
@@ -26,6 +28,7 @@ pub fn once(omd: &Omd, view: View, width: u16, height: u16) -> Result<()> {
         view,
         nodes: fetch(omd)?,
         status: None,
+        moves: Some(moves(omd)),
     };
     print!("{}", render_text(&screen, width, height));
     Ok(())
@@ -40,10 +43,15 @@ pub fn live(omd: &Omd, view: View) -> Result<()> {
         view,
         nodes,
         status: None,
+        moves: None,
     };
-    let updates = spawn_poller(omd.clone());
+    let updates = poll::every(omd.clone(), REFRESH, fetch);
+    let move_updates = poll::every(omd.clone(), REFRESH, |omd| Ok(moves(omd)));
     let mut term = Term::enter()?;
     loop {
+        if let Some(panel) = move_updates.try_iter().filter_map(Result::ok).last() {
+            screen.moves = Some(panel);
+        }
         for update in updates.try_iter() {
             match update {
                 Ok(nodes) => {
@@ -87,17 +95,11 @@ fn fetch(omd: &Omd) -> Result<Vec<NodeInfo>> {
     Ok(nodes)
 }
 
-/// Asks omd every [`REFRESH`]; ends when the monitor drops the receiver.
-fn spawn_poller(omd: Omd) -> mpsc::Receiver<Result<Vec<NodeInfo>, String>> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        loop {
-            thread::sleep(REFRESH);
-            let update = fetch(&omd).map_err(|e| format!("{e:#}"));
-            if tx.send(update).is_err() {
-                break;
-            }
-        }
-    });
-    rx
+/// The cluster's moves for the panel, or why they cannot be shown (an observer has none; an
+/// older omd does not know the request).
+fn moves(omd: &Omd) -> Panel {
+    Panel {
+        moves: omd.moves().map_err(|e| format!("{e:#}")),
+        clock: Clock::local(),
+    }
 }

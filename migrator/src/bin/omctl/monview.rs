@@ -1,5 +1,6 @@
 //! One frame of `omctl mon`, drawn into a ratatui [`Buffer`]: header (view, node count, balance),
-//! a bar per node (vertical like mosmon when they fit, else horizontal), key help and status.
+//! a bar per node (vertical like mosmon when they fit, else horizontal), the migrations panel
+//! when there is room ([`monmoves`](crate::monmoves)), key help and status.
 //! The live monitor and `mon --once` both draw with this; no terminal I/O here.
 
 use migrator::api::{MemberState, NodeInfo};
@@ -11,6 +12,7 @@ use ratatui::widgets::{Block, Widget};
 
 use crate::balance;
 use crate::bars::{self, Bar, Chart, Class, View};
+use crate::monmoves::Panel;
 use crate::units;
 
 /// Eighth blocks, bottom-up, for the partial top cell of a vertical bar.
@@ -21,6 +23,8 @@ const HORIZONTAL_EIGHTHS: [&str; 9] = [" ", "▏", "▎", "▍", "▌", "▋", "
 const MIN_SLOT: u16 = 8;
 /// Widest vertical bar; wider ones just look like walls.
 const MAX_BAR: u16 = 9;
+/// Rows the bar chart keeps (border included) before the migrations panel may take any.
+const MIN_CHART: u16 = 8;
 
 /// What the monitor shows.
 #[derive(Debug, Clone)]
@@ -31,6 +35,8 @@ pub struct Screen {
     pub nodes: Vec<NodeInfo>,
     /// A problem to show in the status line (e.g. omd unreachable), if any.
     pub status: Option<String>,
+    /// The cluster's moves, once asked for; `None` leaves the whole body to the bars.
+    pub moves: Option<Panel>,
 }
 
 impl Widget for &Screen {
@@ -45,11 +51,24 @@ impl Widget for &Screen {
             height: 1,
             ..area
         };
-        let body = Rect {
+        let mut body = Rect {
             y: area.y + 1,
             height: area.height - 2,
             ..area
         };
+        if let Some(panel) = &self.moves {
+            let wanted = panel.wanted_height(&self.nodes);
+            let height = wanted.min(body.height.saturating_sub(MIN_CHART));
+            if height >= 4 {
+                body.height -= height;
+                let area = Rect {
+                    y: body.bottom(),
+                    height,
+                    ..body
+                };
+                panel.draw(&self.nodes, area, buf);
+            }
+        }
         header_line(self).render(header, buf);
         footer_line(self).render(footer, buf);
 
@@ -206,7 +225,7 @@ fn draw_horizontal(chart: &Chart, area: Rect, buf: &mut Buffer) {
 
 /// Writes `text` at (`x`, `y`), cut at the right edge of `area` (not just of the buffer: the
 /// chart's border is in the same buffer).
-fn put(buf: &mut Buffer, area: Rect, x: u16, y: u16, text: &str, style: Style) {
+pub fn put(buf: &mut Buffer, area: Rect, x: u16, y: u16, text: &str, style: Style) {
     if x < area.right() && y < area.bottom() {
         buf.set_stringn(x, y, text, usize::from(area.right() - x), style);
     }
@@ -294,6 +313,7 @@ mod tests {
             view,
             nodes,
             status: None,
+            moves: None,
         }
     }
 
@@ -428,6 +448,38 @@ mod tests {
         s.nodes[0].state = MemberState::Suspect;
         let text = render_text(&s, 80, 12);
         assert!(text.contains("nodes: 1/3 alive (1 suspect)"), "{text}");
+    }
+
+    #[test]
+    fn the_moves_panel_takes_rows_only_when_the_bars_keep_enough() {
+        use crate::migrations::tests::{CLOCK, event};
+        let mut s = screen(View::Load);
+        s.moves = Some(Panel {
+            moves: Ok(vec![event(1, "node1", "node2", 1, true)]),
+            clock: CLOCK,
+        });
+        let text = render_text(&s, 80, 24);
+        let lines: Vec<&str> = text.lines().collect();
+        // Two counted nodes and a header: a panel of 5 rows above the key help.
+        assert!(lines[18].starts_with("┌ migrations: 1 moves"), "{text}");
+        assert!(lines[20].starts_with("│*node1    1   0"), "{text}");
+        assert!(
+            lines[22].starts_with('└') && lines[17].starts_with('└'),
+            "{text}"
+        );
+        // Too short for both: the bars keep the screen.
+        let text = render_text(&s, 80, 12);
+        assert!(!text.contains("migrations"), "{text}");
+        assert!(text.contains("*node1"), "{text}");
+        // Whatever the size, every row of the panel stays inside its border.
+        for height in 3..=30 {
+            for width in [20, 33, 80, 120] {
+                let text = render_text(&s, width, height);
+                for line in text.lines().filter(|l| l.starts_with('│')) {
+                    assert!(line.ends_with('│'), "{width}x{height}:\n{text}");
+                }
+            }
+        }
     }
 
     #[test]

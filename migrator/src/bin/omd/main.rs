@@ -114,6 +114,7 @@ async fn start_jobs(s: &Setup, node: &node::NodeHandle) -> Result<Jobs> {
         peer_port: s.cfg.peer_port,
         omjob,
         pre_dump: s.cfg.pre_dump,
+        policy: s.cfg.balance.clone(),
     };
     let jobs = Jobs::new(cfg, s.key.clone(), node.clone(), criu, check)
         .with_context(|| format!("preparing {}", s.cfg.jobs_dir.display()))?;
@@ -124,6 +125,7 @@ async fn start_jobs(s: &Setup, node: &node::NodeHandle) -> Result<Jobs> {
     println!("omd listening for peers on {addr}");
     tokio::spawn(peer::serve(jobs.clone(), l));
     local::recover(&jobs).await;
+    tokio::spawn(migrator::balance::driver::run(jobs.clone()));
     Ok(jobs)
 }
 

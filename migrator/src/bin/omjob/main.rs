@@ -31,6 +31,13 @@ fn keeper_main(dir: &Path) -> Result<()> {
     )
     .context("parsing the start file")?;
     let _ = std::fs::remove_file(&start_path);
+    // omd runs at a raised priority (its unit's Nice=) so that a loaded node still answers
+    // the gossip in time; the keeper and the job it starts run at the normal one.
+    // SAFETY: setpriority only changes this process's nice value; lowering priority needs no
+    // privilege.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 0);
+    }
     let start = match start {
         StartFile::Spawn { spec } => Start::Spawn {
             omjob: std::env::current_exe().context("locating omjob")?,

@@ -1,6 +1,7 @@
 //! omwork: small workloads with a checkable result, for trying migration by hand and in the
 //! tests (the node image carries it): threads, memory shared between a parent and its child,
-//! a resident memory size that dirties pages at a given rate, and plain CPU work.
+//! a resident memory size that dirties pages at a given rate, plain CPU work for a time, and a
+//! fixed amount of CPU work with a checksum (`spin`, checked by `omctl stress`).
 //! Each prints `result ok ...` (or `result BAD ...` and exits 1) when it ends.
 
 use std::time::{Duration, Instant};
@@ -45,6 +46,12 @@ enum Cmd {
     Cpu {
         /// Seconds.
         secs: f64,
+    },
+    /// A fixed amount of CPU work, UNITS of about 0.1 s each on a native CPU, whatever the
+    /// wall time; prints its checksum (the same on every node, moved or not).
+    Spin {
+        /// Units of work.
+        units: u64,
     },
 }
 
@@ -191,6 +198,13 @@ fn cpu(secs: f64) -> Result<()> {
     Ok(())
 }
 
+fn spin(units: u64) {
+    println!(
+        "{}",
+        migrator::workload::spin_result(units, migrator::workload::spin(units))
+    );
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
@@ -198,6 +212,10 @@ fn main() -> std::process::ExitCode {
         Cmd::Shm { secs } => shm(secs),
         Cmd::Mem { mib, secs, pct } => mem(mib, secs, pct),
         Cmd::Cpu { secs } => cpu(secs),
+        Cmd::Spin { units } => {
+            spin(units);
+            Ok(())
+        }
     }
     .context("omwork");
     match r {

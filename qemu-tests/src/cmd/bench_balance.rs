@@ -1,0 +1,168 @@
+//! `omlab bench balance`: the makespan of CPU-bound jobs of unequal length, all started on
+//! node1 of a two-node lab, with omd's balancer held back (`omctl stay`) and then free, in the
+//! same run on the same nodes. Every job's result is checked. Prints a markdown table with
+//! the speedups; writes JSON.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use omlab::{Lab, RunningNode, cluster};
+use serde::Serialize;
+
+use super::prepare::{node_image, step, workspace_root};
+
+const T: Duration = Duration::from_secs(120);
+
+/// One count of jobs, both ways.
+#[derive(Debug, Serialize)]
+struct Row {
+    jobs: usize,
+    /// `omwork spin` units of each job.
+    units: Vec<u32>,
+    /// All on node1, balancer held (`stay`): start to last exit, s.
+    home_s: f64,
+    /// Balancer free: start to last exit, s.
+    balanced_s: f64,
+    /// Migrations the balancer made.
+    migrations: usize,
+}
+
+fn sh(n: &RunningNode<'_>, cmd: &str) -> anyhow::Result<Vec<String>> {
+    let out = n.shell(cmd, T)?;
+    if out.status != 0 {
+        bail!(
+            "`{cmd}` on {} failed ({}): {:?}",
+            n.name(),
+            out.status,
+            out.lines
+        );
+    }
+    Ok(out.lines)
+}
+
+fn last_f64(lines: &[String]) -> anyhow::Result<f64> {
+    lines
+        .iter()
+        .rev()
+        .find_map(|l| l.trim().parse().ok())
+        .with_context(|| format!("no number in {lines:?}"))
+}
+
+/// Balancer moves made so far on `n` (its omd log).
+fn balancer_moves(n: &RunningNode<'_>) -> anyhow::Result<usize> {
+    let l = sh(
+        n,
+        "journalctl -u omd --no-pager -o cat | grep -c 'balancer: job .* moved' || true",
+    )?;
+    Ok(last_f64(&l)? as usize)
+}
+
+/// Runs the jobs from node1; returns the makespan in seconds (node1's clock).
+fn makespan(n1: &RunningNode<'_>, units: &[u32]) -> anyhow::Result<f64> {
+    sh(n1, "rm -f /tmp/bal.*; date +%s.%N > /tmp/bal.start")?;
+    for (i, u) in units.iter().enumerate() {
+        sh(
+            n1,
+            &format!(
+                "( cd / && setsid sh -c 'omrun -- omwork spin {u} > /tmp/bal.{i}.out 2>&1 < /dev/null; echo $? > /tmp/bal.{i}.status; date +%s.%N > /tmp/bal.{i}.end' > /dev/null 2>&1 < /dev/null & )"
+            ),
+        )?;
+    }
+    let n = units.len();
+    for _ in 0..7200 {
+        let done = last_f64(&sh(n1, "ls /tmp/bal.*.end 2>/dev/null | wc -l")?)? as usize;
+        if done == n {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    for (i, u) in units.iter().enumerate() {
+        let l = sh(
+            n1,
+            &format!("cat /tmp/bal.{i}.status; grep -c '^result ok spin' /tmp/bal.{i}.out || true"),
+        )?;
+        if l.len() < 2 || l[l.len() - 2].trim() != "0" || l[l.len() - 1].trim() != "1" {
+            bail!("job {i} ({u} units) failed: {l:?}");
+        }
+    }
+    let t = sh(
+        n1,
+        "e=$(cat /tmp/bal.*.end | sort -n | tail -1); awk -v s=$(cat /tmp/bal.start) -v e=$e 'BEGIN {print e - s}'",
+    )?;
+    last_f64(&t)
+}
+
+fn control(nodes: &[&RunningNode<'_>], what: &str) -> anyhow::Result<()> {
+    for n in nodes {
+        sh(n, &format!("omctl {what}"))?;
+    }
+    Ok(())
+}
+
+/// Runs `omlab bench balance`.
+pub fn run(counts: &[usize], base_units: u32) -> anyhow::Result<()> {
+    if counts.is_empty() || base_units == 0 {
+        bail!("--counts and --base-units must not be empty or 0");
+    }
+    step("node image", node_image)?;
+    step("build", || {
+        super::prepare::cargo(&["build", "-p", "bootserver"])
+    })?;
+    let image = cluster::built_image("rootfs/usr/local/bin/omwork")?;
+    let lab = Lab::new("bench-balance").context("cannot create the lab")?;
+    let plan = cluster::bios_nodes(2, 512, false);
+    let result = (|| -> anyhow::Result<Vec<Row>> {
+        let _ombootd = cluster::start_master(&lab, &image, &plan)?;
+        let mut nodes = Vec::new();
+        for r in cluster::boot_all(&lab, &plan, Duration::from_secs(300)) {
+            nodes.push(r?.0);
+        }
+        let (n1, n2) = (&nodes[0], &nodes[1]);
+        for n in [n1, n2] {
+            omlab::jobs::wait_peers(n);
+        }
+        let mut rows = Vec::new();
+        for &count in counts {
+            // Unequal lengths: 1, 2, 3, 4 times the base, repeated.
+            let units: Vec<u32> = (0..count)
+                .map(|i| base_units * (1 + (i % 4) as u32))
+                .collect();
+            control(&[n1, n2], "stay")?;
+            let home_s = makespan(n1, &units)?;
+            println!("{count} jobs, balancer held: {home_s:.1} s");
+            control(&[n1, n2], "nostay")?;
+            let before = balancer_moves(n1)? + balancer_moves(n2)?;
+            let balanced_s = makespan(n1, &units)?;
+            let migrations = balancer_moves(n1)? + balancer_moves(n2)? - before;
+            println!("{count} jobs, balancer free: {balanced_s:.1} s, {migrations} migrations");
+            rows.push(Row {
+                jobs: count,
+                units,
+                home_s,
+                balanced_s,
+                migrations,
+            });
+        }
+        Ok(rows)
+    })();
+    lab.teardown().context("tearing the lab down")?;
+    let rows = result?;
+    println!();
+    println!("| jobs on node1 (2 nodes) | all at home (stay) | balanced | speedup | migrations |");
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.1} s | {:.1} s | {:.2}x | {} |",
+            r.jobs,
+            r.home_s,
+            r.balanced_s,
+            r.home_s / r.balanced_s,
+            r.migrations
+        );
+    }
+    let out = workspace_root().join("build/bench");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("balance.json"), serde_json::to_vec_pretty(&rows)?)?;
+    println!("written: build/bench/balance.json");
+    Ok(())
+}
