@@ -36,6 +36,8 @@ pub struct SwimTuning {
     pub cluster_size_hint: u32,
     /// Ask one random member for its member list this often (fills rosters after a join storm).
     pub announce_period: Duration,
+    /// Right after joining, ANNOUNCE ourselves to this many members (0: only to whom we reached).
+    pub join_fanout: usize,
 }
 
 impl Default for SwimTuning {
@@ -48,6 +50,7 @@ impl Default for SwimTuning {
             gossip_fanout: 3,
             cluster_size_hint: 64,
             announce_period: Duration::from_secs(2),
+            join_fanout: 3,
         }
     }
 }
@@ -61,9 +64,14 @@ impl SwimTuning {
         c.probe_rtt = self.probe_rtt;
         c.suspect_to_down_after = self.suspect_to_down;
         c.max_packet_size = NonZeroUsize::new(wire::MAX_BODY).unwrap_or(NonZeroUsize::MIN);
+        // Each node sends each update at least 2 ln n times, so a node misses one with odds of
+        // about 1/n²: a whole cluster joining at once leaves about one (node, member) pair to
+        // the slow repair of periodic member lists. foca's 4 log10(n + 1) (1.7 ln n) left a
+        // dozen at 1000 nodes and 5 % loss.
+        let tx = (2.0 * f64::from(size.get()).ln()).ceil().clamp(6.0, 255.0) as u8;
         c.max_transmissions = c
             .max_transmissions
-            .max(NonZeroU8::new(6).unwrap_or(NonZeroU8::MIN));
+            .max(NonZeroU8::new(tx).unwrap_or(NonZeroU8::MIN));
         c.periodic_gossip = Some(foca::PeriodicParams {
             frequency: self.gossip_period,
             num_members: NonZeroUsize::new(self.gossip_fanout.max(1)).unwrap_or(NonZeroUsize::MIN),
@@ -122,9 +130,14 @@ impl Default for AgentConfig {
 }
 
 /// Announce every this often while alone ...
-pub const ANNOUNCE_ALONE: Duration = Duration::from_secs(2);
+pub const ANNOUNCE_ALONE: Duration = Duration::from_millis(500);
 /// ... and this often once in a cluster (heals partitions, costs one packet).
 pub const ANNOUNCE_JOINED: Duration = Duration::from_secs(30);
+/// Our load moving by at least this (normalised, × 1000) since our last news is news again ...
+pub const NEWS_LOAD_MILLI: u32 = 250;
+/// ... and our records carry [`wire::FLAG_NEWS`] for this many samples (seconds) after it, so
+/// nodes forward them first while they are fresh.
+pub const NEWS_ROUNDS: u32 = 10;
 /// At most one warning about frames of another wire version this often: every packet of a
 /// node on another build would otherwise log one.
 pub const VERSION_WARN_EVERY: Duration = Duration::from_secs(600);
@@ -162,6 +175,15 @@ pub struct Stats {
     pub accepted_packets: u64,
 }
 
+/// Where a join stands (see [`Agent::join_steps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JoinStep {
+    /// Ask a member for its member list at the next poll.
+    AskList,
+    /// ANNOUNCE ourselves to a few members from that list at this time.
+    FanOut(Duration),
+}
+
 /// Our own latest load.
 #[derive(Debug, Clone, Copy)]
 struct OwnLoad {
@@ -189,11 +211,18 @@ pub struct Agent {
     timer_seq: u64,
     next_tick: Duration,
     next_announce: Duration,
+    /// Since when we have had members (none: alone).
+    connected_since: Option<Duration>,
+    /// The join's next step, if one is due.
+    join: Option<JoinStep>,
     table: LoadTable,
     /// Members foca reported up and not since down: who may have load records.
     active: HashSet<NodeId>,
     smoother: Smoother,
     own: Option<OwnLoad>,
+    /// Our load when we last made news, and how many more samples carry the news flag.
+    news_load: Option<f64>,
+    news_left: u32,
     seq: u32,
     flags: Flags,
     quiet_sent: bool,
@@ -251,8 +280,12 @@ impl Agent {
             timer_seq: 0,
             next_tick: now + jitter,
             next_announce: now,
+            connected_since: None,
+            join: None,
             smoother: Smoother::default(),
             own: None,
+            news_load: None,
+            news_left: 0,
             seq: 0,
             flags: Flags::default(),
             quiet_sent: false,
@@ -290,12 +323,18 @@ impl Agent {
         if !flags.quiet {
             self.quiet_sent = false;
         }
+        if flags != self.flags {
+            self.news_left = NEWS_ROUNDS;
+        }
         self.flags = flags;
     }
 
     /// What the node advertises about jobs: guests running here, and whether it takes
     /// migrations (CRIU's checks passed).
     pub fn set_job_caps(&mut self, guests: u32, migration: bool) {
+        if migration != self.migration {
+            self.news_left = NEWS_ROUNDS;
+        }
         self.guests = guests;
         self.migration = migration;
     }
@@ -315,6 +354,11 @@ impl Agent {
         self.table.get(id).map(|e| e.record)
     }
 
+    /// Peers whose load record we hold younger than [`crate::table::FRESH`].
+    pub fn fresh_records(&self, now: Duration) -> usize {
+        self.table.count_fresh(now, &[self.foca.identity().id])
+    }
+
     /// Take the datagrams produced so far.
     pub fn drain_outgoing(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.out)
@@ -328,7 +372,11 @@ impl Agent {
     /// When `poll` next has work.
     pub fn next_wakeup(&self) -> Duration {
         let t = self.timers.peek().map(|Reverse((t, _))| *t);
-        [Some(self.next_tick), Some(self.next_announce), t]
+        let join = self.join.map(|j| match j {
+            JoinStep::AskList => Duration::ZERO,
+            JoinStep::FanOut(at) => at,
+        });
+        [Some(self.next_tick), Some(self.next_announce), t, join]
             .into_iter()
             .flatten()
             .min()
@@ -340,6 +388,15 @@ impl Agent {
         let load = self
             .smoother
             .update(normalise(sample.runnable, sample.cpus, self.cfg.speed));
+        let moved = self
+            .news_load
+            .is_none_or(|l| (load - l).abs() * 1000.0 >= f64::from(NEWS_LOAD_MILLI));
+        if moved {
+            self.news_load = Some(load);
+            self.news_left = NEWS_ROUNDS;
+        } else {
+            self.news_left = self.news_left.saturating_sub(1);
+        }
         self.seq = self.seq.wrapping_add(1);
         self.own = Some(OwnLoad {
             sample,
@@ -420,13 +477,7 @@ impl Agent {
                 if who.id == self.foca.identity().id {
                     return Ok(()); // our own multicast looped back
                 }
-                let known = self.foca.iter_members().any(|m| *m.id() == who);
-                if !known {
-                    self.foca
-                        .announce(who, &mut self.rt)
-                        .map_err(|_| DropReason::Rejected)?;
-                }
-                Ok(())
+                self.on_announce(who, now)
             }
             Kind::Load => {
                 let records = wire::decode_load(body)?;
@@ -442,6 +493,86 @@ impl Agent {
         }
     }
 
+    /// An authenticated ANNOUNCE from `who`, not us. It spoke to us itself, so it is alive:
+    /// learn it first-hand (as foca learns any sender) and gossip it on, rather than trade a
+    /// full member list with it; with multicast every node hears the ANNOUNCE, and a list per
+    /// hearer would cost n² when a rack boots. Settled members answer with an ANNOUNCE so a
+    /// newcomer learns the cluster at once, and so do seeds, whom joiners reach before anyone;
+    /// nodes that are joining themselves do not: a rack booting would trade n² of them.
+    fn on_announce(&mut self, who: NodeIdentity, now: Duration) -> Result<(), DropReason> {
+        let state = self
+            .foca
+            .iter_membership_state()
+            .find(|m| *m.id() == who)
+            .map(|m| m.state());
+        match state {
+            Some(foca::State::Alive | foca::State::Suspect) => Ok(()),
+            // We declared this very identity dead: let foca tell it (it renews and rejoins).
+            Some(foca::State::Down) => self
+                .foca
+                .announce(who, &mut self.rt)
+                .map_err(|_| DropReason::Rejected),
+            None => {
+                let alone = self.foca.num_members() == 0;
+                let addr = who.addr;
+                self.foca
+                    .apply_many(
+                        std::iter::once(foca::Member::alive(who)),
+                        true,
+                        &mut self.rt,
+                    )
+                    .map_err(|_| DropReason::Rejected)?;
+                // A joiner left unanswered announces again after ANNOUNCE_ALONE; by then the
+                // nodes that joined with it are settled and answer.
+                let settled = self
+                    .connected_since
+                    .is_some_and(|t| now.saturating_sub(t) >= ANNOUNCE_ALONE);
+                let seed = self.cfg.seeds.contains(&self.foca.identity().addr);
+                if alone || settled || seed {
+                    self.announce_to(addr);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Right after we joined: ask one member for its member list (a foca feed), then, once it
+    /// came, ANNOUNCE ourselves to `join_fanout` members, so our arrival spreads from several
+    /// nodes rather than only from the one we reached (a seed hearing a whole rack).
+    fn join_steps(&mut self, now: Duration) {
+        match self.join {
+            Some(JoinStep::AskList) => {
+                if let Some(m) = self.random_members(1).pop()
+                    && let Err(e) = self.foca.announce(m, &mut self.rt)
+                {
+                    tracing::debug!(error = %e, "asking for the member list");
+                }
+                self.drain_runtime(now);
+                // A LAN round trip: the list is in by then.
+                self.join = Some(JoinStep::FanOut(now + self.cfg.swim.probe_rtt));
+            }
+            Some(JoinStep::FanOut(at)) if now >= at => {
+                for m in self.random_members(self.cfg.swim.join_fanout) {
+                    self.announce_to(m.addr);
+                }
+                self.join = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Up to `k` distinct active members, at random.
+    fn random_members(&mut self, k: usize) -> Vec<NodeIdentity> {
+        let mut all: Vec<NodeIdentity> = self.foca.iter_members().map(|m| m.id().clone()).collect();
+        let k = k.min(all.len());
+        for i in 0..k {
+            let j = self.rng.random_range(i..all.len());
+            all.swap(i, j);
+        }
+        all.truncate(k);
+        all
+    }
+
     /// Run due timers and the once-a-second work.
     pub fn poll(&mut self, now: Duration) {
         while let Some(Reverse((t, n))) = self.timers.peek().copied() {
@@ -450,12 +581,14 @@ impl Agent {
             }
             self.timers.pop();
             if let Some(ev) = self.timer_events.remove(&n)
+                && !self.stale_suspicion(&ev)
                 && let Err(e) = self.foca.handle_timer(ev, &mut self.rt)
             {
                 tracing::debug!(error = %e, "foca timer");
             }
             self.drain_runtime(now);
         }
+        self.join_steps(now);
         if now >= self.next_announce {
             let alone = self.foca.num_members() == 0;
             if let Some(group) = self.cfg.multicast {
@@ -482,6 +615,27 @@ impl Agent {
         }
     }
 
+    /// Whether `ev` is a suspicion running out for a member that is no longer suspect at that
+    /// incarnation (it refuted, or went). foca 2.0 would still send it TurnUndead, and the
+    /// member, alive, would rejoin under a new generation: at 1000 nodes and 5 % loss about
+    /// one a second, each a membership change for the whole cluster to learn. The timer has
+    /// nothing else left to do, so it is not handed to foca.
+    fn stale_suspicion(&self, ev: &Timer<NodeIdentity>) -> bool {
+        let Timer::ChangeSuspectToDown {
+            member_id,
+            incarnation,
+            ..
+        } = ev
+        else {
+            return false;
+        };
+        !self.foca.iter_membership_state().any(|m| {
+            m.id() == member_id
+                && m.state() == foca::State::Suspect
+                && m.incarnation() == *incarnation
+        })
+    }
+
     /// The LOAD record we would send about ourselves.
     fn own_record(&self) -> Option<LoadRecord> {
         let o = self.own?;
@@ -502,26 +656,32 @@ impl Agent {
                     wire::FLAG_MIGRATION
                 } else {
                     0
+                }
+                | if self.news_left > 0 {
+                    wire::FLAG_NEWS
+                } else {
+                    0
                 },
         })
     }
 
     /// openMosix spreading: one LOAD packet per period to ONE random live peer, carrying our
-    /// record and the freshest few we know (never to everyone: an idle node is not flooded).
+    /// record and a window of fresh ones, news first (never to everyone: an idle node is not
+    /// flooded).
     fn send_load(&mut self, now: Duration) {
         if self.foca.identity().observer {
             return;
         }
-        let peers: Vec<SocketAddrV4> = self
+        let peers: Vec<(SocketAddrV4, NodeId)> = self
             .foca
             .iter_members()
             .filter(|m| m.state() == foca::State::Alive)
-            .map(|m| m.id().addr)
+            .map(|m| (m.id().addr, m.id().id))
             .collect();
         if peers.is_empty() {
             return;
         }
-        let to = peers[self.rng.random_range(0..peers.len())];
+        let (to, to_id) = peers[self.rng.random_range(0..peers.len())];
         let mut recs = Vec::with_capacity(self.cfg.window + 1);
         let send_own = !self.flags.quiet || !self.quiet_sent;
         if send_own && let Some(r) = self.own_record() {
@@ -530,7 +690,8 @@ impl Agent {
             self.quiet_sent = self.flags.quiet;
         }
         let me = self.foca.identity().id;
-        recs.extend(self.table.window(self.cfg.window, &[me], now));
+        // Nothing about the receiver itself: it knows better.
+        recs.extend(self.table.window(self.cfg.window, &[me, to_id], now));
         if recs.is_empty() {
             return;
         }
@@ -581,6 +742,17 @@ impl Agent {
                 OwnedNotification::Rejoin(id) => self.events.push(Event::Rejoined(id)),
                 _ => {}
             }
+        }
+        match (self.connected_since, self.foca.num_members() > 0) {
+            (None, true) => {
+                self.connected_since = Some(now);
+                self.join = Some(JoinStep::AskList);
+            }
+            (Some(_), false) => {
+                self.connected_since = None;
+                self.join = None;
+            }
+            _ => {}
         }
     }
 
@@ -858,5 +1030,191 @@ mod tests {
         let out = a.drain_outgoing();
         assert_eq!(out[0].data[5], key().id());
         assert!(wire::decode(&[old_key], &out[0].data).is_err());
+    }
+
+    const fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Node `n`'s ANNOUNCE, its `seq`-th frame.
+    fn announce_from(n: u8, seq: u64) -> Vec<u8> {
+        let body = wire::encode_announce(&ident(n));
+        wire::encode(&key(), Kind::Announce, &sender(n, 1, seq), &body)
+    }
+
+    /// The kind and destination of each frame `a` has to send.
+    fn sent(a: &mut Agent) -> Vec<(Kind, SocketAddrV4)> {
+        a.drain_outgoing()
+            .iter()
+            .map(|o| (wire::decode(&[key()], &o.data).unwrap().kind, o.to))
+            .collect()
+    }
+
+    #[test]
+    fn an_announce_is_learned_first_hand_and_answered_by_the_settled() {
+        let mut a = lone(1, AgentConfig::default());
+        let t0 = Duration::from_secs(1);
+        // Alone: take the announcer as a member and answer so it learns us; no member lists.
+        a.handle_data(&announce_from(2, 1), ident(2).addr, t0);
+        assert_eq!(a.active_ids(), [ident(2).id]);
+        assert_eq!(sent(&mut a), [(Kind::Announce, ident(2).addr)]);
+        // Joining ourselves: take it, do not answer (a rack booting would trade n² answers).
+        a.handle_data(&announce_from(3, 1), ident(3).addr, t0 + ms(100));
+        assert_eq!(a.num_members(), 2);
+        assert_eq!(sent(&mut a), []);
+        // Settled: answer a newcomer.
+        a.handle_data(&announce_from(4, 1), ident(4).addr, t0 + ANNOUNCE_ALONE);
+        assert_eq!(sent(&mut a), [(Kind::Announce, ident(4).addr)]);
+        // Known already: nothing.
+        a.handle_data(&announce_from(4, 2), ident(4).addr, t0 + ANNOUNCE_ALONE);
+        assert_eq!(sent(&mut a), []);
+        assert_eq!(a.num_members(), 3);
+        assert_eq!(a.drops().total(), 0);
+    }
+
+    #[test]
+    fn a_seed_answers_every_newcomer() {
+        let cfg = AgentConfig {
+            seeds: vec![ident(1).addr],
+            ..AgentConfig::default()
+        };
+        let mut s = lone(1, cfg);
+        for n in 2..6 {
+            s.handle_data(&announce_from(n, 1), ident(n).addr, Duration::ZERO);
+            assert_eq!(sent(&mut s), [(Kind::Announce, ident(n).addr)]);
+        }
+        assert_eq!(s.num_members(), 4);
+    }
+
+    #[test]
+    fn a_joiner_asks_for_the_member_list_then_announces_itself_to_a_few() {
+        let mut a = lone(1, AgentConfig::default());
+        let t0 = Duration::from_secs(1);
+        for n in 2..=6 {
+            a.handle_data(&announce_from(n, 1), ident(n).addr, t0);
+        }
+        a.drain_outgoing();
+        assert_eq!(
+            a.next_wakeup(),
+            Duration::ZERO,
+            "the join's first step is due"
+        );
+        a.poll(t0);
+        // One foca announce to a member: it answers with its member list.
+        assert!(matches!(sent(&mut a)[..], [(Kind::Swim, _)]));
+        let fanout = AgentConfig::default().swim.join_fanout;
+        a.poll(t0 + AgentConfig::default().swim.probe_rtt);
+        let to: HashSet<SocketAddrV4> = sent(&mut a)
+            .into_iter()
+            .filter(|(k, _)| *k == Kind::Announce)
+            .map(|(_, to)| to)
+            .collect();
+        assert_eq!(to.len(), fanout, "{to:?}");
+        assert!(to.iter().all(|t| (2..=6).any(|n| ident(n).addr == *t)));
+        a.poll(t0 + ms(400));
+        assert!(
+            sent(&mut a).iter().all(|(k, _)| *k != Kind::Announce),
+            "only once"
+        );
+    }
+
+    #[test]
+    fn load_goes_to_one_peer_a_round() {
+        let mut a = lone(1, AgentConfig::default());
+        for n in 2..=6 {
+            a.handle_data(&announce_from(n, 1), ident(n).addr, Duration::ZERO);
+        }
+        for round in 1..=5u64 {
+            a.set_sample(Sample {
+                cpus: 1,
+                loadavg1: 0.0,
+                runnable: 0.0,
+                mem_total: 1,
+                mem_free: 1,
+            });
+            a.poll(Duration::from_secs(round));
+            let loads = sent(&mut a)
+                .into_iter()
+                .filter(|(k, _)| *k == Kind::Load)
+                .count();
+            assert_eq!(loads, 1, "round {round}");
+        }
+    }
+
+    #[test]
+    fn a_load_change_is_news_for_a_while() {
+        let mut a = lone(1, AgentConfig::default());
+        let load = |r: f64| Sample {
+            cpus: 1,
+            loadavg1: r,
+            runnable: r,
+            mem_total: 1,
+            mem_free: 1,
+        };
+        let news = |a: &Agent| a.own_record().unwrap().flags & wire::FLAG_NEWS != 0;
+        for i in 0..NEWS_ROUNDS {
+            a.set_sample(load(0.0));
+            assert!(news(&a), "a node's first load is news, sample {i}");
+        }
+        a.set_sample(load(0.0));
+        assert!(!news(&a), "for NEWS_ROUNDS samples");
+        a.set_sample(load(0.1));
+        assert!(!news(&a), "a small move is not news");
+        a.set_sample(load(4.0));
+        assert!(news(&a), "a jump is");
+        for _ in 0..NEWS_ROUNDS {
+            a.set_sample(load(4.0));
+        }
+        a.set_sample(load(0.0));
+        assert!(news(&a), "a node falling idle is news too");
+        for _ in 0..NEWS_ROUNDS + 3 {
+            a.set_sample(load(0.0));
+        }
+        assert!(!news(&a));
+        a.set_flags(Flags {
+            block: true,
+            ..Flags::default()
+        });
+        assert!(news(&a), "so are other flags");
+    }
+
+    #[test]
+    fn a_refuted_suspicion_does_not_make_the_member_rejoin() {
+        let cfg = AgentConfig {
+            seeds: vec![ident(1).addr],
+            ..AgentConfig::default()
+        };
+        let mut a = vec![lone(1, cfg.clone()), lone(2, cfg)];
+        let mut now = Duration::ZERO;
+        let mut run = |a: &mut [Agent], secs: u64, deliver: bool| {
+            for _ in 0..secs * 100 {
+                for ag in a.iter_mut() {
+                    ag.poll(now);
+                }
+                if deliver {
+                    exchange(a, now);
+                } else {
+                    a.iter_mut().for_each(|ag| drop(ag.drain_outgoing()));
+                }
+                now += ms(10);
+            }
+        };
+        run(&mut a, 2, true);
+        assert_eq!((a[0].num_members(), a[1].num_members()), (1, 1));
+        a.iter_mut().for_each(|ag| drop(ag.drain_events()));
+        // Every packet lost for a second: each suspects the other, then both refute.
+        run(&mut a, 1, false);
+        run(&mut a, 5, true);
+        for ag in a.iter_mut() {
+            let events = ag.drain_events();
+            assert_eq!(ag.identity().generation, 1, "{events:?}");
+            assert_eq!(ag.num_members(), 1);
+            assert!(
+                !events
+                    .iter()
+                    .any(|e| matches!(e, Event::Rejoined(_) | Event::Down(_))),
+                "{events:?}"
+            );
+        }
     }
 }

@@ -244,6 +244,8 @@ pub struct SwimFile {
     pub cluster_size_hint: u32,
     /// Ask a random member for its member list this often, ms.
     pub announce_period_ms: u64,
+    /// Right after joining, ANNOUNCE this node to this many members (0: only to whom it reached).
+    pub join_fanout: usize,
 }
 
 impl Default for SwimFile {
@@ -257,6 +259,7 @@ impl Default for SwimFile {
             gossip_fanout: t.gossip_fanout,
             cluster_size_hint: t.cluster_size_hint,
             announce_period_ms: t.announce_period.as_millis() as u64,
+            join_fanout: t.join_fanout,
         }
     }
 }
@@ -439,6 +442,7 @@ impl ConfigFile {
                 gossip_fanout: s.gossip_fanout,
                 cluster_size_hint: s.cluster_size_hint.max(1),
                 announce_period: Duration::from_millis(s.announce_period_ms),
+                join_fanout: s.join_fanout,
             },
             peer_port: self.peer_port,
             jobs_dir: self.jobs_dir,
@@ -486,6 +490,10 @@ mod tests {
         assert!(parse("multicast_group = \"10.0.0.1\"").is_err());
         assert!(parse("speed = 0").is_err());
         assert!(parse("[swim]\nprobe_rtt_ms = 900").is_err());
+        assert_eq!(
+            parse("[swim]\njoin_fanout = 0").unwrap().swim.join_fanout,
+            0
+        );
         assert!(parse("seeds = [\"nope\"]").is_err());
         assert!(parse("[migration]\npre_dump_rounds = 99").is_err());
         assert!(parse("[migration]\npre_dump_round = 2").is_err());

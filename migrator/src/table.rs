@@ -1,14 +1,19 @@
-//! The load table: the freshest record per node, bounded, and the piggyback window
-//! (the freshest few records, freshest first) that spreads news gradually, openMosix-style.
+//! The load table: the freshest record per node, bounded, and the piggyback window that
+//! spreads news gradually, openMosix-style: a few fresh records, news first.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::identity::NodeId;
-use crate::wire::LoadRecord;
+use crate::wire::{FLAG_NEWS, LoadRecord};
 
 /// A record older than this is replaced even by a lower sequence number: the origin restarted.
 pub const RESTART_AFTER: Duration = Duration::from_secs(10);
+/// Records older than this (since their origin sampled them) are not forwarded: a balancer
+/// must not act on them, and each would crowd out news. A node holding records this fresh
+/// about a window of peers has enough to choose a migration target from.
+pub const FRESH: Duration = Duration::from_secs(10);
 
 /// A stored record and when it was produced (by our clock: arrival time minus its age).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,20 +84,45 @@ impl LoadTable {
         self.entries.is_empty()
     }
 
-    /// Up to `n` freshest records, freshest first, not about `skip`, with `age_ms` set for `now`.
+    /// Records younger than [`FRESH`] at `now` about nodes other than `skip`.
+    pub fn count_fresh(&self, now: Duration, skip: &[NodeId]) -> usize {
+        self.fresh(now, skip).count()
+    }
+
+    /// Entries younger than [`FRESH`] at `now`, not about `skip`.
+    fn fresh<'a>(
+        &'a self,
+        now: Duration,
+        skip: &'a [NodeId],
+    ) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.entries.values().filter(move |e| {
+            now.saturating_sub(e.origin_at) < FRESH && !skip.contains(&e.record.id)
+        })
+    }
+
+    /// The piggyback window: up to `n` records younger than [`FRESH`], not about `skip`, with
+    /// `age_ms` set for `now`. News ([`FLAG_NEWS`]) takes up to half of it, freshest first,
+    /// so a change keeps moving on; the rest are the freshest of all, so that news, even a
+    /// whole rack booting at once, never stops fresh records flowing. Each holder passes a
+    /// record to one peer a round: news spreads by doubling, never to everyone at once.
     pub fn window(&self, n: usize, skip: &[NodeId], now: Duration) -> Vec<LoadRecord> {
-        let mut v: Vec<&Entry> = self
-            .entries
-            .values()
-            .filter(|e| !skip.contains(&e.record.id))
+        let mut fresh: Vec<&Entry> = self.fresh(now, skip).collect();
+        fresh.sort_by_key(|e| (Reverse(e.origin_at), e.record.id));
+        let mut picked: Vec<&Entry> = fresh
+            .iter()
+            .filter(|e| e.record.flags & FLAG_NEWS != 0)
+            .take(n.div_ceil(2))
+            .copied()
             .collect();
-        v.sort_by(|a, b| {
-            b.origin_at
-                .cmp(&a.origin_at)
-                .then(a.record.id.cmp(&b.record.id))
-        });
-        v.into_iter()
-            .take(n)
+        let rest: Vec<&Entry> = fresh
+            .iter()
+            .filter(|e| !picked.iter().any(|p| p.record.id == e.record.id))
+            .take(n.saturating_sub(picked.len()))
+            .copied()
+            .collect();
+        picked.extend(rest);
+        picked
+            .into_iter()
             .map(|e| LoadRecord {
                 age_ms: u32::try_from(now.saturating_sub(e.origin_at).as_millis())
                     .unwrap_or(u32::MAX),
@@ -149,11 +179,52 @@ mod tests {
         for id in 0..20u64 {
             t.offer(rec(id, 1, 0), s(id));
         }
-        let w = t.window(8, &[NodeId(19)], s(30));
+        let w = t.window(8, &[NodeId(19)], s(20));
         assert_eq!(w.len(), 8);
         let ids: Vec<u64> = w.iter().map(|r| r.id.0).collect();
         assert_eq!(ids, (11..=18).rev().collect::<Vec<_>>());
-        assert_eq!(w[0].age_ms, 12_000);
+        assert_eq!(w[0].age_ms, 2_000);
+        // Only records younger than FRESH go on, and count as fresh.
+        let w = t.window(8, &[], s(25));
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(
+            w.iter()
+                .all(|r| u64::from(r.age_ms) < FRESH.as_millis() as u64)
+        );
+        assert_eq!(t.count_fresh(s(25), &[]), 4);
+        assert_eq!(t.count_fresh(s(25), &[NodeId(19)]), 3);
+        assert!(t.window(8, &[], s(40)).is_empty());
+    }
+
+    #[test]
+    fn news_takes_half_the_window_the_rest_is_freshest() {
+        let mut t = LoadTable::new(100);
+        // Six older records that are news, ten fresher ones that are not.
+        for id in 0..6u64 {
+            t.offer(
+                LoadRecord {
+                    flags: FLAG_NEWS,
+                    ..rec(id, 1, 0)
+                },
+                s(10) + Duration::from_millis(id),
+            );
+        }
+        for id in 10..20u64 {
+            t.offer(rec(id, 1, 0), s(12) + Duration::from_millis(id));
+        }
+        let ids: Vec<u64> = t.window(8, &[], s(13)).iter().map(|r| r.id.0).collect();
+        assert_eq!(
+            ids,
+            [5, 4, 3, 2, 19, 18, 17, 16],
+            "news freshest first, then freshest"
+        );
+        // Without enough news the window is the freshest of all, news or not.
+        let ids: Vec<u64> = t
+            .window(8, &[NodeId(2), NodeId(3), NodeId(4), NodeId(5)], s(13))
+            .iter()
+            .map(|r| r.id.0)
+            .collect();
+        assert_eq!(ids, [1, 0, 19, 18, 17, 16, 15, 14]);
     }
 
     #[test]

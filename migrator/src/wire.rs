@@ -5,7 +5,10 @@
 //! # Transport
 //! - UDP port 7946 (configurable) on the gossip interface carries SWIM and LOAD, unicast.
 //! - ANNOUNCE goes to multicast group 239.77.0.77, same port, TTL 1, sent on the gossip
-//!   interface (IP_MULTICAST_IF); it is also sent unicast to configured seeds.
+//!   interface (IP_MULTICAST_IF); it is also sent unicast to configured seeds. A receiver
+//!   takes the sender as a member at once; seeds and members joined for a while answer with
+//!   their own ANNOUNCE, unicast, and a node that has just joined ANNOUNCEs itself to a few
+//!   members (`join_fanout`).
 //!
 //! # Frame (version 2), all integers big-endian
 //! ```text
@@ -30,12 +33,19 @@
 //!
 //! # LOAD body
 //! `count: u8` then `count` records of [`LOAD_RECORD_LEN`] bytes, the sender's own record
-//! first (unless it is quiet), then the freshest records it knows about others:
+//! first (unless it is quiet), then a window of records about others younger than
+//! [`FRESH`](crate::table::FRESH), news first, each part freshest first:
 //! ```text
 //! id u64 | seq u32 | age_ms u32 | cpus u16 | speed u32 | load_milli u32 | loadavg1_milli u32
 //! | mem_total u64 | mem_free u64 | guests u32 | flags u8
 //! ```
-//! flags bits: 0 stay, 1 lstay, 2 block, 3 quiet, 4 observer, 5 takes migrations (CRIU ok).
+//! flags bits: 0 stay, 1 lstay, 2 block, 3 quiet, 4 observer, 5 takes migrations (CRIU ok),
+//! 6 news (the origin's load moved by [`NEWS_LOAD_MILLI`] or its flags changed within its last
+//! [`NEWS_ROUNDS`] samples: receivers forward it before other records, see `table.rs`).
+//! Receivers ignore bits they do not know, so a new bit needs no new version.
+//!
+//! [`NEWS_LOAD_MILLI`]: crate::agent::NEWS_LOAD_MILLI
+//! [`NEWS_ROUNDS`]: crate::agent::NEWS_ROUNDS
 //!
 //! # ANNOUNCE body
 //! The sender's identity: `id u64 | generation u64 | ip [4] | port u16 | observer u8 |
@@ -324,6 +334,8 @@ pub struct LoadRecord {
 pub const FLAG_OBSERVER: u8 = 1 << 4;
 /// Flag bit: CRIU works on the node, it takes migrations.
 pub const FLAG_MIGRATION: u8 = 1 << 5;
+/// Flag bit: news, the origin's load or flags changed lately; forwarded before other records.
+pub const FLAG_NEWS: u8 = 1 << 6;
 
 /// Pack [`Flags`] (+ observer) into the record's flag byte.
 pub fn flags_to_bits(f: Flags, observer: bool) -> u8 {

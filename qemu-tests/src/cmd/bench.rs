@@ -54,6 +54,22 @@ enum What {
         #[arg(long, default_value_t = 20)]
         base_units: u32,
     },
+    /// Gossip at scale, in-process (no lab): omd's agents over a simulated lossy LAN against
+    /// the membership, fresh-load-record and load-news targets; writes build/bench/gossip.json.
+    Gossip {
+        /// Nodes.
+        #[arg(long, default_value_t = 1000)]
+        nodes: usize,
+        /// Packet loss, 0..1.
+        #[arg(long, default_value_t = 0.05)]
+        loss: f64,
+        /// Simulated seconds.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// First contact through this many seeds instead of multicast (0: multicast).
+        #[arg(long, default_value_t = 0)]
+        seeds: usize,
+    },
 }
 
 /// Runs `omlab bench`.
@@ -69,6 +85,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             ref counts,
             base_units,
         } => super::bench_balance::run(counts, base_units),
+        What::Gossip {
+            nodes,
+            loss,
+            secs,
+            seeds,
+        } => super::bench_gossip::run(nodes, loss, secs, seeds),
     }
 }
 
