@@ -101,3 +101,33 @@ pub fn wait_peers(n: &RunningNode<'_>) {
         std::thread::sleep(Duration::from_secs(1));
     }
 }
+
+/// A suite's phases on one booted lab: each runs in order and prints when it ended, or only
+/// those named in `OMLAB_PHASES=a,b` (a debugging aid; CI runs them all).
+#[derive(Debug)]
+pub struct Phases {
+    only: Option<String>,
+    t0: Instant,
+}
+
+impl Phases {
+    /// Reads `OMLAB_PHASES`; the clock starts now.
+    pub fn from_env() -> Self {
+        Self {
+            only: std::env::var("OMLAB_PHASES").ok(),
+            t0: Instant::now(),
+        }
+    }
+
+    /// Runs phase `name` unless `OMLAB_PHASES` leaves it out.
+    pub fn run(&self, name: &str, f: impl FnOnce()) {
+        if self
+            .only
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == name))
+        {
+            f();
+            println!("[{:.0} s] {name}: ok", self.t0.elapsed().as_secs_f64());
+        }
+    }
+}

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use omlab::jobs::{T, diag, finished, jobs, sh, start, wait_peers};
+use omlab::jobs::{Phases, T, diag, finished, jobs, sh, start, wait_peers};
 use omlab::{Lab, RunningNode, cluster};
 
 /// (node, migrations) of each job whose command contains `needle`.
@@ -83,21 +83,11 @@ fn balancing_suite() {
     for n in [n1, n2] {
         wait_peers(n);
     }
-    let only = std::env::var("OMLAB_PHASES").ok();
-    let t0 = Instant::now();
-    let phase = |name: &str, f: &dyn Fn()| {
-        if only
-            .as_deref()
-            .is_none_or(|o| o.split(',').any(|p| p == name))
-        {
-            f();
-            println!("[{:.0} s] {name}: ok", t0.elapsed().as_secs_f64());
-        }
-    };
-    phase("spread", &|| four_jobs_spread_by_themselves(n1, n2));
-    phase("settle", &|| three_jobs_settle(n1, n2));
-    phase("memory", &|| memory_ushering(n1, n2));
-    phase("stress", &|| stress(n1, n2));
+    let phases = Phases::from_env();
+    phases.run("spread", || four_jobs_spread_by_themselves(n1, n2));
+    phases.run("settle", || three_jobs_settle(n1, n2));
+    phases.run("memory", || memory_ushering(n1, n2));
+    phases.run("stress", || stress(n1, n2));
     drop(nodes);
     lab.teardown().unwrap();
 }

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use omlab::jobs::{T, diag, finished, jobs, sh, start, start_line, wait_peers};
+use omlab::jobs::{Phases, T, diag, finished, jobs, sh, start, start_line, wait_peers};
 use omlab::{Lab, RunningNode, cluster};
 
 /// Waits for the one job whose command contains `needle`; returns its row.
@@ -137,26 +137,15 @@ fn migration_suite() {
         let (s, l) = sh(n, "omctl stay");
         assert_eq!(s, 0, "omctl stay on {}: {l:?}", n.name());
     }
-    // OMLAB_PHASES=a,b runs only those phases (a debugging aid; CI runs them all).
-    let only = std::env::var("OMLAB_PHASES").ok();
-    let t0 = Instant::now();
-    let phase = |name: &str, f: &dyn Fn()| {
-        if only
-            .as_deref()
-            .is_none_or(|o| o.split(',').any(|p| p == name))
-        {
-            f();
-            println!("[{:.0} s] {name}: ok", t0.elapsed().as_secs_f64());
-        }
-    };
-    phase("continuous", &|| continuous_output_and_exit_status(n1, n2));
-    phase("threads", &|| threads_and_shared_memory(n1, n2));
-    phase("identity", &|| runs_as_the_user(n1));
-    phase("refusal", &|| refusal_and_no_orphans(n1));
-    phase("stdin", &|| stdin_across_two_moves(n1, n2));
-    phase("sigterm", &|| sigterm_reaches_a_job_on_node2(n1, n2));
-    phase("cluster", &|| a_file_on_cluster_follows(n1, n2));
-    phase("pingpong", &|| ping_pong(n1, n2, 50));
+    let phases = Phases::from_env();
+    phases.run("continuous", || continuous_output_and_exit_status(n1, n2));
+    phases.run("threads", || threads_and_shared_memory(n1, n2));
+    phases.run("identity", || runs_as_the_user(n1));
+    phases.run("refusal", || refusal_and_no_orphans(n1));
+    phases.run("stdin", || stdin_across_two_moves(n1, n2));
+    phases.run("sigterm", || sigterm_reaches_a_job_on_node2(n1, n2));
+    phases.run("cluster", || a_file_on_cluster_follows(n1, n2));
+    phases.run("pingpong", || ping_pong(n1, n2, 50));
     let tap2 = plan[1].node.tap_name();
     let link2 = |up: bool| {
         let mut ip = std::process::Command::new("ip");
@@ -164,8 +153,8 @@ fn migration_suite() {
         let out = lab.run(ip, lab.netns(), T).unwrap();
         assert!(out.status.success(), "ip link set {tap2}: {out:?}");
     };
-    phase("predump", &|| pre_dumped_while_it_writes(n1, n2, &link2));
-    phase("faults", &|| faults(n1, n2, &link2));
+    phases.run("predump", || pre_dumped_while_it_writes(n1, n2, &link2));
+    phases.run("faults", || faults(n1, n2, &link2));
     drop(nodes);
     lab.teardown().unwrap();
 }

@@ -9,9 +9,8 @@ use anyhow::{Context, bail};
 use omlab::{Lab, RunningNode, cluster};
 use serde::Serialize;
 
+use super::bench_migrate::{last_f64, sh};
 use super::prepare::{node_image, step, workspace_root};
-
-const T: Duration = Duration::from_secs(120);
 
 /// One count of jobs, both ways.
 #[derive(Debug, Serialize)]
@@ -25,27 +24,6 @@ struct Row {
     balanced_s: f64,
     /// Migrations the balancer made.
     migrations: usize,
-}
-
-fn sh(n: &RunningNode<'_>, cmd: &str) -> anyhow::Result<Vec<String>> {
-    let out = n.shell(cmd, T)?;
-    if out.status != 0 {
-        bail!(
-            "`{cmd}` on {} failed ({}): {:?}",
-            n.name(),
-            out.status,
-            out.lines
-        );
-    }
-    Ok(out.lines)
-}
-
-fn last_f64(lines: &[String]) -> anyhow::Result<f64> {
-    lines
-        .iter()
-        .rev()
-        .find_map(|l| l.trim().parse().ok())
-        .with_context(|| format!("no number in {lines:?}"))
 }
 
 /// Balancer moves made so far on `n` (its omd log).

@@ -135,7 +135,8 @@ fn wait_migration_ready(n: &RunningNode<'_>) -> anyhow::Result<()> {
     bail!("{} never saw both nodes take migrations", n.name())
 }
 
-fn sh(n: &RunningNode<'_>, cmd: &str) -> anyhow::Result<Vec<String>> {
+/// Runs `cmd` on `n`'s console; its output lines, or an error naming the command.
+pub(super) fn sh(n: &RunningNode<'_>, cmd: &str) -> anyhow::Result<Vec<String>> {
     let out = n.shell(cmd, T)?;
     if out.status != 0 {
         bail!(
@@ -148,7 +149,8 @@ fn sh(n: &RunningNode<'_>, cmd: &str) -> anyhow::Result<Vec<String>> {
     Ok(out.lines)
 }
 
-fn last_f64(lines: &[String]) -> anyhow::Result<f64> {
+/// The last line of `lines` that is a number.
+pub(super) fn last_f64(lines: &[String]) -> anyhow::Result<f64> {
     lines
         .iter()
         .rev()
