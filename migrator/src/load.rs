@@ -42,15 +42,15 @@ pub struct ProcLoadSource;
 
 impl LoadSource for ProcLoadSource {
     fn sample(&mut self) -> Result<Sample, LoadError> {
-        use procfs::{Current, CurrentSI};
+        use procfs::Current;
         let la = procfs::LoadAverage::current()?;
         let mem = procfs::Meminfo::current()?;
-        let stat = procfs::KernelStats::current()?;
         Ok(Sample {
             cpus: online_cpus(),
             loadavg1: f64::from(la.one),
-            // The reading thread itself is running while it reads /proc/stat.
-            runnable: f64::from(stat.procs_running.unwrap_or(1).saturating_sub(1)),
+            // /proc/loadavg's running count is the kernel's nr_running, as /proc/stat's
+            // procs_running; the reading thread itself is running while it reads.
+            runnable: f64::from(la.cur.saturating_sub(1)),
             mem_total: mem.mem_total,
             mem_free: mem.mem_available.unwrap_or(mem.mem_free),
         })
