@@ -1,5 +1,6 @@
 //! Event times in listings, as ps prints STIME: the local time of day for today's events, the
-//! month and day for older ones. [`stime`] is pure; [`local_offset_s`] asks libc for the zone.
+//! month and day for older ones. [`stime`] is pure (libc's calendar does the dates);
+//! [`local_offset_s`] asks libc for the zone.
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -34,22 +35,24 @@ pub fn stime(at_ms: u64, now_ms: u64, offset_s: i64) -> String {
         let s = at.rem_euclid(86_400);
         format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
     } else {
-        let (month, mday) = month_day(day);
-        format!("{}{mday:02}", MONTHS[month])
+        let (month, mday) = month_day(day * 86_400);
+        format!("{}{mday:02}", MONTHS.get(month).copied().unwrap_or("???"))
     }
 }
 
-/// Month (0-based) and day of month of `days` since 1970-01-01 (Howard Hinnant's
-/// civil-from-days, proleptic Gregorian calendar).
-fn month_day(days: i64) -> (usize, i64) {
-    let z = days + 719_468;
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let mday = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 2 } else { mp - 10 };
-    (usize::try_from(month).unwrap_or(0), mday)
+/// Month (0-based) and day of month of `secs` since the epoch, as libc's calendar reads it in
+/// UTC (the caller has already shifted to local time).
+fn month_day(secs: i64) -> (usize, i32) {
+    let t = libc::time_t::try_from(secs).unwrap_or(0);
+    // SAFETY: tm is plain old data, so all-zero is a valid value; gmtime_r only reads `t` and
+    // writes `tm`, both live locals, and is thread-safe.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::gmtime_r(&t, &mut tm).is_null() {
+            return (0, 1);
+        }
+        (usize::try_from(tm.tm_mon).unwrap_or(0), tm.tm_mday)
+    }
 }
 
 #[cfg(test)]
