@@ -9,7 +9,7 @@ use crate::migration::protocol::Target;
 use crate::migration::source;
 
 use super::gather::{self, Tracker};
-use super::meter::{JobMeter, ProcMeter};
+use super::meter::ProcMeter;
 use super::{Policy, decide};
 
 /// A job whose move failed is not tried again for this long.
@@ -32,24 +32,22 @@ pub async fn run(jobs: Jobs) {
     }
     let mut tick = tokio::time::interval(policy.period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut state: Option<(Tracker, ProcMeter)> = Some((Tracker::default(), ProcMeter));
+    let mut tracker = Tracker::default();
+    let mut meter = ProcMeter;
     loop {
         tick.tick().await;
-        let Some((mut tracker, mut meter)) = state.take() else {
-            return;
-        };
-        let j = jobs.clone();
-        let p = policy.clone();
+        let (j, p) = (jobs.clone(), policy.clone());
+        // The tracker goes to the blocking task (/proc reads) and comes back with the view.
         let joined = tokio::task::spawn_blocking(move || {
-            let meter_dyn: &mut dyn JobMeter = &mut meter;
-            let v = gather::view(&j, &mut tracker, meter_dyn, &p, Instant::now(), tiebreak());
-            (tracker, meter, v)
+            let v = gather::view(&j, &mut tracker, &mut meter, &p, Instant::now(), tiebreak());
+            (tracker, v)
         })
         .await;
-        let Ok((mut tracker, meter, view)) = joined else {
+        let Ok((t, view)) = joined else {
             tracing::warn!("the balancer's view task failed; balancing stops");
             return;
         };
+        tracker = t;
         let chosen = view
             .as_ref()
             .and_then(|v| decide(v, &policy).map(|m| (m, v)));
@@ -67,7 +65,7 @@ pub async fn run(jobs: Jobs) {
                     // node's load falls only from now.
                     jobs.0.sent.push(&m.to, demand.max(1.0), Instant::now());
                     tracing::info!("balancer: {text}");
-                    if let Some(e) = jobs.0.history.all().last() {
+                    if let Some(e) = jobs.0.history.latest(&m.job) {
                         tracker.measured(
                             e.bytes,
                             Duration::from_millis(e.total_ms),
@@ -81,6 +79,5 @@ pub async fn run(jobs: Jobs) {
                 }
             }
         }
-        state = Some((tracker, meter));
     }
 }

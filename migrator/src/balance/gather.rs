@@ -64,7 +64,7 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// Do not try `job` again for `d`.
+    /// Do not try `job` again before `until`.
     pub fn cool(&mut self, job: JobId, until: Instant) {
         self.cooling.insert(job, until);
     }

@@ -80,6 +80,12 @@ impl History {
         r.push_back(e);
     }
 
+    /// The newest kept move of `job`.
+    pub fn latest(&self, job: &JobId) -> Option<MoveEvent> {
+        let r = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        r.iter().rev().find(|e| &e.job == job).cloned()
+    }
+
     /// Every kept move, oldest first.
     pub fn all(&self) -> Vec<MoveEvent> {
         let r = self.ring.lock().unwrap_or_else(|p| p.into_inner());
@@ -158,6 +164,8 @@ mod tests {
         }
         let all = h.all();
         assert_eq!(all.len(), KEEP);
+        assert_eq!(h.latest(&JobId("n1.12".into())).unwrap().at_ms, 12);
+        assert_eq!(h.latest(&JobId("n1.3".into())), None, "forgotten");
         assert_eq!(all[0].at_ms, 10);
         assert_eq!(all.last().unwrap().at_ms, (KEEP + 9) as u64);
         let j = serde_json::to_string(&all[0]).unwrap();
