@@ -74,11 +74,18 @@ pub fn diag(nodes: &[&RunningNode<'_>]) -> String {
 }
 
 /// Until omd on `n` answers and sees node1 and node2 alive and taking migrations (at the start,
-/// after an omd restart, after a pulled link).
+/// after an omd restart, after a pulled link); the test fails after [`T`].
 pub fn wait_peers(n: &RunningNode<'_>) {
+    peers_ready(n, T).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// [`wait_peers`] for callers that go on after a failure (benchmarks): an error after `within`.
+pub fn peers_ready(n: &RunningNode<'_>, within: Duration) -> Result<(), String> {
     let t = Instant::now();
     loop {
-        let out = n.shell("omctl nodes --json", T).unwrap();
+        let out = n
+            .shell("omctl nodes --json", T)
+            .map_err(|e| e.to_string())?;
         let ok = out
             .json()
             .and_then(|v| v.as_array().cloned())
@@ -90,14 +97,15 @@ pub fn wait_peers(n: &RunningNode<'_>) {
                     == 2
             });
         if ok {
-            return;
+            return Ok(());
         }
-        assert!(
-            t.elapsed() < T,
-            "{} never saw both nodes alive and taking migrations: {:?}",
-            n.name(),
-            out.lines
-        );
+        if t.elapsed() >= within {
+            return Err(format!(
+                "{} never saw both nodes alive and taking migrations: {:?}",
+                n.name(),
+                out.lines
+            ));
+        }
         std::thread::sleep(Duration::from_secs(1));
     }
 }

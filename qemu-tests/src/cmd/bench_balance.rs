@@ -97,7 +97,7 @@ pub fn run(counts: &[usize], base_units: u32) -> anyhow::Result<()> {
         }
         let (n1, n2) = (&nodes[0], &nodes[1]);
         for n in [n1, n2] {
-            omlab::jobs::wait_peers(n);
+            omlab::jobs::peers_ready(n, omlab::jobs::T).map_err(anyhow::Error::msg)?;
         }
         let mut rows = Vec::new();
         for &count in counts {

@@ -120,19 +120,9 @@ fn set_pre_dump(n1: &RunningNode<'_>, rounds: u32) -> anyhow::Result<()> {
     wait_migration_ready(n1)
 }
 
-/// Until omd on `n` sees both nodes take migrations.
+/// Until omd on `n` sees both nodes take migrations (omd may be restarting: up to 180 s).
 fn wait_migration_ready(n: &RunningNode<'_>) -> anyhow::Result<()> {
-    for _ in 0..180 {
-        if n.shell("omctl nodes --json | grep -c '\"migration\": true'", T)?
-            .lines
-            .iter()
-            .any(|l| l.trim() == "2")
-        {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    bail!("{} never saw both nodes take migrations", n.name())
+    omlab::jobs::peers_ready(n, Duration::from_secs(180)).map_err(anyhow::Error::msg)
 }
 
 /// Runs `cmd` on `n`'s console; its output lines, or an error naming the command.
