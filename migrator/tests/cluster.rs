@@ -7,13 +7,13 @@
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use migrator::agent::AgentConfig;
 use migrator::api::{MemberState, NodeInfo, Reply};
-use migrator::identity::{NodeId, NodeIdentity};
 use migrator::key::ClusterKey;
-use migrator::load::{Sample, ScriptedLoadSource};
-use migrator::node::{self, NodeConfig, NodeHandle};
+use migrator::node::NodeHandle;
 use migrator::wire;
+
+mod common;
+use common::spawn_node;
 
 /// Port for the five-node test only, so it does not meet a real omd or other tests.
 const PORT: u16 = 37946;
@@ -27,39 +27,6 @@ fn addr(n: u8) -> SocketAddrV4 {
 /// Node `n` of the five-node test, seeded with node 1.
 fn start(n: u8, key: &ClusterKey, generation: u64) -> NodeHandle {
     spawn_node(addr(n), key, generation, vec![addr(1)])
-}
-
-/// A node gossiping on `at`, named and numbered after the last byte of that address.
-fn spawn_node(
-    at: SocketAddrV4,
-    key: &ClusterKey,
-    generation: u64,
-    seeds: Vec<SocketAddrV4>,
-) -> NodeHandle {
-    let n = at.ip().octets()[3];
-    let sample = Sample {
-        cpus: 2,
-        loadavg1: f64::from(n),
-        runnable: f64::from(n),
-        mem_total: 1 << 30,
-        mem_free: 1 << 29,
-    };
-    node::spawn(NodeConfig {
-        identity: NodeIdentity {
-            id: NodeId(0x1000 + u64::from(n)),
-            name: format!("node{n}"),
-            addr: at,
-            generation,
-            observer: false,
-        },
-        key: key.clone(),
-        agent: AgentConfig {
-            seeds,
-            ..AgentConfig::default()
-        },
-        load_source: Some(Box::new(ScriptedLoadSource::new([sample]))),
-    })
-    .unwrap()
 }
 
 fn state_of(rows: &[NodeInfo], name: &str) -> Option<MemberState> {

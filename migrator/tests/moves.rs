@@ -8,16 +8,15 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use migrator::agent::AgentConfig;
 use migrator::api::MemberState;
-use migrator::identity::{NodeId, NodeIdentity};
 use migrator::job::record::JobId;
 use migrator::jobs::{Jobs, JobsConfig, peer, requests};
 use migrator::key::ClusterKey;
-use migrator::load::{Sample, ScriptedLoadSource};
 use migrator::migration::criu::{CriuCli, NodeCheck};
 use migrator::migration::history::{MoveEvent, WIRE_TEXT, Why};
-use migrator::node::{self, NodeConfig, NodeHandle};
+use migrator::node::NodeHandle;
+
+mod common;
 
 /// Gossip port of this test only, so it meets no real omd and no other test.
 const PORT: u16 = 37976;
@@ -28,30 +27,14 @@ fn ip(n: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, n)
 }
 
+/// Node `n` on 127.0.0.n, seeded with node `seed`.
 fn spawn_node(n: u8, key: &ClusterKey, seed: u8) -> NodeHandle {
-    let sample = Sample {
-        cpus: 2,
-        loadavg1: 0.0,
-        runnable: 0.0,
-        mem_total: 1 << 30,
-        mem_free: 1 << 29,
-    };
-    node::spawn(NodeConfig {
-        identity: NodeIdentity {
-            id: NodeId(0x2000 + u64::from(n)),
-            name: format!("node{n}"),
-            addr: SocketAddrV4::new(ip(n), PORT),
-            generation: 1,
-            observer: false,
-        },
-        key: key.clone(),
-        agent: AgentConfig {
-            seeds: vec![SocketAddrV4::new(ip(seed), PORT)],
-            ..AgentConfig::default()
-        },
-        load_source: Some(Box::new(ScriptedLoadSource::new([sample]))),
-    })
-    .unwrap()
+    common::spawn_node(
+        SocketAddrV4::new(ip(n), PORT),
+        key,
+        1,
+        vec![SocketAddrV4::new(ip(seed), PORT)],
+    )
 }
 
 async fn start_jobs(n: u8, key: &ClusterKey, node: NodeHandle, dir: &std::path::Path) -> Jobs {
