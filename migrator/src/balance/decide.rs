@@ -2,8 +2,6 @@
 //! first, then load (MOSIX's 130% damping, oldest jobs first after Harchol-Balter and Downey,
 //! a cost model of bytes over bandwidth), and initial placement of new jobs.
 
-use std::time::Duration;
-
 use crate::job::record::JobId;
 use crate::migration::history::Why;
 
@@ -201,11 +199,6 @@ pub fn place(v: &View, policy: &Policy) -> Option<String> {
         .map(|(_, p)| p.node.name.clone())
 }
 
-/// Seconds as a [`Duration`] (test and simulation helper).
-pub fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s.max(0.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +206,10 @@ mod tests {
     use crate::balance::view::RecentMove;
 
     const MIB: u64 = 1 << 20;
+
+    fn secs(s: f64) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(s)
+    }
 
     fn node(name: &str, load: f64) -> NodeLoad {
         NodeLoad {
