@@ -145,6 +145,12 @@ fn four_jobs_spread_by_themselves(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
         moves(&spread)
     );
     assert_eq!(moves(&spread), 2, "more moves than needed: {spread:?}");
+    // criu dumps and restores raised (nice -15); the restored jobs keep their own 0.
+    let (_, ni) = sh(n2, "echo moved $(ps -o ni= -C omwork | sort -u)");
+    assert!(
+        ni.iter().any(|l| l.trim() == "moved 0"),
+        "nice values of the moved jobs: {ni:?}"
+    );
     for i in 0..4 {
         let (status, out) = finished(n1, &format!("spread{i}"), Duration::from_secs(180));
         assert_eq!(status, 0, "spread{i}: {out:?}");

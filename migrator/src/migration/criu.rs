@@ -111,7 +111,28 @@ pub fn log_reason(log: &str) -> String {
     if s.is_empty() { "no log".into() } else { s }
 }
 
+/// criu's nice value while it dumps or restores. The job is frozen for as long as criu runs,
+/// and on a busy node criu at omd's priority shares the CPU with every runnable job (on the
+/// TCG lab, a 340 KiB job stayed frozen 2.3 s with three jobs beside it); at -15 it gets most
+/// of a CPU for the second or so it needs.
+const CRIU_NICE: libc::c_int = -15;
+
 impl CriuCli {
+    /// A criu command for a migration step, run at [`CRIU_NICE`].
+    fn urgent(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        // SAFETY: the hook runs in the forked child before exec and makes one system call
+        // (setpriority, async-signal-safe) on the child itself; it allocates nothing. A
+        // failure (no CAP_SYS_NICE) leaves criu at the inherited priority, which still works.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setpriority(libc::PRIO_PROCESS, 0, CRIU_NICE);
+                Ok(())
+            });
+        }
+        cmd
+    }
+
     fn run(&self, op: &'static str, mut cmd: Command, log: &Path) -> Result<(), CriuError> {
         let out = cmd.output().map_err(|source| CriuError::Spawn {
             program: self.program.display().to_string(),
@@ -139,7 +160,7 @@ fn tracking(cmd: &mut Command, parent: Option<&Path>) {
 
 impl Criu for CriuCli {
     fn pre_dump(&self, pid: i32, dir: &Path, parent: Option<&Path>) -> Result<(), CriuError> {
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = self.urgent();
         cmd.arg("pre-dump")
             .arg("-t")
             .arg(pid.to_string())
@@ -151,7 +172,7 @@ impl Criu for CriuCli {
     }
 
     fn dump(&self, pid: i32, dir: &Path, parent: Option<&Path>) -> Result<(), CriuError> {
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = self.urgent();
         cmd.arg("dump")
             .arg("-t")
             .arg(pid.to_string())
@@ -172,7 +193,7 @@ impl Criu for CriuCli {
 
     fn restore(&self, dir: &Path, inherit: &[(RawFd, u64)]) -> Result<i32, CriuError> {
         let pidfile = dir.join("restored.pid");
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = self.urgent();
         cmd.arg("restore")
             .arg("-D")
             .arg(dir)
@@ -223,7 +244,7 @@ impl Criu for CriuCli {
             program: dir.display().to_string(),
             source,
         })?;
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = self.urgent();
         cmd.args(["cpuinfo", "dump", "-D"])
             .arg(dir)
             .args(["-o", "cpuinfo.log"]);
@@ -241,7 +262,7 @@ impl Criu for CriuCli {
         };
         std::fs::create_dir_all(dir).map_err(fail)?;
         std::fs::write(dir.join("cpuinfo.img"), image).map_err(fail)?;
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = self.urgent();
         cmd.args(["cpuinfo", "check", "-D"])
             .arg(dir)
             .args(["-o", "cpuinfo.log"]);
