@@ -126,7 +126,8 @@ pub struct BalanceFile {
     pub residency_s: u64,
     /// A move counts on its target's load for this long while the gossip catches up, s.
     pub settle_s: u64,
-    /// No load move within this long after the previous one, s.
+    /// A job sent away counts off this node's own load for this long while its smoothed load
+    /// falls, s: the next move is decided on the load left.
     pub pause_s: u64,
     /// Fixed cost of a move beyond its bytes (dump, restore, freeze), ms.
     pub move_overhead_ms: u64,

@@ -6,7 +6,7 @@ use crate::job::record::JobId;
 use crate::migration::history::Why;
 
 use super::policy::Policy;
-use super::view::{Candidate, NodeLoad, Peer, View};
+use super::view::{Candidate, NodeLoad, Peer, RecentMove, View};
 
 /// One move to make.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,19 +19,61 @@ pub struct Move {
     pub why: Why,
     /// A sentence for the log.
     pub detail: String,
+    /// This node's load as the decision counted it: a load move sends it with the offer, and
+    /// the target refuses when it would not stay below it ([`admit`]).
+    pub load_here: f64,
 }
 
 /// The target's load as this node should count it: its record plus what our recent moves
 /// there add, fading out over `settle` while its gossiped load catches up.
 fn effective_load(n: &NodeLoad, v: &View, policy: &Policy) -> f64 {
+    n.load + pending(n, v.recent.iter().filter(|r| r.to == n.name), policy)
+}
+
+/// What `moves` to `n` add to its load until its own smoothed load shows them: each its share,
+/// fading out over `settle`.
+fn pending<'a>(n: &NodeLoad, moves: impl Iterator<Item = &'a RecentMove>, policy: &Policy) -> f64 {
     let settle = policy.settle.as_secs_f64().max(1e-3);
-    let pending: f64 = v
+    moves
+        .map(|r| n.share(r.demand) * (1.0 - r.ago.as_secs_f64() / settle).max(0.0))
+        .sum()
+}
+
+/// The target's side of a load move: `me` (this node's own record, fresher than the source's
+/// copy of it) with the jobs it `received` lately must stay below the source's `source_load`
+/// counting 130% of one more task. Many nodes seeing the same idle node in their gossip send to
+/// it at once; the first few get in and the rest hear "busy" instead of overfilling it.
+pub fn admit(
+    me: &NodeLoad,
+    received: &[RecentMove],
+    source_load: f64,
+    policy: &Policy,
+) -> Result<(), String> {
+    let here = me.load + pending(me, received.iter(), policy);
+    let with = here + policy.damping * me.share(1.0);
+    if with < source_load {
+        return Ok(());
+    }
+    Err(format!(
+        "{} is busy: its load {here:.2} with {:.0}% of the job ({with:.2}) would not stay below the sender's {source_load:.2}",
+        me.name,
+        policy.damping * 100.0
+    ))
+}
+
+/// This node's load as the balancer should count it: its smoothed load less the jobs it just
+/// sent away, fading out over `pause` while the smoothing catches up (it falls 90% in about
+/// 2 s). This lets a node shed several jobs back to back, each decided on the load it has
+/// left, instead of waiting out a pause after every move.
+fn own_load(v: &View, policy: &Policy) -> f64 {
+    let pause = policy.pause.as_secs_f64().max(1e-3);
+    let gone: f64 = v
         .recent
         .iter()
-        .filter(|r| r.to == n.name)
-        .map(|r| n.share(r.demand) * (1.0 - r.ago.as_secs_f64() / settle).max(0.0))
+        .filter(|r| r.to != v.me.name)
+        .map(|r| v.me.share(r.demand) * (1.0 - r.ago.as_secs_f64() / pause).max(0.0))
         .sum();
-    n.load + pending
+    (v.me.load - gone).max(0.0)
 }
 
 /// May `c` leave this node automatically at all (stay, lstay, `omrun -h`, a move under way)?
@@ -109,6 +151,7 @@ fn usher(v: &View, policy: &Policy) -> Option<Move> {
             to.node.name,
             to.node.mem_free >> 20
         ),
+        load_here: v.me.load,
     })
 }
 
@@ -122,14 +165,8 @@ pub fn decide(v: &View, policy: &Policy) -> Option<Move> {
     {
         return Some(m);
     }
-    // Only moves away pause; jobs started here (placements) count on the load instead.
-    if v.recent
-        .iter()
-        .any(|r| r.to != v.me.name && r.ago < policy.pause)
-    {
-        return None;
-    }
-    let here = v.me.rate(v.me.load);
+    let mine = own_load(v, policy);
+    let here = v.me.rate(mine);
     let mut opts = Vec::new();
     for c in v.jobs.iter().filter(|c| may_leave(c, v)) {
         // Residency holds jobs that arrived by migration (resident < age); a job that never
@@ -139,13 +176,13 @@ pub fn decide(v: &View, policy: &Policy) -> Option<Move> {
             continue;
         }
         let cost = cost(c, v, policy);
-        for p in &v.peers {
+        for p in v.peers.iter().filter(|p| !v.busy.contains(&p.node.name)) {
             let t = effective_load(&p.node, v, policy);
             // A job busy enough to move counts as at least one whole task against ping-pong:
             // its measured share is low exactly when the CPU is contended.
             let added = p.node.share(c.demand.max(1.0));
             // MOSIX's damping: the target stays below us even counting 130% of the job.
-            if t + policy.damping * added >= v.me.load || !fits(&p.node, c.rss, policy) {
+            if t + policy.damping * added >= mine || !fits(&p.node, c.rss, policy) {
                 continue;
             }
             let there = p.node.rate(t + added);
@@ -167,7 +204,7 @@ pub fn decide(v: &View, policy: &Policy) -> Option<Move> {
         why: Why::Load,
         detail: format!(
             "load {:.2} here, {:.2} on {}; job age {:.0} s, demand {:.2}, {} MiB; saves about {:.0} s",
-            v.me.load,
+            mine,
             p.node.load,
             p.node.name,
             c.age.as_secs_f64(),
@@ -175,6 +212,7 @@ pub fn decide(v: &View, policy: &Policy) -> Option<Move> {
             c.rss >> 20,
             score
         ),
+        load_here: mine,
     })
 }
 
@@ -246,6 +284,7 @@ mod tests {
             jobs: (1..=n).map(|i| job(i, 10.0 * f64::from(i))).collect(),
             bandwidth: None,
             recent: Vec::new(),
+            busy: Vec::new(),
             tiebreak: 1,
         }
     }
@@ -354,7 +393,8 @@ mod tests {
             demand: 1.0,
             ago: secs(1.0),
         }];
-        assert_eq!(decide(&v, &p), None, "paused right after a move");
+        // Just after the move, both ends count it: 3 − 0.75 here, 0.2 + 0.9 + 1.3 there.
+        assert_eq!(decide(&v, &p), None, "the move just made still counts");
         v.recent[0].ago = secs(5.0);
         // 0.2 + 0.5 pending + 1.3 = 2.0 < 3: still worth it.
         assert!(decide(&v, &p).is_some());
@@ -369,6 +409,46 @@ mod tests {
             demand: 1.0,
             ago: secs(5.0),
         });
+        assert_eq!(decide(&v, &p), None);
+    }
+
+    #[test]
+    fn sheds_back_to_back_on_the_load_left() {
+        let p = Policy::default();
+        let mut v = view(4, 0.0);
+        let sent = |ago| RecentMove {
+            to: "node2".into(),
+            demand: 1.0,
+            ago: secs(ago),
+        };
+        // One job just left: 3 here against 1 + 1.3 there, the next goes at once.
+        v.recent = vec![sent(0.1)];
+        assert!(decide(&v, &p).is_some());
+        // Two left: 2 here against 2 + 1.3 there, done.
+        v.recent.push(sent(0.1));
+        assert_eq!(decide(&v, &p), None);
+    }
+
+    #[test]
+    fn a_busy_target_refuses_and_is_skipped() {
+        let p = Policy::default();
+        let me = node("node2", 0.2);
+        // Idle enough for a sender at 3: 0.2 + 1.3 < 3.
+        assert!(admit(&me, &[], 3.0, &p).is_ok());
+        // Two jobs just arrived from others: 0.2 + 2 + 1.3 ≥ 3.
+        let got = |ago| RecentMove {
+            to: "node2".into(),
+            demand: 1.0,
+            ago: secs(ago),
+        };
+        let e = admit(&me, &[got(0.5), got(1.0)], 3.0, &p).unwrap_err();
+        assert!(e.starts_with("node2 is busy"), "{e}");
+        // They fade as its own load catches up.
+        assert!(admit(&me, &[got(9.0), got(9.5)], 3.0, &p).is_ok());
+        // A sender that counted the target busy does not offer to it again for a while.
+        let mut v = view(4, 0.0);
+        assert!(decide(&v, &p).is_some());
+        v.busy = vec!["node2".into()];
         assert_eq!(decide(&v, &p), None);
     }
 

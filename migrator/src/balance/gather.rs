@@ -59,6 +59,8 @@ pub struct Tracker {
     arrived: HashMap<JobId, Instant>,
     /// Jobs not to try again before the given time (a failed or refused move).
     cooling: HashMap<JobId, Instant>,
+    /// Peers that answered "busy", not offered a job before the given time.
+    busy: HashMap<String, Instant>,
     /// Migration bandwidth measured by moves, bytes/s.
     pub bandwidth: Option<f64>,
 }
@@ -67,6 +69,11 @@ impl Tracker {
     /// Do not try `job` again before `until`.
     pub fn cool(&mut self, job: JobId, until: Instant) {
         self.cooling.insert(job, until);
+    }
+
+    /// `peer` answered "busy": offer it nothing before `until`.
+    pub fn busy(&mut self, peer: String, until: Instant) {
+        self.busy.insert(peer, until);
     }
 
     /// A move of `bytes` took `total`; `overhead` of it was not bytes on the wire.
@@ -137,6 +144,7 @@ pub fn view(
     tracker.prev.retain(|k, _| live.contains(k));
     tracker.arrived.retain(|k, _| live.contains(k));
     tracker.cooling.retain(|_, t| *t > now);
+    tracker.busy.retain(|_, t| *t > now);
     Some(View {
         me,
         flags,
@@ -144,6 +152,7 @@ pub fn view(
         jobs: out,
         bandwidth: tracker.bandwidth,
         recent: jobs.0.sent.within(policy.settle, now),
+        busy: tracker.busy.keys().cloned().collect(),
         tiebreak,
     })
 }

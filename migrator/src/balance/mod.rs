@@ -12,6 +12,6 @@ pub mod recent;
 pub mod sim;
 pub mod view;
 
-pub use decide::{Move, decide, place};
+pub use decide::{Move, admit, decide, place};
 pub use policy::Policy;
 pub use view::{Candidate, NodeLoad, Peer, RecentMove, View};

@@ -29,7 +29,8 @@ pub struct Policy {
     pub residency: Duration,
     /// Our own moves count on their target's load for this long (its gossiped load lags).
     pub settle: Duration,
-    /// No load move within this long after the previous one (our own load must fall first).
+    /// A job sent away counts off this node's own load for this long, while the smoothed
+    /// load falls (it does in about 2 s): the next move is decided on the load left.
     pub pause: Duration,
     /// Fixed cost of a move beyond the bytes (dump, restore, freeze).
     pub move_overhead: Duration,

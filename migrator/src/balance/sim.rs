@@ -13,7 +13,8 @@ use crate::job::record::JobId;
 use crate::load::{Smoother, normalise};
 
 use super::gather::Tracker;
-use super::{Candidate, NodeLoad, Peer, Policy, RecentMove, View, decide, place};
+use super::{Candidate, NodeLoad, Peer, Policy, RecentMove, View, admit, decide, place};
+use crate::migration::history::Why;
 
 /// Every simulated node's speed: the standard CPU. With one speed everywhere a job alone on a
 /// CPU cannot run faster elsewhere, which lets the simulation skip hopeless rounds exactly.
@@ -397,6 +398,8 @@ pub struct Row {
     pub jobs_moved_over_twice: u64,
     /// Moves straight back to the node the job had just left (ping-pong).
     pub back_and_forth: u64,
+    /// Load moves the target answered "busy" ([`admit`]); no job moved.
+    pub busy_refusals: u64,
     /// Resident bytes moved by migrations.
     pub bytes_moved: u64,
     /// Views built for a decision or a placement.
@@ -493,6 +496,10 @@ struct SimNode {
     table: Vec<Rec>,
     /// Its moves and placements: (target, demand, when).
     recent: Vec<(usize, f64, f64)>,
+    /// Load moves it admitted: (demand, when), for [`admit`].
+    received: Vec<(f64, f64)>,
+    /// Peers that answered it "busy", until when.
+    busy: Vec<(usize, f64)>,
     next_round: f64,
     tracker: Tracker,
 }
@@ -514,6 +521,7 @@ struct Sim<'a> {
     placed_away: u64,
     bytes_moved: u64,
     back_and_forth: u64,
+    busy_refusals: u64,
     views: u64,
     peers_seen: u64,
     record_age: f64,
@@ -539,6 +547,8 @@ impl<'a> Sim<'a> {
                 mem_free: p.mem_total,
                 table: Vec::new(),
                 recent: Vec::new(),
+                received: Vec::new(),
+                busy: Vec::new(),
                 // omd's balancer rounds start whenever omd did: random phases.
                 next_round: (rng.random::<f64>() * period).floor(),
                 tracker: Tracker::default(),
@@ -570,6 +580,7 @@ impl<'a> Sim<'a> {
             placed_away: 0,
             bytes_moved: 0,
             back_and_forth: 0,
+            busy_refusals: 0,
             views: 0,
             peers_seen: 0,
             record_age: 0.0,
@@ -637,6 +648,12 @@ impl<'a> Sim<'a> {
                     demand,
                     ago: Duration::from_secs_f64((now - at).max(0.0)),
                 })
+                .collect(),
+            busy: n
+                .busy
+                .iter()
+                .filter(|b| b.1 > now)
+                .map(|b| self.names[b.0].clone())
                 .collect(),
             tiebreak: 0,
         }
@@ -731,8 +748,37 @@ impl<'a> Sim<'a> {
                 .iter()
                 .find(|c| c.id == m.job)
                 .map_or(1.0, |c| c.demand);
+            if m.why == Why::Load && !self.admitted(to, m.load_here, now) {
+                self.busy_refusals += 1;
+                self.nodes[i].busy.retain(|b| b.1 > now);
+                self.nodes[i].busy.push((to, now + settle));
+                continue;
+            }
             self.start_move(i, pos, to, demand, now);
         }
+    }
+
+    /// The target's side of a load move, as omd's: its own published record and the load
+    /// moves it admitted lately against the source's load; a yes counts on it from now.
+    fn admitted(&mut self, to: usize, source_load: f64, now: f64) -> bool {
+        let settle = self.p.policy.settle.as_secs_f64();
+        let t = &mut self.nodes[to];
+        t.received.retain(|r| now - r.1 < settle);
+        let received: Vec<RecentMove> = t
+            .received
+            .iter()
+            .map(|&(demand, at)| RecentMove {
+                to: self.names[to].clone(),
+                demand,
+                ago: Duration::from_secs_f64((now - at).max(0.0)),
+            })
+            .collect();
+        let me = self.load_of(to, self.nodes[to].load, self.nodes[to].mem_free);
+        let ok = admit(&me, &received, source_load, &self.p.policy).is_ok();
+        if ok {
+            self.nodes[to].received.push((1.0, now));
+        }
+        ok
     }
 
     /// Job at `pos` on node `i` leaves for `to`: frozen for overhead + rss / bandwidth, then
@@ -1030,6 +1076,7 @@ impl<'a> Sim<'a> {
             max_moves_per_job: self.jobs.iter().map(|j| j.moves).max().unwrap_or(0),
             jobs_moved_over_twice: self.jobs.iter().filter(|j| j.moves > 2).count() as u64,
             back_and_forth: self.back_and_forth,
+            busy_refusals: self.busy_refusals,
             bytes_moved: self.bytes_moved,
             views: self.views,
             mean_peers: per_view(self.peers_seen as f64),
@@ -1272,13 +1319,15 @@ pub fn render_markdown(r: &Report) -> String {
         let _ = writeln!(
             s,
             "- {}: {} views, {:.1} peers each on average, their records {:.1} s old on average \
-             ({} records per LOAD packet, one packet per node per second, stale after {} s)",
+             ({} records per LOAD packet, one packet per node per second, stale after {} s); \
+             {} load moves answered \"busy\" by their target",
             x.label,
             x.views,
             x.mean_peers,
             x.mean_record_age,
             p.window,
-            p.policy.stale.as_secs_f64()
+            p.policy.stale.as_secs_f64(),
+            x.busy_refusals
         );
     }
     for t in &r.targets {

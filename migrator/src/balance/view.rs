@@ -95,6 +95,8 @@ pub struct View {
     pub bandwidth: Option<f64>,
     /// This node's moves within the policy's `settle` time.
     pub recent: Vec<RecentMove>,
+    /// Peers that answered a load move of ours "busy" within `settle`: not offered another.
+    pub busy: Vec<String>,
     /// Varies per node and round: spreads near-equal choices over targets.
     pub tiebreak: u64,
 }

@@ -115,6 +115,8 @@ pub struct Inner {
     pub history: crate::migration::history::History,
     /// Jobs recently sent to each node (moves and placements), for the balancer.
     pub sent: crate::balance::recent::Recent,
+    /// Jobs other nodes moved here lately (load moves), for [`crate::balance::admit`].
+    pub received: crate::balance::recent::Recent,
     state: Mutex<State>,
 }
 
@@ -159,6 +161,7 @@ impl Jobs {
             outcomes,
             history: Default::default(),
             sent: Default::default(),
+            received: Default::default(),
             state: Mutex::new(State::default()),
         })))
     }
@@ -234,6 +237,7 @@ impl Jobs {
             jobs: Vec::new(),
             bandwidth: None,
             recent: self.0.sent.within(policy.settle, now),
+            busy: Vec::new(),
             tiebreak: crate::balance::driver::tiebreak(),
         };
         let Some(name) = crate::balance::place(&view, policy) else {

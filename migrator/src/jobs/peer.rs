@@ -61,7 +61,8 @@ async fn handle(jobs: Jobs, mut s: Session) {
             record,
             rss,
             cpuinfo,
-        } => target::receive(jobs, s, mid, record, rss, cpuinfo.into_vec()).await,
+            load,
+        } => target::receive(jobs, s, mid, record, rss, cpuinfo.into_vec(), load).await,
         Msg::Attach {
             job,
             epoch,

@@ -108,7 +108,9 @@ pub async fn migrate(
         (here, s.home.get(job).map(|h| h.node.clone()))
     };
     if here {
-        return source::migrate_out(jobs, job, to, uid, Why::Manual).await;
+        return source::migrate_out(jobs, job, to, uid, Why::Manual, None)
+            .await
+            .map_err(|e| e.to_string());
     }
     let known_at_home = home_node.is_some();
     let via = match home_node {
@@ -147,7 +149,11 @@ pub async fn expel(jobs: &Jobs) -> Vec<Result<String, String>> {
     };
     let mut out = Vec::new();
     for g in guests {
-        out.push(source::migrate_out(jobs, &g, &Target::Home, 0, Why::Expel).await);
+        out.push(
+            source::migrate_out(jobs, &g, &Target::Home, 0, Why::Expel, None)
+                .await
+                .map_err(|e| e.to_string()),
+        );
     }
     out
 }

@@ -5,8 +5,9 @@
 //! ```text
 //!  A (job runs here)                               B
 //!  | check the job can move (migratable)           |
-//!  | Offer{mid, record, rss, cpuinfo} ------------> | block, memory, CRIU, CPU ok?
-//!  | <----------------------------- Accept | Refuse{reason}
+//!  | Offer{mid, record, rss, cpuinfo, load} -----> | block, memory, CRIU, CPU ok?
+//!  |                                               | a load move: still below `load`?
+//!  | <-------------------- Accept | Refuse{reason} | Busy{reason}
 //!  | pre-dump rounds (job runs; see pre_dump), each:
 //!  |   criu pre-dump --track-mem                   |
 //!  |   Round{n} File{name} Chunk* ... -----------> | images/n/, parent -> ../n-1
@@ -77,9 +78,18 @@ pub enum Msg {
         rss: u64,
         /// The source's CPU (`criu cpuinfo dump`): the target checks it can run the job.
         cpuinfo: ByteBuf,
+        /// For a move the balancer made for load, the source's load as it counted it: the
+        /// target answers `Busy` when it would not stay below that with the job.
+        load: Option<f64>,
     },
     /// Target → source: send it.
     Accept,
+    /// Target → source: not this load move, the target is (about to be) as loaded as the
+    /// source (a sentence). The source offers it nothing for a while; the job stays eligible.
+    Busy {
+        /// Why.
+        reason: String,
+    },
     /// Either way: no (a sentence).
     Refuse {
         /// Why.
@@ -205,8 +215,12 @@ mod tests {
                 record: record.clone(),
                 rss: 4096,
                 cpuinfo: ByteBuf::from(vec![9; 4]),
+                load: Some(3.5),
             },
             Msg::Accept,
+            Msg::Busy {
+                reason: "busy".into(),
+            },
             Msg::Refuse {
                 reason: "no".into(),
             },

@@ -16,6 +16,24 @@ use crate::migration::protocol::{Msg, Outcome, Target};
 use crate::migration::session::Session;
 use crate::migration::transfer;
 
+/// Why a job was not moved.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotMoved {
+    /// The target answered a load move "busy" (a sentence): try it later, the job may go
+    /// elsewhere meanwhile.
+    #[error("{0}")]
+    Busy(String),
+    /// Anything else (a sentence); the job runs on here.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for NotMoved {
+    fn from(s: String) -> Self {
+        Self::Failed(s)
+    }
+}
+
 /// How a migration went, for the caller's sentence and the benchmark.
 #[derive(Debug, Clone)]
 pub struct Moved {
@@ -30,14 +48,16 @@ pub struct Moved {
 }
 
 /// Move job `id`, running here, to `to`, on behalf of `uid` (0 = root), for reason `why`
-/// (kept in the node's move history once an attempt was made).
+/// (kept in the node's move history once an attempt was made). A load move carries this
+/// node's `load` as the balancer counted it, for the target's admission.
 pub async fn migrate_out(
     jobs: &Jobs,
     id: &JobId,
     to: &Target,
     uid: u32,
     why: Why,
-) -> Result<String, String> {
+    load: Option<f64>,
+) -> Result<String, NotMoved> {
     let (record, pid) = {
         let s = jobs.state();
         let l = s
@@ -45,7 +65,7 @@ pub async fn migrate_out(
             .get(id)
             .ok_or_else(|| format!("job {id} does not run on {}", jobs.0.cfg.name))?;
         if l.migrating {
-            return Err(format!("job {id} is already being moved"));
+            return Err(format!("job {id} is already being moved").into());
         }
         (l.record.clone(), l.pid)
     };
@@ -53,28 +73,27 @@ pub async fn migrate_out(
         return Err(format!(
             "permission denied: job {id} belongs to uid {}",
             record.spec.uid
-        ));
+        )
+        .into());
     }
     if record.home_only {
-        return Err(format!(
-            "job {id} cannot move: it was started with omrun -h"
-        ));
+        return Err(format!("job {id} cannot move: it was started with omrun -h").into());
     }
     let target = match to {
         Target::Node(n) => jobs.peer_of(n)?,
         Target::Home => record.home.clone(),
     };
     if target.name == jobs.0.cfg.name {
-        return Err(format!("job {id} already runs on {}", target.name));
+        return Err(format!("job {id} already runs on {}", target.name).into());
     }
     let reasons = tokio::task::spawn_blocking(move || migratable::check(&Storage::default(), pid))
         .await
         .map_err(|e| e.to_string())?;
     if !reasons.is_empty() {
-        return Err(format!("job {id} cannot move: {}", reasons.join("; ")));
+        return Err(format!("job {id} cannot move: {}", reasons.join("; ")).into());
     }
     set_migrating(jobs, id, true);
-    let r = run(jobs, &record, pid, &target).await;
+    let r = run(jobs, &record, pid, &target, load).await;
     set_migrating(jobs, id, false);
     jobs.0.history.push(MoveEvent {
         job: id.clone(),
@@ -87,7 +106,7 @@ pub async fn migrate_out(
         frozen_ms: r.as_ref().map_or(0, |m| m.frozen.as_millis() as u64),
         total_ms: r.as_ref().map_or(0, |m| m.total.as_millis() as u64),
         bytes: r.as_ref().map_or(0, |m| m.bytes),
-        error: r.as_ref().err().cloned(),
+        error: r.as_ref().err().map(|e| e.to_string()),
     });
     let m = r?;
     Ok(format!(
@@ -130,7 +149,8 @@ async fn run(
     record: &crate::job::record::JobRecord,
     pid: i32,
     target: &NodeRef,
-) -> Result<Moved, String> {
+    load: Option<f64>,
+) -> Result<Moved, NotMoved> {
     let t0 = Instant::now();
     let mid: u64 = rand::random();
     let id = &record.id;
@@ -159,15 +179,17 @@ async fn run(
         record: moved,
         rss,
         cpuinfo: serde_bytes::ByteBuf::from(cpuinfo),
+        load,
     })
     .await
     .map_err(|e| e.to_string())?;
     match tokio::time::timeout(Duration::from_secs(30), s.recv::<Msg>()).await {
         Ok(Ok(Some(Msg::Accept))) => {}
         Ok(Ok(Some(Msg::Refuse { reason }))) => {
-            return Err(format!("{} refused job {id}: {reason}", target.name));
+            return Err(format!("{} refused job {id}: {reason}", target.name).into());
         }
-        _ => return Err(format!("{} did not answer the offer", target.name)),
+        Ok(Ok(Some(Msg::Busy { reason }))) => return Err(NotMoved::Busy(reason)),
+        _ => return Err(format!("{} did not answer the offer", target.name).into()),
     }
     let base = id.dir(&jobs.0.cfg.jobs_dir).join(format!("dump-{mid}"));
     let (rounds, frozen_at) = match dump_rounds(jobs, &mut s, pid, &base, rss).await {
@@ -177,7 +199,7 @@ async fn run(
             let _ = s.send(&Msg::Refuse { reason: e.clone() }).await;
             let _ = tokio::fs::remove_dir_all(&base).await;
             jobs.0.outcomes.decide(mid, Outcome::Aborted);
-            return Err(format!("job {id} was not moved: {e}"));
+            return Err(format!("job {id} was not moved: {e}").into());
         }
     };
     let n = rounds.len() as u32;
@@ -201,7 +223,7 @@ async fn run(
             let _ = s.send(&Msg::Refuse { reason: e.clone() }).await;
             local::send_cmd(jobs, record, Cmd::Resume).await;
             tree::signal_tree(pid, libc::SIGCONT);
-            Err(format!("job {id} was not moved (it runs on here): {e}"))
+            Err(format!("job {id} was not moved (it runs on here): {e}").into())
         }
     }
 }

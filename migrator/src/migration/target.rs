@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::balance;
 use crate::job::record::JobRecord;
 use crate::jobs::Jobs;
 use crate::jobs::local::{self, Cmd, SOURCE_FILE, StartFile};
@@ -89,6 +90,25 @@ fn refusal(jobs: &Jobs, record: &JobRecord, rss: u64) -> Option<String> {
     None
 }
 
+/// A load move's admission here ([`balance::admit`]); on a yes the job counts as received.
+fn admission(jobs: &Jobs, source_load: f64) -> Result<(), String> {
+    let policy = &jobs.0.cfg.policy;
+    let rows = jobs.0.node.nodes();
+    // No record of our own yet: nothing to compare, let the source's view stand.
+    let Some((me, _, _)) = balance::gather::cluster(&rows, policy) else {
+        return Ok(());
+    };
+    let now = std::time::Instant::now();
+    balance::admit(
+        &me,
+        &jobs.0.received.within(policy.settle, now),
+        source_load,
+        policy,
+    )?;
+    jobs.0.received.push(&me.name, 1.0, now);
+    Ok(())
+}
+
 /// Handle an Offer on an accepted session.
 pub async fn receive(
     jobs: Jobs,
@@ -97,9 +117,17 @@ pub async fn receive(
     record: JobRecord,
     rss: u64,
     cpuinfo: Vec<u8>,
+    load: Option<f64>,
 ) {
     if let Some(reason) = refusal(&jobs, &record, rss) {
         let _ = s.send(&Msg::Refuse { reason }).await;
+        return;
+    }
+    if let Some(source_load) = load
+        && let Err(reason) = admission(&jobs, source_load)
+    {
+        tracing::info!(job = %record.id, "{reason}");
+        let _ = s.send(&Msg::Busy { reason }).await;
         return;
     }
     let criu = jobs.0.criu.clone();
