@@ -1,7 +1,7 @@
 //! `omlab bench balance`: the makespan of CPU-bound jobs of unequal length, all started on
-//! node1 of a two-node lab, with omd's balancer held back (`omctl stay`) and then free, in the
-//! same run on the same nodes. Every job's result is checked. Prints a markdown table with
-//! the speedups; writes JSON.
+//! node1 of a two-node lab, with omd's balancer held back (`omctl stay`), then free, then free
+//! with each job placed at its start (`omrun --best`), in the same run on the same nodes. Every
+//! job's result is checked. Prints a markdown table with the speedups; writes JSON.
 
 use std::time::Duration;
 
@@ -24,6 +24,10 @@ struct Row {
     balanced_s: f64,
     /// Migrations the balancer made.
     migrations: usize,
+    /// Balancer free, every job started with `omrun --best`: start to last exit, s.
+    placed_s: f64,
+    /// Migrations the balancer made after those placements.
+    placed_migrations: usize,
 }
 
 /// Balancer moves made so far on `n` (its omd log).
@@ -36,13 +40,13 @@ fn balancer_moves(n: &RunningNode<'_>) -> anyhow::Result<usize> {
 }
 
 /// Runs the jobs from node1; returns the makespan in seconds (node1's clock).
-fn makespan(n1: &RunningNode<'_>, units: &[u32]) -> anyhow::Result<f64> {
+fn makespan(n1: &RunningNode<'_>, units: &[u32], omrun: &str) -> anyhow::Result<f64> {
     sh(n1, "rm -f /tmp/bal.*; date +%s.%N > /tmp/bal.start")?;
     for (i, u) in units.iter().enumerate() {
         sh(
             n1,
             &format!(
-                "( cd / && setsid sh -c 'omrun -- omwork spin {u} > /tmp/bal.{i}.out 2>&1 < /dev/null; echo $? > /tmp/bal.{i}.status; date +%s.%N > /tmp/bal.{i}.end' > /dev/null 2>&1 < /dev/null & )"
+                "( cd / && setsid sh -c 'omrun {omrun} -- omwork spin {u} > /tmp/bal.{i}.out 2>&1 < /dev/null; echo $? > /tmp/bal.{i}.status; date +%s.%N > /tmp/bal.{i}.end' > /dev/null 2>&1 < /dev/null & )"
             ),
         )?;
     }
@@ -106,19 +110,25 @@ pub fn run(counts: &[usize], base_units: u32) -> anyhow::Result<()> {
                 .map(|i| base_units * (1 + (i % 4) as u32))
                 .collect();
             control(&[n1, n2], "stay")?;
-            let home_s = makespan(n1, &units)?;
+            let home_s = makespan(n1, &units, "")?;
             println!("{count} jobs, balancer held: {home_s:.1} s");
             control(&[n1, n2], "nostay")?;
             let before = balancer_moves(n1)? + balancer_moves(n2)?;
-            let balanced_s = makespan(n1, &units)?;
+            let balanced_s = makespan(n1, &units, "")?;
             let migrations = balancer_moves(n1)? + balancer_moves(n2)? - before;
             println!("{count} jobs, balancer free: {balanced_s:.1} s, {migrations} migrations");
+            let before = balancer_moves(n1)? + balancer_moves(n2)?;
+            let placed_s = makespan(n1, &units, "--best")?;
+            let placed_migrations = balancer_moves(n1)? + balancer_moves(n2)? - before;
+            println!("{count} jobs, omrun --best: {placed_s:.1} s, {placed_migrations} migrations");
             rows.push(Row {
                 jobs: count,
                 units,
                 home_s,
                 balanced_s,
                 migrations,
+                placed_s,
+                placed_migrations,
             });
         }
         // What an operator sees afterwards, for the record.
@@ -130,16 +140,21 @@ pub fn run(counts: &[usize], base_units: u32) -> anyhow::Result<()> {
     lab.teardown().context("tearing the lab down")?;
     let rows = result?;
     println!();
-    println!("| jobs on node1 (2 nodes) | all at home (stay) | balanced | speedup | migrations |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| jobs on node1 (2 nodes) | all at home (stay) | balanced | speedup | migrations | placed (`omrun --best`) + balanced | speedup | migrations |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {:.1} s | {:.1} s | {:.2}x | {} |",
+            "| {} | {:.1} s | {:.1} s | {:.2}x | {} | {:.1} s | {:.2}x | {} |",
             r.jobs,
             r.home_s,
             r.balanced_s,
             r.home_s / r.balanced_s,
-            r.migrations
+            r.migrations,
+            r.placed_s,
+            r.home_s / r.placed_s,
+            r.placed_migrations
         );
     }
     let out = workspace_root().join("build/bench");
