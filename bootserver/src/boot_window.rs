@@ -111,7 +111,7 @@ impl BootCounts for FileCounts {
             .collect();
         lines.push(format!("{mac} {n} {version}"));
         lines.sort();
-        crate::state_file::replace(&self.path, (lines.join("\n") + "\n").as_bytes())?;
+        migrator::state_file::replace(&self.path, (lines.join("\n") + "\n").as_bytes())?;
         self.counts.insert(mac, (n, version.to_owned()));
         Ok(n)
     }

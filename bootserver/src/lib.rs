@@ -18,6 +18,5 @@ pub mod neighbors;
 pub mod nfs;
 pub mod privileges;
 pub mod serve;
-pub mod state_file;
 pub mod subnet;
 pub mod tftp;

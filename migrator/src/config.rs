@@ -15,6 +15,8 @@ use crate::wire::{DEFAULT_GROUP, DEFAULT_PORT, MAX_LOAD_RECORDS};
 
 /// Where omd keeps its generation counter by default (RAM on a diskless node, reset at boot).
 pub const DEFAULT_GENERATION_FILE: &str = "/run/omd/generation";
+/// Where omd keeps this node's flags by default.
+pub const DEFAULT_FLAGS_FILE: &str = "/run/omd/flags";
 
 /// The file as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +42,10 @@ pub struct ConfigFile {
     /// last life's frames are dropped. The node's boot unit seeds it from ombootd's per-node
     /// boot count, so a rebooted node is newer than anything the cluster remembers.
     pub generation_file: PathBuf,
+    /// This node's flags (stay, lstay, block, quiet), rewritten on every change and read at
+    /// start: a restarted omd keeps what the operator set. Under /run, a reboot clears them,
+    /// as it did openMosix's.
+    pub flags_file: PathBuf,
     /// Control socket path.
     pub socket: PathBuf,
     /// Speed figure of this node (1000 = standard CPU; openMosix `setspeed`).
@@ -72,6 +78,7 @@ impl Default for ConfigFile {
             key_file: "/etc/omd/cluster.key".into(),
             accept_key_file: None,
             generation_file: DEFAULT_GENERATION_FILE.into(),
+            flags_file: DEFAULT_FLAGS_FILE.into(),
             socket: crate::api::DEFAULT_SOCKET.into(),
             speed: 1000,
             seeds: Vec::new(),
@@ -280,6 +287,8 @@ pub struct OmdConfig {
     pub accept_key_file: Option<PathBuf>,
     /// Generation counter file.
     pub generation_file: PathBuf,
+    /// Node flags file.
+    pub flags_file: PathBuf,
     /// Control socket.
     pub socket: PathBuf,
     /// Speed figure.
@@ -398,6 +407,12 @@ impl ConfigFile {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if self.flags_file.as_os_str().is_empty() {
+            return Err(invalid(
+                "flags_file",
+                "must name a file (default /run/omd/flags)",
+            ));
+        }
         if self.generation_file.as_os_str().is_empty() {
             return Err(invalid(
                 "generation_file",
@@ -430,6 +445,7 @@ impl ConfigFile {
             key_file: self.key_file,
             accept_key_file: self.accept_key_file.filter(|p| !p.as_os_str().is_empty()),
             generation_file: self.generation_file,
+            flags_file: self.flags_file,
             socket: self.socket,
             speed: self.speed,
             seeds,
@@ -509,6 +525,7 @@ mod tests {
         assert_eq!(b.placement, Placement::Best);
         assert!((b.mem_low - 0.2).abs() < 1e-9);
         assert!(parse("generation_file = \"\"").is_err());
+        assert!(parse("flags_file = \"\"").is_err());
         assert_eq!(parse("").unwrap().accept_key_file, None);
         let c = parse("accept_key_file = \"/etc/omd/next.key\"\ngeneration_file = \"/g\"").unwrap();
         assert_eq!(c.accept_key_file, Some("/etc/omd/next.key".into()));

@@ -83,15 +83,7 @@ pub fn take(path: &Path) -> Result<u64, GenerationError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(write)?;
     }
-    // The pid in the name: two processes sharing the file (tests) never write the same temp.
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, format!("{next}\n")).map_err(write)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        write(e)
-    })?;
+    crate::state_file::replace(path, format!("{next}\n").as_bytes()).map_err(write)?;
     Ok(n + 1)
 }
 

@@ -34,7 +34,7 @@ impl Unsaved {
         };
         let bytes =
             serde_json::to_vec_pretty(&self.leases).map_err(|e| io(std::io::Error::other(e)))?;
-        crate::state_file::replace(&self.path, &bytes).map_err(io)
+        migrator::state_file::replace(&self.path, &bytes).map_err(io)
     }
 }
 

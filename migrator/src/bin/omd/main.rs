@@ -154,6 +154,13 @@ async fn run(mut s: Setup) -> Result<()> {
         load_source,
     })
     .context("starting gossip")?;
+    // Before any job or peer request is served: a restarted omd keeps stay, block, ...
+    let flags = migrator::flags_file::restore(&handle, &s.cfg.flags_file).await;
+    tokio::spawn(migrator::flags_file::keep(
+        handle.clone(),
+        s.cfg.flags_file.clone(),
+        flags,
+    ));
     let jobs = if s.cfg.observer {
         None
     } else {

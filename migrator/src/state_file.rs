@@ -1,4 +1,4 @@
-//! Replacing a file of the state directory whole: written beside it, synced, renamed over it,
+//! Replacing a state file whole (leases, boot records, omd's generation and flags): written beside it, synced, renamed over it,
 //! so a crash leaves the old contents or the new ones, never half of either.
 
 use std::io::Write;
@@ -6,13 +6,19 @@ use std::path::Path;
 
 /// Replace `path` with `bytes` (blocking: call it off the async runtime).
 pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    // The pid in the name: two processes sharing a file (tests) never write the same temporary.
     let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
     let tmp = Path::new(&tmp_name);
-    let mut f = std::fs::File::create(tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)
+    let written = std::fs::File::create(tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    let r = written.and_then(|()| std::fs::rename(tmp, path));
+    if r.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    r
 }
 
 #[cfg(test)]
