@@ -137,6 +137,21 @@ pub struct Flags {
     pub quiet: bool,
 }
 
+impl Flags {
+    /// The names of the flags set, in mosctl's order.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            (self.stay, "stay"),
+            (self.lstay, "lstay"),
+            (self.block, "block"),
+            (self.quiet, "quiet"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+}
+
 /// The latest load record of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Load {

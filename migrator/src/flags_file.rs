@@ -53,15 +53,12 @@ pub fn load(path: &Path) -> Result<Flags, FlagsFileError> {
     })
 }
 
-/// Keep `flags` in `path`, replacing it whole (blocking). The directory is made if missing.
+/// Keep `flags` in `path`, replacing it whole (blocking).
 pub fn store(path: &Path, flags: Flags) -> Result<(), FlagsFileError> {
     let write = |source| FlagsFileError::Write {
         path: path.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(write)?;
-    }
     let mut text = serde_json::to_vec(&flags).map_err(|e| write(std::io::Error::other(e)))?;
     text.push(b'\n');
     crate::state_file::replace(path, &text).map_err(write)
@@ -69,15 +66,7 @@ pub fn store(path: &Path, flags: Flags) -> Result<(), FlagsFileError> {
 
 /// The names of the flags set, for the log ("block, quiet"), or "none".
 pub fn describe(f: Flags) -> String {
-    let set: Vec<&str> = [
-        (f.stay, "stay"),
-        (f.lstay, "lstay"),
-        (f.block, "block"),
-        (f.quiet, "quiet"),
-    ]
-    .into_iter()
-    .filter_map(|(on, name)| on.then_some(name))
-    .collect();
+    let set = f.names();
     if set.is_empty() {
         "none".into()
     } else {

@@ -80,9 +80,6 @@ pub fn take(path: &Path) -> Result<u64, GenerationError> {
         path: path.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(write)?;
-    }
     crate::state_file::replace(path, format!("{next}\n").as_bytes()).map_err(write)?;
     Ok(n + 1)
 }

@@ -4,8 +4,12 @@
 use std::io::Write;
 use std::path::Path;
 
-/// Replace `path` with `bytes` (blocking: call it off the async runtime).
+/// Replace `path` with `bytes` (blocking: call it off the async runtime). Its directory is
+/// made if missing.
 pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     // The pid in the name: two processes sharing a file (tests) never write the same temporary.
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(format!(".{}.tmp", std::process::id()));
@@ -28,10 +32,13 @@ mod tests {
     #[test]
     fn replaces_whole_and_leaves_no_temporary() {
         let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("boots");
+        let p = d.path().join("state/boots");
         replace(&p, b"one\n").unwrap();
         replace(&p, b"two\n").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two\n");
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(d.path().join("state")).unwrap().count(),
+            1
+        );
     }
 }

@@ -94,16 +94,10 @@ pub fn state_name(s: MemberState) -> &'static str {
 
 /// Set flags as comma-separated words (`observer` first), or `-` when none.
 pub fn flags_text(f: &Flags, observer: bool) -> String {
-    let words: Vec<&str> = [
-        (observer, "observer"),
-        (f.stay, "stay"),
-        (f.lstay, "lstay"),
-        (f.block, "block"),
-        (f.quiet, "quiet"),
-    ]
-    .into_iter()
-    .filter_map(|(on, word)| on.then_some(word))
-    .collect();
+    let mut words = f.names();
+    if observer {
+        words.insert(0, "observer");
+    }
     if words.is_empty() {
         "-".to_owned()
     } else {
