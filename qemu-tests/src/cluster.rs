@@ -138,3 +138,35 @@ pub fn boot_concurrently(lab: &Lab, plan: &[Planned], timeout: Duration) -> Vec<
         })
         .collect()
 }
+
+/// Boots node1 and node2 (BIOS, `memory_mib` each) from an ombootd serving `image` in a new lab
+/// called `name`, waits until both omd see both nodes take migrations, and runs `f` on them.
+/// The lab is torn down afterwards whatever `f` returned (and on a panic, by its drop), its
+/// directory kept on an error for the logs; `f`'s error comes first.
+pub fn with_two_nodes<T, E: From<crate::Error>>(
+    name: &str,
+    image: &Path,
+    memory_mib: u32,
+    f: impl FnOnce(&RunningNode<'_>, &RunningNode<'_>) -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    let lab = Lab::new(name)?;
+    let plan = bios_nodes(2, memory_mib, false);
+    let result = (|| {
+        let _ombootd = start_master(&lab, image, &plan)?;
+        let mut nodes = Vec::new();
+        for r in boot_all(&lab, &plan, Duration::from_secs(300)) {
+            nodes.push(r?.0);
+        }
+        for n in &nodes {
+            crate::jobs::peers_ready(n, crate::jobs::T)?;
+        }
+        f(&nodes[0], &nodes[1])
+    })();
+    if result.is_err() {
+        lab.keep_dir();
+    }
+    let down = lab.teardown();
+    let t = result?;
+    down?;
+    Ok(t)
+}

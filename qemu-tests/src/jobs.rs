@@ -80,12 +80,10 @@ pub fn wait_peers(n: &RunningNode<'_>) {
 }
 
 /// [`wait_peers`] for callers that go on after a failure (benchmarks): an error after `within`.
-pub fn peers_ready(n: &RunningNode<'_>, within: Duration) -> Result<(), String> {
+pub fn peers_ready(n: &RunningNode<'_>, within: Duration) -> crate::Result<()> {
     let t = Instant::now();
     loop {
-        let out = n
-            .shell("omctl nodes --json", T)
-            .map_err(|e| e.to_string())?;
+        let out = n.shell("omctl nodes --json", T)?;
         let ok = out
             .json()
             .and_then(|v| v.as_array().cloned())
@@ -100,11 +98,11 @@ pub fn peers_ready(n: &RunningNode<'_>, within: Duration) -> Result<(), String> 
             return Ok(());
         }
         if t.elapsed() >= within {
-            return Err(format!(
-                "{} never saw both nodes alive and taking migrations: {:?}",
-                n.name(),
-                out.lines
-            ));
+            return Err(crate::Error::Timeout {
+                what: format!("{} to see both nodes alive and taking migrations", n.name()),
+                secs: t.elapsed().as_secs_f64(),
+                detail: format!("\n{}", out.lines.join("\n")),
+            });
         }
         std::thread::sleep(Duration::from_secs(1));
     }

@@ -298,6 +298,25 @@ impl RunningNode<'_> {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Plugs or pulls the node's network cable: its tap on the lab bridge up or down.
+    pub fn set_link(&self, up: bool) -> Result<()> {
+        let tap = format!("tap-{}", self.name);
+        let state = if up { "up" } else { "down" };
+        let mut ip = Command::new("ip");
+        ip.args(["link", "set", &tap, state]);
+        let out = self
+            .lab
+            .run(ip, self.lab.netns(), Duration::from_secs(10))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(Error::CommandFailed {
+            command: format!("ip link set {tap} {state}"),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
     /// Its firmware.
     pub fn firmware(&self) -> Firmware {
         self.firmware

@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use omlab::jobs::{Phases, T, diag, finished, jobs, sh, start, wait_peers};
-use omlab::{Lab, RunningNode, cluster};
+use omlab::jobs::{Phases, T, diag, finished, jobs, sh, start};
+use omlab::{RunningNode, cluster};
 
 /// (node, migrations) of each job whose command contains `needle`.
 fn placement(node: &RunningNode<'_>, needle: &str) -> Vec<(String, u64)> {
@@ -72,24 +72,15 @@ fn nothing_moves(n1: &RunningNode<'_>, n2: &RunningNode<'_>, needle: &str, d: Du
 #[test]
 fn balancing_suite() {
     let image = cluster::built_image("rootfs/usr/local/bin/omwork").unwrap();
-    let lab = Lab::new("balance").unwrap();
-    let plan = cluster::bios_nodes(2, 512, false);
-    let _ombootd = cluster::start_master(&lab, &image, &plan).unwrap();
-    let nodes: Vec<RunningNode<'_>> = cluster::boot_all(&lab, &plan, Duration::from_secs(300))
-        .into_iter()
-        .map(|r| r.unwrap().0)
-        .collect();
-    let (n1, n2) = (&nodes[0], &nodes[1]);
-    for n in [n1, n2] {
-        wait_peers(n);
-    }
-    let phases = Phases::from_env();
-    phases.run("spread", || four_jobs_spread_by_themselves(n1, n2));
-    phases.run("settle", || three_jobs_settle(n1, n2));
-    phases.run("memory", || memory_ushering(n1, n2));
-    phases.run("stress", || stress(n1, n2));
-    drop(nodes);
-    lab.teardown().unwrap();
+    cluster::with_two_nodes("balance", &image, 512, |n1, n2| -> omlab::Result<()> {
+        let phases = Phases::from_env();
+        phases.run("spread", || four_jobs_spread_by_themselves(n1, n2));
+        phases.run("settle", || three_jobs_settle(n1, n2));
+        phases.run("memory", || memory_ushering(n1, n2));
+        phases.run("stress", || stress(n1, n2));
+        Ok(())
+    })
+    .unwrap();
 }
 
 /// Four CPU-bound jobs on node1: held by `lstay`, then by `block` on node2; released, they end

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use omlab::jobs::{Phases, T, diag, finished, jobs, sh, start, start_line, wait_peers};
-use omlab::{Lab, RunningNode, cluster};
+use omlab::{RunningNode, cluster};
 
 /// Waits for the one job whose command contains `needle`; returns its row.
 fn job_row(node: &RunningNode<'_>, needle: &str, on: &str) -> serde_json::Value {
@@ -117,17 +117,17 @@ fn settled(nodes: &[&RunningNode<'_>], id: &str) -> String {
 #[test]
 fn migration_suite() {
     let image = cluster::built_image("rootfs/usr/local/bin/omwork").unwrap();
-    let lab = Lab::new("migration").unwrap();
-    let plan = cluster::bios_nodes(2, 512, false);
-    let _ombootd = cluster::start_master(&lab, &image, &plan).unwrap();
-    let nodes: Vec<RunningNode<'_>> = cluster::boot_all(&lab, &plan, Duration::from_secs(300))
-        .into_iter()
-        .map(|r| r.unwrap().0)
-        .collect();
-    let (n1, n2) = (&nodes[0], &nodes[1]);
-    // Both omd up, CRIU checked, each sees both nodes take migrations; /cluster mounted.
+    cluster::with_two_nodes("migration", &image, 512, |n1, n2| -> omlab::Result<()> {
+        suite(n1, n2);
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// The phases, on a booted lab whose omd both take migrations.
+fn suite(n1: &RunningNode<'_>, n2: &RunningNode<'_>) {
+    // /cluster mounted on both.
     for n in [n1, n2] {
-        wait_peers(n);
         let (s, l) = sh(n, "grep ' /cluster nfs' /proc/mounts");
         assert_eq!(s, 0, "/cluster not mounted on {}: {l:?}", n.name());
     }
@@ -146,17 +146,9 @@ fn migration_suite() {
     phases.run("sigterm", || sigterm_reaches_a_job_on_node2(n1, n2));
     phases.run("cluster", || a_file_on_cluster_follows(n1, n2));
     phases.run("pingpong", || ping_pong(n1, n2, 50));
-    let tap2 = plan[1].node.tap_name();
-    let link2 = |up: bool| {
-        let mut ip = std::process::Command::new("ip");
-        ip.args(["link", "set", &tap2, if up { "up" } else { "down" }]);
-        let out = lab.run(ip, lab.netns(), T).unwrap();
-        assert!(out.status.success(), "ip link set {tap2}: {out:?}");
-    };
+    let link2 = |up: bool| n2.set_link(up).unwrap();
     phases.run("predump", || pre_dumped_while_it_writes(n1, n2, &link2));
     phases.run("faults", || faults(n1, n2, &link2));
-    drop(nodes);
-    lab.teardown().unwrap();
 }
 
 /// A job printing a numbered line every 100 ms, moved node1 -> node2 -> node1; exit 7.

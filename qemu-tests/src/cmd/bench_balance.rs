@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use omlab::{Lab, RunningNode, cluster};
+use anyhow::bail;
+use omlab::{RunningNode, cluster};
 use serde::Serialize;
 
 use super::bench_migrate::{last_f64, sh};
@@ -91,54 +91,48 @@ pub fn run(counts: &[usize], base_units: u32) -> anyhow::Result<()> {
         super::prepare::cargo(&["build", "-p", "bootserver"])
     })?;
     let image = cluster::built_image("rootfs/usr/local/bin/omwork")?;
-    let lab = Lab::new("bench-balance").context("cannot create the lab")?;
-    let plan = cluster::bios_nodes(2, 512, false);
-    let result = (|| -> anyhow::Result<Vec<Row>> {
-        let _ombootd = cluster::start_master(&lab, &image, &plan)?;
-        let mut nodes = Vec::new();
-        for r in cluster::boot_all(&lab, &plan, Duration::from_secs(300)) {
-            nodes.push(r?.0);
-        }
-        let (n1, n2) = (&nodes[0], &nodes[1]);
-        for n in [n1, n2] {
-            omlab::jobs::peers_ready(n, omlab::jobs::T).map_err(anyhow::Error::msg)?;
-        }
-        let mut rows = Vec::new();
-        for &count in counts {
-            // Unequal lengths: 1, 2, 3, 4 times the base, repeated.
-            let units: Vec<u32> = (0..count)
-                .map(|i| base_units * (1 + (i % 4) as u32))
-                .collect();
-            control(&[n1, n2], "stay")?;
-            let home_s = makespan(n1, &units, "")?;
-            println!("{count} jobs, balancer held: {home_s:.1} s");
-            control(&[n1, n2], "nostay")?;
-            let before = balancer_moves(n1)? + balancer_moves(n2)?;
-            let balanced_s = makespan(n1, &units, "")?;
-            let migrations = balancer_moves(n1)? + balancer_moves(n2)? - before;
-            println!("{count} jobs, balancer free: {balanced_s:.1} s, {migrations} migrations");
-            let before = balancer_moves(n1)? + balancer_moves(n2)?;
-            let placed_s = makespan(n1, &units, "--best")?;
-            let placed_migrations = balancer_moves(n1)? + balancer_moves(n2)? - before;
-            println!("{count} jobs, omrun --best: {placed_s:.1} s, {placed_migrations} migrations");
-            rows.push(Row {
-                jobs: count,
-                units,
-                home_s,
-                balanced_s,
-                migrations,
-                placed_s,
-                placed_migrations,
-            });
-        }
-        // What an operator sees afterwards, for the record.
-        for cmd in ["omctl migrations", "omctl mon --once"] {
-            println!("$ {cmd}\n{}", sh(n1, cmd)?.join("\n"));
-        }
-        Ok(rows)
-    })();
-    lab.teardown().context("tearing the lab down")?;
-    let rows = result?;
+    let rows = cluster::with_two_nodes(
+        "bench-balance",
+        &image,
+        512,
+        |n1, n2| -> anyhow::Result<Vec<Row>> {
+            let mut rows = Vec::new();
+            for &count in counts {
+                // Unequal lengths: 1, 2, 3, 4 times the base, repeated.
+                let units: Vec<u32> = (0..count)
+                    .map(|i| base_units * (1 + (i % 4) as u32))
+                    .collect();
+                control(&[n1, n2], "stay")?;
+                let home_s = makespan(n1, &units, "")?;
+                println!("{count} jobs, balancer held: {home_s:.1} s");
+                control(&[n1, n2], "nostay")?;
+                let before = balancer_moves(n1)? + balancer_moves(n2)?;
+                let balanced_s = makespan(n1, &units, "")?;
+                let migrations = balancer_moves(n1)? + balancer_moves(n2)? - before;
+                println!("{count} jobs, balancer free: {balanced_s:.1} s, {migrations} migrations");
+                let before = balancer_moves(n1)? + balancer_moves(n2)?;
+                let placed_s = makespan(n1, &units, "--best")?;
+                let placed_migrations = balancer_moves(n1)? + balancer_moves(n2)? - before;
+                println!(
+                    "{count} jobs, omrun --best: {placed_s:.1} s, {placed_migrations} migrations"
+                );
+                rows.push(Row {
+                    jobs: count,
+                    units,
+                    home_s,
+                    balanced_s,
+                    migrations,
+                    placed_s,
+                    placed_migrations,
+                });
+            }
+            // What an operator sees afterwards, for the record.
+            for cmd in ["omctl migrations", "omctl mon --once"] {
+                println!("$ {cmd}\n{}", sh(n1, cmd)?.join("\n"));
+            }
+            Ok(rows)
+        },
+    )?;
     println!();
     println!(
         "| jobs on node1 (2 nodes) | all at home (stay) | balanced | speedup | migrations | placed (`omrun --best`) + balanced | speedup | migrations |"

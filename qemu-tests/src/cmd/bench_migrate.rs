@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use omlab::{Lab, RunningNode, cluster};
+use omlab::{RunningNode, cluster};
 use serde::Serialize;
 
 use super::prepare::{node_image, step, workspace_root};
@@ -122,7 +122,7 @@ fn set_pre_dump(n1: &RunningNode<'_>, rounds: u32) -> anyhow::Result<()> {
 
 /// Until omd on `n` sees both nodes take migrations (omd may be restarting: up to 180 s).
 fn wait_migration_ready(n: &RunningNode<'_>) -> anyhow::Result<()> {
-    omlab::jobs::peers_ready(n, Duration::from_secs(180)).map_err(anyhow::Error::msg)
+    Ok(omlab::jobs::peers_ready(n, Duration::from_secs(180))?)
 }
 
 /// Runs `cmd` on `n`'s console; its output lines, or an error naming the command.
@@ -185,114 +185,102 @@ pub fn run(sizes: &[usize], node_mib: u32, dirty_pcts: &[f64]) -> anyhow::Result
         super::prepare::cargo(&["build", "-p", "bootserver"])
     })?;
     let image = cluster::built_image("rootfs/usr/local/bin/omwork")?;
-    let lab = Lab::new("bench-migrate").context("cannot create the lab")?;
-    let plan = cluster::bios_nodes(2, node_mib, false);
-    let result = (|| -> anyhow::Result<Report> {
-        let _ombootd = cluster::start_master(&lab, &image, &plan)?;
-        let mut nodes = Vec::new();
-        for r in cluster::boot_all(&lab, &plan, Duration::from_secs(300)) {
-            nodes.push(r?.0);
-        }
-        let (n1, n2) = (&nodes[0], &nodes[1]);
-        for n in [n1, n2] {
-            wait_migration_ready(n)?;
-        }
-        // Bandwidth between the two nodes, now.
-        sh(n2, "( iperf3 -s -1 > /dev/null 2>&1 & )")?;
-        std::thread::sleep(Duration::from_secs(2));
-        let bw = sh(
-            n1,
-            "iperf3 -c 10.77.0.12 -t 5 -J | grep -m1 -A8 '\"sum_received\"' | grep bits_per_second | tr -dc '0-9.\\n'",
-        )?;
-        let bits = last_f64(&bw)?;
-        let bytes_per_s = bits / 8.0;
-        println!(
-            "iperf3 node1 -> node2: {:.1} MiB/s",
-            bytes_per_s / (1 << 20) as f64
-        );
-        let mut rows = Vec::new();
-        for &mib in sizes {
-            let m = omd_move(n1, mib, 0.0)?;
-            // The anchor: plain CRIU by hand, through /cluster.
-            let dir = format!("/cluster/anchor-{mib}");
-            sh(
+    let report = cluster::with_two_nodes(
+        "bench-migrate",
+        &image,
+        node_mib,
+        |n1, n2| -> anyhow::Result<Report> {
+            // Bandwidth between the two nodes, now.
+            sh(n2, "( iperf3 -s -1 > /dev/null 2>&1 & )")?;
+            std::thread::sleep(Duration::from_secs(2));
+            let bw = sh(
                 n1,
-                &format!(
-                    "rm -rf {dir}; mkdir -p {dir}; ( cd / && setsid unshare -p -f setsid omwork mem {mib} 3600 > /dev/null 2>&1 < /dev/null & )"
-                ),
+                "iperf3 -c 10.77.0.12 -t 5 -J | grep -m1 -A8 '\"sum_received\"' | grep bits_per_second | tr -dc '0-9.\\n'",
             )?;
-            let pid = loop {
-                let l = sh(
+            let bits = last_f64(&bw)?;
+            let bytes_per_s = bits / 8.0;
+            println!(
+                "iperf3 node1 -> node2: {:.1} MiB/s",
+                bytes_per_s / (1 << 20) as f64
+            );
+            let mut rows = Vec::new();
+            for &mib in sizes {
+                let m = omd_move(n1, mib, 0.0)?;
+                // The anchor: plain CRIU by hand, through /cluster.
+                let dir = format!("/cluster/anchor-{mib}");
+                sh(
                     n1,
-                    &format!("pgrep -f '^unshare -p -f setsid omwork mem {mib}' | head -1"),
+                    &format!(
+                        "rm -rf {dir}; mkdir -p {dir}; ( cd / && setsid unshare -p -f setsid omwork mem {mib} 3600 > /dev/null 2>&1 < /dev/null & )"
+                    ),
                 )?;
-                if let Some(p) = l.iter().rev().find_map(|x| x.trim().parse::<u32>().ok()) {
-                    let c = sh(n1, &format!("echo $(cat /proc/{p}/task/{p}/children)"))?;
-                    if let Some(c) = c.iter().rev().find_map(|x| x.trim().parse::<u32>().ok()) {
-                        // Let it reach its resident size.
-                        std::thread::sleep(Duration::from_secs((mib / 32 + 3) as u64));
-                        break c;
+                let pid = loop {
+                    let l = sh(
+                        n1,
+                        &format!("pgrep -f '^unshare -p -f setsid omwork mem {mib}' | head -1"),
+                    )?;
+                    if let Some(p) = l.iter().rev().find_map(|x| x.trim().parse::<u32>().ok()) {
+                        let c = sh(n1, &format!("echo $(cat /proc/{p}/task/{p}/children)"))?;
+                        if let Some(c) = c.iter().rev().find_map(|x| x.trim().parse::<u32>().ok()) {
+                            // Let it reach its resident size.
+                            std::thread::sleep(Duration::from_secs((mib / 32 + 3) as u64));
+                            break c;
+                        }
                     }
-                }
-                std::thread::sleep(Duration::from_secs(1));
-            };
-            let dump = last_f64(&sh(
-                n1,
-                &format!(
-                    "a=$(date +%s.%N); criu dump -t {pid} -D {dir} --shell-job -o dump.log && b=$(date +%s.%N) && echo \"$b - $a\" | bc -l"
-                ),
-            )?)?;
-            let restore = last_f64(&sh(
-                n2,
-                &format!(
-                    "a=$(date +%s.%N); criu restore -D {dir} --shell-job -d -o restore.log && b=$(date +%s.%N) && echo \"$b - $a\" | bc -l"
-                ),
-            )?)?;
-            sh(
-                n2,
-                &format!("pkill -KILL -f 'omwork mem {mib} 3600'; rm -rf {dir}; true"),
-            )?;
-            let row = Row {
-                rss_mib: mib,
-                downtime_ms: m.frozen,
-                total_ms: m.total,
-                rounds: m.rounds,
-                bytes: (m.img_mib * (1 << 20) as f64) as u64,
-                bound_ms: (mib as f64 * (1 << 20) as f64) / bytes_per_s * 1000.0,
-                anchor_ms: (dump + restore) * 1000.0,
-            };
-            println!("{row:?}");
-            rows.push(row);
-        }
-        // A job that keeps writing: pre-dump against one frozen dump.
-        let mut dirtying = Vec::new();
-        if let Some(&mib) = sizes.iter().max() {
-            for &pct in dirty_pcts {
-                let pre = omd_move(n1, mib, pct)?;
-                set_pre_dump(n1, 0)?;
-                let single = omd_move(n1, mib, pct)?;
-                set_pre_dump(n1, 3)?;
-                dirtying.push(Dirtying {
+                    std::thread::sleep(Duration::from_secs(1));
+                };
+                let dump = last_f64(&sh(
+                    n1,
+                    &format!(
+                        "a=$(date +%s.%N); criu dump -t {pid} -D {dir} --shell-job -o dump.log && b=$(date +%s.%N) && echo \"$b - $a\" | bc -l"
+                    ),
+                )?)?;
+                let restore = last_f64(&sh(
+                    n2,
+                    &format!(
+                        "a=$(date +%s.%N); criu restore -D {dir} --shell-job -d -o restore.log && b=$(date +%s.%N) && echo \"$b - $a\" | bc -l"
+                    ),
+                )?)?;
+                sh(
+                    n2,
+                    &format!("pkill -KILL -f 'omwork mem {mib} 3600'; rm -rf {dir}; true"),
+                )?;
+                let row = Row {
                     rss_mib: mib,
-                    pct,
-                    pre_dump_ms: pre.frozen,
-                    rounds: pre.rounds,
-                    single_ms: single.frozen,
-                });
+                    downtime_ms: m.frozen,
+                    total_ms: m.total,
+                    rounds: m.rounds,
+                    bytes: (m.img_mib * (1 << 20) as f64) as u64,
+                    bound_ms: (mib as f64 * (1 << 20) as f64) / bytes_per_s * 1000.0,
+                    anchor_ms: (dump + restore) * 1000.0,
+                };
+                println!("{row:?}");
+                rows.push(row);
             }
-        }
-        Ok(Report {
-            bandwidth_mib_s: bytes_per_s / (1 << 20) as f64,
-            sizes: rows,
-            dirtying,
-        })
-    })();
-    if result.is_err() {
-        lab.keep_dir();
-    }
-    let teardown = lab.teardown().context("teardown failed");
-    let report = result?;
-    teardown?;
+            // A job that keeps writing: pre-dump against one frozen dump.
+            let mut dirtying = Vec::new();
+            if let Some(&mib) = sizes.iter().max() {
+                for &pct in dirty_pcts {
+                    let pre = omd_move(n1, mib, pct)?;
+                    set_pre_dump(n1, 0)?;
+                    let single = omd_move(n1, mib, pct)?;
+                    set_pre_dump(n1, 3)?;
+                    dirtying.push(Dirtying {
+                        rss_mib: mib,
+                        pct,
+                        pre_dump_ms: pre.frozen,
+                        rounds: pre.rounds,
+                        single_ms: single.frozen,
+                    });
+                }
+            }
+            Ok(Report {
+                bandwidth_mib_s: bytes_per_s / (1 << 20) as f64,
+                sizes: rows,
+                dirtying,
+            })
+        },
+    )?;
     let rows = &report.sizes;
     println!(
         "\n| RSS | pre-dump rounds | downtime | total | moved | RSS/bandwidth | downtime / bound | plain CRIU via /cluster | downtime / plain CRIU |"
