@@ -1,8 +1,9 @@
 //! Moving a running job between nodes with CRIU: the peer [`protocol`] and its authenticated
-//! [`session`], the [`criu`] driver, iterative [`pre_dump`], the image [`transfer`], the [`migratable`] checks, the
+//! [`session`], the [`criu`] driver (its CPU checks made once, [`cpu_cache`]), iterative [`pre_dump`], the image [`transfer`], the [`migratable`] checks, the
 //! [`outcome`] record that makes a migration all-or-nothing, the two sides ([`source`],
 //! [`target`]), and the [`history`] of moves this node started.
 
+pub mod cpu_cache;
 pub mod criu;
 pub mod history;
 pub mod migratable;

@@ -13,6 +13,7 @@ use migrator::identity::{NodeId, NodeIdentity};
 use migrator::jobs::{Jobs, JobsConfig, local, peer};
 use migrator::key::ClusterKey;
 use migrator::load::ProcLoadSource;
+use migrator::migration::cpu_cache::CpuCache;
 use migrator::migration::criu::{Criu, CriuCli};
 use migrator::{generation, netif, node, server};
 use std::sync::Arc;
@@ -92,7 +93,7 @@ fn setup(path: &std::path::Path) -> Result<Setup> {
 
 /// The jobs subsystem: CRIU's checks, the peer listener, and the jobs an earlier omd left.
 async fn start_jobs(s: &Setup, node: &node::NodeHandle) -> Result<Jobs> {
-    let criu: Arc<dyn Criu> = Arc::new(CriuCli::default());
+    let criu: Arc<dyn Criu> = Arc::new(CpuCache::new(CriuCli::default()));
     let c = criu.clone();
     let check = tokio::task::spawn_blocking(move || c.check())
         .await
