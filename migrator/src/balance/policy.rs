@@ -59,7 +59,7 @@ impl Default for Policy {
             pause: Duration::from_secs(4),
             move_overhead: Duration::from_millis(1500),
             bandwidth_guess: 50.0 * 1048576.0,
-            gain_factor: 2.0,
+            gain_factor: 1.0,
             mem_low: 0.15,
             stale: Duration::from_secs(10),
             placement: Placement::Home,
