@@ -1,6 +1,7 @@
 //! The balancing decision, a pure function of the [`View`] and the [`Policy`]: memory ushering
 //! first, then load (MOSIX's 130% damping, oldest jobs first after Harchol-Balter and Downey,
-//! a cost model of bytes over bandwidth), and initial placement of new jobs.
+//! a cost model of bytes over bandwidth), initial placement of new jobs, and the target's
+//! admission of a load move offered to it.
 
 use crate::job::record::JobId;
 use crate::migration::history::Why;
