@@ -3,6 +3,8 @@
 //! a cost model of bytes over bandwidth), initial placement of new jobs, and the target's
 //! admission of a load move offered to it.
 
+use std::time::Duration;
+
 use crate::job::record::JobId;
 use crate::migration::history::Why;
 
@@ -28,15 +30,16 @@ pub struct Move {
 /// The target's load as this node should count it: its record plus what our recent moves
 /// there add, fading out over `settle` while its gossiped load catches up.
 fn effective_load(n: &NodeLoad, v: &View, policy: &Policy) -> f64 {
-    n.load + pending(n, v.recent.iter().filter(|r| r.to == n.name), policy)
+    let to_n = v.recent.iter().filter(|r| r.to == n.name);
+    n.load + fading(n, to_n, policy.settle)
 }
 
-/// What `moves` to `n` add to its load until its own smoothed load shows them: each its share,
-/// fading out over `settle`.
-fn pending<'a>(n: &NodeLoad, moves: impl Iterator<Item = &'a RecentMove>, policy: &Policy) -> f64 {
-    let settle = policy.settle.as_secs_f64().max(1e-3);
+/// What `moves` in or out of `n` change of its load until its own smoothed load shows them:
+/// each its share, fading out over `over`.
+fn fading<'a>(n: &NodeLoad, moves: impl Iterator<Item = &'a RecentMove>, over: Duration) -> f64 {
+    let over = over.as_secs_f64().max(1e-3);
     moves
-        .map(|r| n.share(r.demand) * (1.0 - r.ago.as_secs_f64() / settle).max(0.0))
+        .map(|r| n.share(r.demand) * (1.0 - r.ago.as_secs_f64() / over).max(0.0))
         .sum()
 }
 
@@ -50,7 +53,7 @@ pub fn admit(
     source_load: f64,
     policy: &Policy,
 ) -> Result<(), String> {
-    let here = me.load + pending(me, received.iter(), policy);
+    let here = me.load + fading(me, received.iter(), policy.settle);
     let with = here + policy.damping * me.share(1.0);
     if with < source_load {
         return Ok(());
@@ -67,14 +70,8 @@ pub fn admit(
 /// 2 s). This lets a node shed several jobs back to back, each decided on the load it has
 /// left, instead of waiting out a pause after every move.
 fn own_load(v: &View, policy: &Policy) -> f64 {
-    let pause = policy.pause.as_secs_f64().max(1e-3);
-    let gone: f64 = v
-        .recent
-        .iter()
-        .filter(|r| r.to != v.me.name)
-        .map(|r| v.me.share(r.demand) * (1.0 - r.ago.as_secs_f64() / pause).max(0.0))
-        .sum();
-    (v.me.load - gone).max(0.0)
+    let sent_away = v.recent.iter().filter(|r| r.to != v.me.name);
+    (v.me.load - fading(&v.me, sent_away, policy.pause)).max(0.0)
 }
 
 /// May `c` leave this node automatically at all (stay, lstay, `omrun -h`, a move under way)?

@@ -112,9 +112,9 @@ pub fn log_reason(log: &str) -> String {
 }
 
 /// criu's nice value while it dumps or restores. The job is frozen for as long as criu runs,
-/// and on a busy node criu at omd's priority shares the CPU with every runnable job (on the
-/// TCG lab, a 340 KiB job stayed frozen 2.3 s with three jobs beside it); at -15 it gets most
-/// of a CPU for the second or so it needs.
+/// so criu's own work should not queue behind every runnable job of a busy node. (On the TCG
+/// lab this did not shorten the freeze measurably: most of it is CRIU's parasite code, which
+/// runs inside the frozen job at the job's own priority.)
 const CRIU_NICE: libc::c_int = -15;
 
 impl CriuCli {
