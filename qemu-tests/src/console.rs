@@ -25,6 +25,9 @@ struct Received {
     closed: bool,
 }
 
+/// How long to wait for a prompt before pressing Enter again.
+const REPROMPT: Duration = Duration::from_secs(3);
+
 impl Console {
     /// Connects to the console socket at `path`.
     pub fn connect(path: &Path) -> std::io::Result<Console> {
@@ -70,12 +73,18 @@ impl Console {
         // Type only at an idle prompt: input typed ahead while bash is between commands is
         // partly lost when readline takes the terminal over. A fresh line asks for a prompt.
         let _ = self.writer.write_all(b"\n");
+        let mut asked = Instant::now();
         loop {
             if r.partial.ends_with(b"# ") {
                 break;
             }
             if r.closed || Instant::now() >= deadline {
                 return Err("a root shell prompt".into());
+            }
+            // Kernel or journal lines printed after the prompt hide it; ask for another.
+            if asked.elapsed() >= REPROMPT {
+                let _ = self.writer.write_all(b"\n");
+                asked = Instant::now();
             }
             r = cv
                 .wait_timeout(r, Duration::from_millis(200))
