@@ -5,10 +5,12 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod boot_stage;
 pub mod boot_window;
 pub mod clock;
 pub mod config;
 pub mod confined;
+pub mod dashboard;
 pub mod dhcp;
 pub mod http;
 pub mod image;

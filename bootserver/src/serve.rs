@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
+use crate::boot_stage::BootStages;
 use crate::boot_window::FileCounts;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -14,7 +15,7 @@ use crate::dhcp::stats::DhcpStats;
 use crate::http::limits::{self, LimitedListener};
 use crate::leases::{self, FileLeases, LeaseStore};
 use crate::tftp::TftpStats;
-use crate::{http, image, nfs, privileges, tftp};
+use crate::{dashboard, http, image, nfs, privileges, tftp};
 use axum::serve::ListenerExt;
 use node_image::image_dir;
 
@@ -47,13 +48,22 @@ pub async fn serve(config: Config) -> Result<()> {
     let dhcp_stats = Arc::new(DhcpStats::default());
     let tftp_stats = Arc::new(TftpStats::default());
     let ip = IpAddr::V4(config.master_ip);
+    let stages = Arc::new(BootStages::new(
+        config.nodes.iter().map(|n| (n.mac, n.ip)),
+        clock.clone(),
+    ));
 
     // Bind everything first, so a busy port or a wrong address stops us before we answer anyone.
     let dhcp_sock = dhcp_server::bind(&config.interface, config.ports.dhcp)?;
     let tftp_addr = SocketAddr::new(ip, config.ports.tftp);
-    let tftp = tftp::bind(tftp_addr, &config.tftp_root, tftp_stats.clone())
-        .await
-        .map_err(|e| addr_error("TFTP", tftp_addr, e))?;
+    let tftp = tftp::bind(
+        tftp_addr,
+        &config.tftp_root,
+        tftp_stats.clone(),
+        stages.clone(),
+    )
+    .await
+    .map_err(|e| addr_error("TFTP", tftp_addr, e))?;
     let http_addr = SocketAddr::new(ip, config.ports.http);
     let http_listener = tokio::net::TcpListener::bind(http_addr)
         .await
@@ -70,7 +80,7 @@ pub async fn serve(config: Config) -> Result<()> {
         subnet: Some(config.subnet),
         insecure,
     };
-    let nfs = nfs::bind(
+    let mut nfs = nfs::bind(
         nfs_addr,
         gate(config.nfs_insecure),
         &config.image_dir.join(image_dir::VERSIONS),
@@ -78,6 +88,7 @@ pub async fn serve(config: Config) -> Result<()> {
     )
     .await
     .map_err(|e| addr_error("NFS", nfs_addr, e))?;
+    nfs.stages = Some(stages.clone());
 
     let shared = match &config.cluster_dir {
         Some(dir) => {
@@ -106,10 +117,24 @@ pub async fn serve(config: Config) -> Result<()> {
         }
     };
 
-    let observer = match &config.cluster {
-        Some((key_file, port)) => Some(observe(&config, key_file, *port)?),
-        None => None,
+    let (observer, key) = match &config.cluster {
+        Some(o) => {
+            let (handle, key) = observe(&config, &o.key_file, o.port)?;
+            (Some(handle), Some(key))
+        }
+        None => (None, None),
     };
+    let token =
+        dashboard::token::Token::load_or_create(&config.state_dir).map_err(anyhow::Error::msg)?;
+    let dashboard = Arc::new(dashboard::Dashboard::new(
+        token,
+        key,
+        config
+            .cluster
+            .as_ref()
+            .map_or(migrator::jobs::DEFAULT_PEER_PORT, |o| o.peer_port),
+        observer.clone(),
+    ));
     let boot_counts = FileCounts::open(&config.state_dir).with_context(|| {
         format!(
             "cannot read the nodes' boot numbers in {}",
@@ -124,6 +149,7 @@ pub async fn serve(config: Config) -> Result<()> {
         leases.clone(),
         dhcp_stats.clone(),
         clock,
+        stages.clone(),
     )?;
     let state = http::AppState {
         config: config.clone(),
@@ -134,6 +160,8 @@ pub async fn serve(config: Config) -> Result<()> {
         boots: boots.clone(),
         clock: http_clock.clone(),
         nfs_refused,
+        stages: stages.clone(),
+        dashboard: dashboard.clone(),
     };
 
     // Everything is bound: keep only what serving needs.
@@ -154,12 +182,16 @@ pub async fn serve(config: Config) -> Result<()> {
     );
     println!("listening for TFTP on {tftp_addr}");
     println!("listening for HTTP on {http_addr}");
+    println!(
+        "dashboard at http://{http_addr}/ (controls need the token in {})",
+        config.state_dir.join(dashboard::token::FILE).display()
+    );
     println!("listening for NFS on {nfs_addr}");
     if let Some(addr) = shared_addr {
         println!("listening for NFS (cluster) on {addr}");
     }
-    if let Some((_, port)) = &config.cluster {
-        println!("observing the cluster on {}:{port}", config.master_ip);
+    if let Some(o) = &config.cluster {
+        println!("observing the cluster on {}:{}", config.master_ip, o.port);
     }
     println!(
         "ombootd ready: {} nodes, image {}",
@@ -177,6 +209,7 @@ pub async fn serve(config: Config) -> Result<()> {
         ) => r.context("the HTTP server stopped")?,
         r = nfs.serve() => r.context("the NFS server stopped")?,
         () = leases::flusher::run(leases.clone()) => {}
+        () = dashboard::feed::run(dashboard, config.clone(), stages) => {}
         () = prune_versions(config.clone(), leases.clone(), boots.clone(), http_clock.clone()) => {}
         r = serve_shared => r.context("the NFS server of the cluster directory stopped")?,
         _ = tokio::signal::ctrl_c() => println!("ombootd: interrupted, stopping"),
@@ -210,7 +243,10 @@ fn observe(
     config: &Config,
     key_file: &std::path::Path,
     port: u16,
-) -> Result<migrator::observer::ObserverHandle> {
+) -> Result<(
+    migrator::observer::ObserverHandle,
+    migrator::key::ClusterKey,
+)> {
     use migrator::observer::{ObserverConfig, spawn};
     let key = migrator::key::ClusterKey::load(key_file).with_context(|| {
         format!(
@@ -229,7 +265,7 @@ fn observe(
     let cfg = ObserverConfig {
         interface_addr: config.master_ip,
         port,
-        key,
+        key: key.clone(),
         name: "ombootd".to_string(),
         id: None,
         generation,
@@ -241,7 +277,9 @@ fn observe(
         multicast: Some(migrator::wire::DEFAULT_GROUP),
         swim: migrator::agent::SwimTuning::default(),
     };
-    spawn(cfg).with_context(|| format!("cannot join the cluster on {}:{port}", config.master_ip))
+    let handle = spawn(cfg)
+        .with_context(|| format!("cannot join the cluster on {}:{port}", config.master_ip))?;
+    Ok((handle, key))
 }
 
 /// How often the versions in use are recorded and the others pruned.

@@ -196,3 +196,10 @@ pub struct NodeInfo {
     /// The node's flags.
     pub flags: Flags,
 }
+
+impl NodeInfo {
+    /// Its address, from `addr`.
+    pub fn ip(&self) -> Option<std::net::Ipv4Addr> {
+        self.addr.split(':').next()?.parse().ok()
+    }
+}

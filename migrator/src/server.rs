@@ -140,34 +140,44 @@ async fn answer_jobs(
             None => no_jobs(),
         },
         Request::Control {
-            action: Control::Expel,
-        } if is_root => match jobs {
-            Some(j) => {
-                node.with_agent(|a, _| {
-                    let mut f = a.flags();
-                    f.block = true;
-                    a.set_flags(f);
-                });
-                Reply::Message {
-                    text: lines_of(
-                        requests::expel(j).await,
-                        "no guest jobs here; guests are now refused (block)",
-                    ),
-                }
-            }
-            None => no_jobs(),
-        },
-        Request::Control {
-            action: Control::Bring,
-        } if is_root => match jobs {
-            Some(j) => Reply::Message {
-                text: lines_of(requests::bring(j).await, "every job of this node is home"),
-            },
-            None => no_jobs(),
-        },
+            action: action @ (Control::Expel | Control::Bring),
+        } if is_root => root_control(*action, node, jobs).await,
         _ => return None,
     };
     Some(reply)
+}
+
+/// A node control by root: from `omctl` on this node (the control socket) or from the master
+/// over the peer protocol ([`Msg::Control`](crate::migration::protocol::Msg::Control)), one
+/// path for both. `jobs` is `None` on an observer.
+pub async fn root_control(action: Control, node: &NodeHandle, jobs: Option<&Jobs>) -> Reply {
+    match (action, jobs) {
+        (Control::Expel | Control::Bring, None) => no_jobs(),
+        (Control::Expel, Some(j)) => {
+            node.with_agent(|a, _| {
+                let mut f = a.flags();
+                f.block = true;
+                a.set_flags(f);
+            });
+            Reply::Message {
+                text: lines_of(
+                    requests::expel(j).await,
+                    "no guest jobs here; guests are now refused (block)",
+                ),
+            }
+        }
+        (Control::Bring, Some(j)) => Reply::Message {
+            text: lines_of(requests::bring(j).await, "every job of this node is home"),
+        },
+        (other, _) => node.with_agent(|a, now| {
+            let rows = a.nodes(now);
+            let mut flags = a.flags();
+            let reply =
+                control::handle(&Request::Control { action: other }, true, &rows, &mut flags);
+            a.set_flags(flags);
+            reply
+        }),
+    }
 }
 
 /// A reply line carrying `error`.

@@ -3,8 +3,6 @@
 //! packet, made once per image directory beside the root (never in it: the root is exported) and
 //! kept across rebuilds, root-only. ombootd hands it to each booting node's initramfs.
 
-use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::customize::Action;
@@ -109,47 +107,14 @@ pub fn actions(sw: &ClusterSoftware) -> Result<Vec<Action>, ClusterError> {
 /// A key readable by group or others is refused rather than silently used.
 pub fn key(out: &Path) -> Result<Vec<u8>, ClusterError> {
     let path = out.join(KEY_FILE);
-    let err = |reason: String| ClusterError::Key {
-        path: path.clone(),
-        reason,
-    };
-    match std::fs::metadata(&path) {
-        Ok(meta) => {
-            if meta.permissions().mode() & 0o077 != 0 {
-                return Err(err(format!(
-                    "mode {:o} lets others read it; `chmod 600` it or remove it to make a new key",
-                    meta.permissions().mode() & 0o777
-                )));
-            }
-            let key = std::fs::read(&path).map_err(|e| err(e.to_string()))?;
-            if key.len() < KEY_LEN {
-                return Err(err(format!("{} bytes, need at least {KEY_LEN}", key.len())));
-            }
-            Ok(key)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = vec![0u8; KEY_LEN];
-            std::fs::File::open("/dev/urandom")
-                .and_then(|mut f| f.read_exact(&mut key))
-                .map_err(|e| err(format!("no randomness: {e}")))?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| err(e.to_string()))?;
-            f.write_all(&key)
-                .and_then(|()| f.sync_all())
-                .map_err(|e| err(e.to_string()))?;
-            Ok(key)
-        }
-        Err(e) => Err(err(e.to_string())),
-    }
+    crate::secret::load_or_create(&path, KEY_LEN, crate::secret::Form::Raw)
+        .map_err(|reason| ClusterError::Key { path, reason })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn key_is_made_once_and_kept() {

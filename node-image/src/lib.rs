@@ -25,6 +25,7 @@ pub mod modules;
 pub mod progress;
 pub mod recipe;
 pub mod rootfs_edit;
+pub mod secret;
 pub mod tarball;
 pub mod tftp;
 pub mod timestamp;

@@ -139,6 +139,39 @@ pub fn boot_concurrently(lab: &Lab, plan: &[Planned], timeout: Duration) -> Vec<
         .collect()
 }
 
+/// Boots `count` BIOS nodes of `memory_mib` from ombootd serving `image` in a new lab, waits
+/// until each omd sees node1 and node2 alive and taking migrations, runs `f` with the lab,
+/// ombootd's process and the nodes, and tears the lab down (keeping its directory if anything
+/// failed).
+pub fn with_lab_nodes<T, E: From<crate::Error>>(
+    name: &str,
+    image: &Path,
+    memory_mib: u32,
+    count: u8,
+    f: impl FnOnce(&Lab, &Proc, &[RunningNode<'_>]) -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    let lab = Lab::new(name)?;
+    let plan = bios_nodes(count, memory_mib, false);
+    let result = (|| {
+        let ombootd = start_master(&lab, image, &plan)?;
+        let mut nodes = Vec::new();
+        for r in boot_all(&lab, &plan, Duration::from_secs(300)) {
+            nodes.push(r?.0);
+        }
+        for n in &nodes {
+            crate::jobs::peers_ready(n, crate::jobs::T)?;
+        }
+        f(&lab, &ombootd, &nodes)
+    })();
+    if result.is_err() {
+        lab.keep_dir();
+    }
+    let down = lab.teardown();
+    let t = result?;
+    down?;
+    Ok(t)
+}
+
 /// Boots node1 and node2 (BIOS, `memory_mib` each) from an ombootd serving `image` in a new lab
 /// called `name`, waits until both omd see both nodes take migrations, and runs `f` on them.
 /// The lab is torn down afterwards whatever `f` returned (and on a panic, by its drop), its
@@ -149,24 +182,5 @@ pub fn with_two_nodes<T, E: From<crate::Error>>(
     memory_mib: u32,
     f: impl FnOnce(&RunningNode<'_>, &RunningNode<'_>) -> std::result::Result<T, E>,
 ) -> std::result::Result<T, E> {
-    let lab = Lab::new(name)?;
-    let plan = bios_nodes(2, memory_mib, false);
-    let result = (|| {
-        let _ombootd = start_master(&lab, image, &plan)?;
-        let mut nodes = Vec::new();
-        for r in boot_all(&lab, &plan, Duration::from_secs(300)) {
-            nodes.push(r?.0);
-        }
-        for n in &nodes {
-            crate::jobs::peers_ready(n, crate::jobs::T)?;
-        }
-        f(&nodes[0], &nodes[1])
-    })();
-    if result.is_err() {
-        lab.keep_dir();
-    }
-    let down = lab.teardown();
-    let t = result?;
-    down?;
-    Ok(t)
+    with_lab_nodes(name, image, memory_mib, 2, |_, _, n| f(&n[0], &n[1]))
 }

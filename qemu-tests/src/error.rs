@@ -110,6 +110,14 @@ pub enum Error {
     /// An anchor server for a benchmark could not be prepared.
     #[error("cannot prepare the benchmark anchor: {0}")]
     Anchor(String),
+    /// The browser (chromedriver) refused or failed a WebDriver command.
+    #[error("the browser could not {what}: {reason}")]
+    Browser {
+        /// The command, such as "open the page".
+        what: String,
+        /// chromedriver's message.
+        reason: String,
+    },
     /// A worker thread of the lab panicked (a bug in the lab itself).
     #[error("the lab's {0} thread panicked")]
     Panicked(String),

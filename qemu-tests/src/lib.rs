@@ -23,6 +23,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod anchors;
+pub mod browser;
 pub mod cancel;
 pub mod cleanup;
 pub mod cluster;
@@ -32,6 +33,7 @@ pub mod console;
 mod error;
 mod firmware;
 pub mod fixture;
+pub mod forward;
 pub mod jobs;
 mod lab;
 mod link;

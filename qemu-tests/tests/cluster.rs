@@ -15,8 +15,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use node_image::image_dir;
+use omlab::browser::Browser;
 use omlab::logwatch::{LogWatch, Pattern};
-use omlab::{Lab, RunningNode, cluster};
+use omlab::{Lab, RunningNode, cluster, jobs};
 
 const BOUND: Duration = Duration::from_secs(60);
 
@@ -174,9 +175,16 @@ fn nodes_and_master_share_one_cluster_table_detect_failure_and_rejoin() {
         whois.lines
     );
 
+    // The dashboard, in a real browser: every node up with its IP and a load bar, read-only
+    // without the token, its controls refused without it and working with it, a job and its
+    // migration shown as they happen.
+    let browser = Browser::start(&lab).unwrap();
+    dashboard_shows_the_cluster(&lab, &browser, &nodes);
+
     // node3 powered off: dead on the other nodes and on the master.
     let mut nodes = nodes;
     let node3 = nodes.pop().unwrap();
+    browser.eval("window.omSameLoad = 1; return true;").unwrap();
     let down: Vec<Pattern> = names[..2]
         .iter()
         .map(|n| Pattern::new(serial(n), &["member down", "name=node3"]))
@@ -188,6 +196,19 @@ fn nodes_and_master_share_one_cluster_table_detect_failure_and_rejoin() {
     let detected = watch_down
         .wait_all(&down, BOUND)
         .unwrap_or_else(|m| panic!("node3 never declared dead: {m:?}"));
+    // The page turns node3 dead by itself (no reload: the marker set above is still there).
+    browser
+        .wait_until(
+            "the dashboard to show node3 dead",
+            "const c = document.querySelector('.node[data-node=\"node3\"]'); return window.omSameLoad === 1 && c && c.dataset.state === 'dead';",
+            Duration::from_secs(10).saturating_sub(off.elapsed()),
+        )
+        .unwrap();
+    println!(
+        "dashboard: node3 shown dead {} after power-off, without a reload",
+        secs(off.elapsed())
+    );
+    drop(browser);
     let times: Vec<String> = detected
         .iter()
         .map(|t| secs(t.saturating_duration_since(off)))
@@ -299,6 +320,160 @@ fn nodes_and_master_share_one_cluster_table_detect_failure_and_rejoin() {
     drop(nodes);
     drop(node3);
     lab.teardown().unwrap();
+}
+
+/// Every node card, as the page shows it: name, state, IP text, load and the bar's width.
+const CARDS: &str = "return Array.from(document.querySelectorAll('.node')).map(c => { const f = c.querySelector('.load-fill'); return {name: c.dataset.node, state: c.dataset.state, ip: c.dataset.ip, text: c.innerText, load: f ? f.dataset.load : null, width: f ? f.getBoundingClientRect().width : 0}; });";
+
+/// `curl` on the lab bridge: (HTTP status, body).
+fn http(lab: &Lab, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let mut curl = Command::new("curl");
+    curl.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method])
+        .arg(format!("http://{}:8080{path}", lab.master_ip()));
+    if let Some(t) = token {
+        curl.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    if !body.is_empty() {
+        curl.args(["-H", "Content-Type: application/json", "-d", body]);
+    }
+    let out = lab
+        .run(curl, lab.netns(), Duration::from_secs(120))
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+fn dashboard_shows_the_cluster(lab: &Lab, browser: &Browser, nodes: &[RunningNode<'_>]) {
+    let t = Instant::now();
+    browser
+        .goto(&format!("http://{}:8080/", lab.master_ip()))
+        .unwrap();
+    let ips = ["10.77.0.11", "10.77.0.12", "10.77.0.13"];
+    let (cards, took) = browser
+        .wait_until(
+            "the dashboard to list the three nodes up with their load",
+            &format!(
+                "const cards = (function() {{ {CARDS} }})(); const up = cards.filter(c => c.state === 'up' && c.load !== '' && c.load !== null && !isNaN(Number(c.load)) && c.width > 0 && c.text.includes(c.ip)); return up.length === 3 && document.body.dataset.connection === 'live' ? cards : null;"
+            ),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    for ip in ips {
+        assert!(
+            cards.as_array().unwrap().iter().any(|c| c["ip"] == ip),
+            "no card for {ip}: {cards}"
+        );
+    }
+    println!(
+        "dashboard: three nodes up with IPs and load bars {} after opening the page",
+        secs(took)
+    );
+    // Each node's boot, to the end.
+    let boot = browser
+        .eval("return Array.from(document.querySelectorAll('tr[data-mac]')).map(r => r.innerText);")
+        .unwrap();
+    for n in 1..=3 {
+        let mac = omlab::MacAddr::lab(n).to_string();
+        assert!(
+            boot.as_array().unwrap().iter().any(|r| {
+                let r = r.as_str().unwrap_or_default().to_lowercase();
+                r.contains(&mac) && r.contains("omd joined")
+            }),
+            "boot view lacks {mac} joined: {boot}"
+        );
+    }
+
+    // Read-only without the token: no control on the page, and the API refuses them.
+    let controls = browser
+        .eval("return document.querySelectorAll('.control').length;")
+        .unwrap();
+    assert_eq!(controls, 0, "controls shown without the token");
+    let block = r#"{"action":"block"}"#;
+    assert_eq!(
+        http(lab, "POST", "/api/nodes/node2/control", None, block).0,
+        401
+    );
+    let wrong = "0".repeat(64);
+    assert_eq!(
+        http(lab, "POST", "/api/nodes/node2/control", Some(&wrong), block).0,
+        401
+    );
+    assert_eq!(http(lab, "GET", "/api/control", None, "").0, 401);
+    assert_eq!(
+        http(
+            lab,
+            "POST",
+            "/api/jobs/node1.1/migrate",
+            None,
+            r#"{"to":"node2"}"#
+        )
+        .0,
+        401
+    );
+    let token_file = lab.dir().join("state/dashboard.token");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&token_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "the token is readable by others");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let token = token.trim();
+
+    // With the token: node2 blocked, on the page within seconds, then free again.
+    let (code, body) = http(lab, "POST", "/api/nodes/node2/control", Some(token), block);
+    assert_eq!(code, 200, "{body}");
+    browser
+        .wait_until(
+            "the dashboard to show node2 blocked",
+            "const c = document.querySelector('.node[data-node=\"node2\"]'); return c && c.innerText.includes('block');",
+            Duration::from_secs(20),
+        )
+        .unwrap();
+    let (code, body) = http(
+        lab,
+        "POST",
+        "/api/nodes/node2/control",
+        Some(token),
+        r#"{"action":"noblock"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+
+    // A job on node1, moved to node2 through the dashboard's API: its row and the migration.
+    jobs::start(&nodes[0], "dash", "sleep 900");
+    let (row, _) = browser
+        .wait_until(
+            "the dashboard to list the job",
+            "const r = Array.from(document.querySelectorAll('tr[data-job]')).find(r => r.innerText.includes('sleep 900')); return r ? r.dataset.job : null;",
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let job = row.as_str().unwrap().to_owned();
+    let (code, body) = http(
+        lab,
+        "POST",
+        &format!("/api/jobs/{job}/migrate"),
+        Some(token),
+        r#"{"to":"node2"}"#,
+    );
+    assert_eq!(code, 200, "moving {job}: {body}");
+    browser
+        .wait_until(
+            "the dashboard to show the job on node2 and its migration",
+            &format!(
+                "const r = document.querySelector('tr[data-job=\"{job}\"]'); const moves = Array.from(document.querySelectorAll('li.move')).filter(m => m.innerText.includes('node1') && m.innerText.includes('node2')); return r && r.innerText.includes('node2') && moves.length > 0;"
+            ),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    let shot = lab.dir().join("dashboard.png");
+    browser.screenshot(&shot).unwrap();
+    let keep = cluster::workspace_root().join("target/omlab-dashboard.png");
+    std::fs::copy(&shot, &keep).unwrap();
+    println!(
+        "dashboard: screenshot {} ({} s in the browser)",
+        keep.display(),
+        t.elapsed().as_secs()
+    );
 }
 
 /// The workspace image's current version copied into the lab, so rebuilding it touches nothing

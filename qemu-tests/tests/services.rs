@@ -666,3 +666,141 @@ fn dhcp_drops_and_counts_plain_bootp() {
     );
     lab.teardown().unwrap();
 }
+
+/// `curl` from `c`: (HTTP status, body), with extra arguments.
+fn curl(lab: &Lab, c: &ClientNs, path: &str, args: &[&str]) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-w", "\n%{http_code}"])
+        .args(args)
+        .arg(format!("http://10.77.0.1:8080{path}"));
+    let out = lab.run(cmd, c.netns(), T).unwrap();
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = body.rsplit_once('\n').unwrap_or(("", &body));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+#[test]
+fn dashboard_shows_boot_stages_is_read_only_and_bounds_its_viewers() {
+    let (lab, _ombootd) = lab_with_ombootd("dashboard");
+    let c = client(&lab, "c1", MacAddr::lab(1), true);
+    // node1 boots as far as its kernel: DHCP, the script, the kernel.
+    assert!(text(&udhcpc(&lab, &c, &[])).contains("LEASE ip=10.77.0.11"));
+    lab.add_client_addr(&c, "10.77.0.11/24").unwrap();
+    assert_eq!(
+        curl(
+            &lab,
+            &c,
+            "/boot/52-54-00-77-00-01.ipxe",
+            &["-o", "/dev/null"]
+        )
+        .0,
+        200
+    );
+    let kernel = format!("/image/{}/vmlinuz", omlab::fixture::FAKE_VERSION);
+    assert_eq!(curl(&lab, &c, &kernel, &["-o", "/dev/null"]).0, 200);
+    let mut snap = serde_json::Value::Null;
+    for _ in 0..30 {
+        let (code, body) = curl(&lab, &c, "/api/dashboard", &[]);
+        assert_eq!(code, 200);
+        snap = serde_json::from_str(&body).unwrap();
+        if snap["nodes"][0]["stage"]["label"] == "kernel" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(snap["nodes"][0]["name"], "node1");
+    assert_eq!(snap["nodes"][0]["state"], "booting", "{snap}");
+    assert_eq!(snap["nodes"][0]["stage"]["label"], "kernel", "{snap}");
+    assert_eq!(snap["nodes"][1]["state"], "off", "{snap}");
+    assert_eq!(snap["boot"][0]["mac"], "52:54:00:77:00:01", "{snap}");
+
+    // The page and its assets, served with a policy that runs no inline or foreign script.
+    let (code, headers) = curl(&lab, &c, "/", &["-D", "-", "-o", "/dev/null"]);
+    assert_eq!(code, 200);
+    assert!(
+        headers
+            .to_lowercase()
+            .contains("content-security-policy: default-src 'self'; script-src 'self'"),
+        "{headers}"
+    );
+    for asset in ["/dashboard/app.js", "/dashboard/style.css"] {
+        assert_eq!(
+            curl(&lab, &c, asset, &["-o", "/dev/null"]).0,
+            200,
+            "{asset}"
+        );
+    }
+
+    // Controls: refused without the token or with a wrong one; the token is root's alone.
+    let token_file = lab.dir().join("state/dashboard.token");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let mut as_nobody = Command::new("runuser");
+    as_nobody
+        .args(["-u", "nobody", "--", "cat"])
+        .arg(&token_file);
+    assert!(
+        !as_nobody.output().unwrap().status.success(),
+        "nobody read the token"
+    );
+    let block = ["-X", "POST", "-d", r#"{"action":"block"}"#];
+    let (code, body) = curl(&lab, &c, "/api/nodes/node1/control", &block);
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("needs the dashboard token"), "{body}");
+    let wrong = format!("Authorization: Bearer {}", "f".repeat(64));
+    let good = format!("Authorization: Bearer {}", token.trim());
+    assert_eq!(curl(&lab, &c, "/api/control", &["-H", &wrong]).0, 401);
+    assert_eq!(curl(&lab, &c, "/api/control", &[]).0, 401);
+    assert_eq!(curl(&lab, &c, "/api/control", &["-H", &good]).0, 200);
+    // With it, a control for a node that is not in the cluster is a sentence, not a crash.
+    let (code, body) = curl(
+        &lab,
+        &c,
+        "/api/nodes/node1/control",
+        &[&block[..], &["-H", &good]].concat(),
+    );
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("node1"), "{body}");
+    let (code, body) = curl(
+        &lab,
+        &c,
+        "/api/nodes/node1/control",
+        &["-X", "POST", "-H", &good, "-d", r#"{"action":"reboot"}"#],
+    );
+    assert_eq!(code, 400, "{body}");
+
+    // A flood of viewers: 32 live streams, the 33rd refused, a slot free again once one closes.
+    let mut viewers = Vec::new();
+    for i in 0..32 {
+        let out = lab.dir().join(format!("viewer-{i}.sse"));
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sN", "-o"])
+            .arg(&out)
+            .arg("http://10.77.0.1:8080/api/events");
+        viewers.push((
+            lab.spawn(&format!("viewer-{i}"), cmd, c.netns()).unwrap(),
+            out,
+        ));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    for (_, out) in &viewers {
+        let got = std::fs::read_to_string(out).unwrap_or_default();
+        assert!(
+            got.contains("event: snapshot\ndata: {"),
+            "{}: {got:.200}",
+            out.display()
+        );
+    }
+    let (code, body) = curl(&lab, &c, "/api/events", &["-m", "5"]);
+    assert_eq!(code, 503, "{body}");
+    // The boot files are still served to nodes meanwhile.
+    assert_eq!(curl(&lab, &c, &kernel, &["-o", "/dev/null"]).0, 200);
+    lab.stop(&viewers.pop().unwrap().0).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, body) = curl(&lab, &c, "/api/events", &["-m", "3", "-o", "/dev/null"]);
+    // curl ends the open stream at its time limit: the status is still the stream's 200.
+    assert_eq!(code, 200, "{body}");
+    for (p, _) in &viewers {
+        lab.stop(p).unwrap();
+    }
+    lab.teardown().unwrap();
+}

@@ -81,6 +81,17 @@ pub struct ClusterDir {
     pub insecure: bool,
 }
 
+/// Observing the nodes' cluster (`[cluster]` with `observe = true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observe {
+    /// The cluster key (also what the master signs its requests to the nodes with).
+    pub key_file: PathBuf,
+    /// The nodes' gossip port.
+    pub port: u16,
+    /// The nodes' peer port, where the dashboard asks for jobs and sends controls.
+    pub peer_port: u16,
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -106,8 +117,8 @@ pub struct Config {
     pub ports: Ports,
     /// The node table.
     pub nodes: Vec<Node>,
-    /// Observing the cluster: `Some((key file, gossip port))`, or `None` when disabled.
-    pub cluster: Option<(PathBuf, u16)>,
+    /// Observing the cluster, or `None` when disabled.
+    pub cluster: Option<Observe>,
     /// The cluster key booting nodes are given (`[cluster] key_file`, else `<image_dir>/cluster.key`).
     pub key_file: PathBuf,
     /// The shared read-write directory the nodes mount at `/cluster`, if any.
@@ -296,10 +307,11 @@ impl Validator<'_> {
             .cluster
             .key_file
             .map_or_else(|| image_dir.join("cluster.key"), |p| self.resolve(p));
-        let cluster = w
-            .cluster
-            .observe
-            .then(|| (key_file.clone(), w.cluster.port));
+        let cluster = w.cluster.observe.then(|| Observe {
+            key_file: key_file.clone(),
+            port: w.cluster.port,
+            peer_port: w.cluster.peer_port,
+        });
         let cluster_dir = match w.cluster_dir {
             None => None,
             Some(d) => {

@@ -98,6 +98,10 @@ pub struct WireCluster {
     /// The gossip port the nodes' omd uses (7946).
     #[serde(default = "default_gossip")]
     pub port: u16,
+    /// The nodes' peer port (7947, omd's `peer_port`): the dashboard asks there for jobs and
+    /// migrations, and sends its controls there, signed with the cluster key.
+    #[serde(default = "default_peer")]
+    pub peer_port: u16,
 }
 
 impl Default for WireCluster {
@@ -106,6 +110,7 @@ impl Default for WireCluster {
             observe: true,
             key_file: None,
             port: default_gossip(),
+            peer_port: default_peer(),
         }
     }
 }
@@ -161,6 +166,10 @@ fn default_true() -> bool {
 fn default_gossip() -> u16 {
     7946
 }
+fn default_peer() -> u16 {
+    migrator::jobs::DEFAULT_PEER_PORT
+}
+
 fn default_cluster_nfs() -> Spanned<u16> {
     Spanned::new(0..0, 2050)
 }

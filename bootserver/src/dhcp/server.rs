@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 
-use dhcproto::v4::Message;
+use dhcproto::v4::{Message, MessageType};
 use dhcproto::{Encodable, Encoder};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
@@ -15,9 +15,11 @@ use super::log_gate::LogGate;
 use super::rate_limit::RateLimits;
 use super::reply_addr::{CLIENT_PORT, Destination, SERVER_PORT};
 use super::stats::{DhcpStats, Event};
+use crate::boot_stage::{self as stage, BootStages};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::leases::LeaseStore;
+use crate::mac::MacAddr;
 
 /// RFC 1542 §3.3: some PXE ROMs drop BOOTP messages shorter than 300 bytes.
 const MIN_BOOTP_LEN: usize = 300;
@@ -90,6 +92,8 @@ pub struct DhcpServer {
     limits: Mutex<RateLimits>,
     /// The time base of the budgets.
     started: std::time::Instant,
+    /// Where each MAC's boot is (a reply sent is its DHCP stage).
+    stages: Arc<BootStages>,
 }
 
 impl std::fmt::Debug for DhcpServer {
@@ -108,6 +112,7 @@ impl DhcpServer {
         leases: Arc<Mutex<dyn LeaseStore>>,
         stats: Arc<DhcpStats>,
         clock: Arc<dyn Clock>,
+        stages: Arc<BootStages>,
     ) -> std::io::Result<Self> {
         Ok(Self {
             socket: UdpSocket::from_std(socket)?,
@@ -118,6 +123,7 @@ impl DhcpServer {
             log_gate: Mutex::default(),
             limits: Mutex::default(),
             started: std::time::Instant::now(),
+            stages,
         })
     }
 
@@ -183,6 +189,7 @@ impl DhcpServer {
             Ok(Outcome::Drop(DropReason::UnknownClient(mac))) => {
                 self.stats.count(Event::UnknownClient);
                 let now = self.clock.now();
+                self.stages.record(mac, stage::Event::Offer);
                 if self.log_gate.lock().is_ok_and(|mut g| g.allow(mac, now)) {
                     tracing::info!(%mac, "ignoring DHCP from a MAC not in the node table");
                 } else {
@@ -232,6 +239,13 @@ impl DhcpServer {
         match self.socket.send_to(&bytes, to).await {
             Ok(_) => {
                 self.stats.count(Event::Replied);
+                if let Some(mac) = MacAddr::from_chaddr(req.chaddr()) {
+                    let event = match kind {
+                        MessageType::Offer => stage::Event::Offer,
+                        _ => stage::Event::At(stage::Stage::Dhcp),
+                    };
+                    self.stages.record(mac, event);
+                }
                 tracing::info!(%node, ip = %msg.yiaddr(), to = %to, boot_file = boot_file.as_deref().unwrap_or("-"), "DHCP {kind:?}");
             }
             Err(e) => {

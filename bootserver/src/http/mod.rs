@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
+use crate::boot_stage::{self as stage, BootStages, Stage};
 use crate::boot_window::{BootCounts, BootWindows};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -50,6 +51,10 @@ pub struct AppState {
     pub nfs_refused: (Arc<Refused>, Option<Arc<Refused>>),
     /// The time, for boot windows.
     pub clock: Arc<dyn Clock>,
+    /// Where each MAC's boot is (the script, kernel, initrd and key are stages).
+    pub stages: Arc<BootStages>,
+    /// The dashboard's feed, token and controls.
+    pub dashboard: Arc<crate::dashboard::Dashboard>,
 }
 
 /// The boot windows, the store of boot numbers, and the gate on refusal log lines.
@@ -95,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/node/key", get(node_key))
         .route("/api/status", get(status))
         .route("/api/cluster", get(cluster))
+        .merge(crate::dashboard::routes())
         .with_state(state)
 }
 
@@ -158,6 +164,7 @@ async fn boot_script(State(st): State<AppState>, Path(script): Path<String>) -> 
         }
     };
     tracing::info!(node = %node.name, %mac, boot, %version, "serving iPXE script");
+    st.stages.record(mac, stage::Event::At(Stage::Script));
     let body = ipxe_script::render(&st.config, node, boot, &version);
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
@@ -166,6 +173,7 @@ async fn boot_script(State(st): State<AppState>, Path(script): Path<String>) -> 
 /// request.
 async fn image_file(
     State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((version, file)): Path<(String, String)>,
 ) -> Response {
     let Some(name) = image_dir::BOOT_FILES.iter().find(|f| **f == file) else {
@@ -180,6 +188,14 @@ async fn image_file(
     let path = image_dir::version_dir(&st.config.image_dir, &version).join(name);
     match tokio::fs::File::open(&path).await {
         Ok(f) => {
+            if let IpAddr::V4(ip) = peer.ip().to_canonical() {
+                let stage = if *name == image_dir::KERNEL {
+                    Stage::Kernel
+                } else {
+                    Stage::Initrd
+                };
+                st.stages.record_ip(ip, stage);
+            }
             let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
             let body =
                 Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024));
@@ -250,6 +266,7 @@ async fn node_key(
     match tokio::fs::read(&st.config.key_file).await {
         Ok(key) => {
             tracing::info!(node = %name, %ip, "sent the cluster key to the booting node");
+            st.stages.record(mac, stage::Event::At(Stage::Key));
             ([(header::CONTENT_TYPE, "application/octet-stream")], key).into_response()
         }
         Err(e) => {

@@ -4,7 +4,7 @@
 //! per client connection.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use tokio::sync::{Semaphore, mpsc};
 use super::clamp;
 use super::gate::{Gate, Refused};
 use super::rpc_call::{self, Malformed};
+use crate::boot_stage::{BootStages, Stage};
 
 /// Largest RPC record accepted (a READ/WRITE of 1 MiB plus headers).
 pub const MAX_RECORD: usize = 2 << 20;
@@ -95,17 +96,25 @@ fn framed(rec: &[u8]) -> Vec<u8> {
 
 /// Serve the front on `listener` to the clients `gate` admits (the others are counted in
 /// `refused` and disconnected): calls `answers` picks are answered here, the rest (NFS and MOUNT)
-/// passed to `upstream`, their counts cut to what FSINFO advertises.
+/// passed to `upstream`, their counts cut to what FSINFO advertises. A connection admitted from
+/// a table node is its boot's NFS stage in `stages`, if given.
 pub async fn serve<A: Answers>(
     listener: TcpListener,
     upstream: SocketAddr,
     answers: Arc<A>,
     gate: Gate,
     refused: Arc<Refused>,
+    stages: Option<Arc<BootStages>>,
 ) -> std::io::Result<()> {
     loop {
         let (client, from) = listener.accept().await?;
-        if let Err(why) = gate.admits(from) {
+        let admitted = gate.admits(from);
+        if let (Ok(()), Some(stages), IpAddr::V4(ip)) =
+            (&admitted, &stages, from.ip().to_canonical())
+        {
+            stages.record_ip(ip, Stage::Nfs);
+        }
+        if let Err(why) = admitted {
             if refused.count(why) {
                 tracing::info!(%from, "refusing NFS connections like this one: {why} (counted; further ones are logged at debug)");
             } else {
@@ -242,6 +251,7 @@ mod tests {
             Arc::new(Marked(gate.clone())),
             Gate::OPEN,
             Arc::default(),
+            None,
         ));
         let mut c = TcpStream::connect(addr).await.unwrap();
         // The local call first: while its reply waits, the others must go through.

@@ -30,6 +30,7 @@ use nfs3_server::vfs::NfsFileSystem;
 
 pub use export::{DirExport, Mode};
 
+use crate::boot_stage::BootStages;
 use access_proc::Access;
 use front::Answers;
 use gate::{Gate, Refused};
@@ -51,6 +52,8 @@ pub struct Service<F: NfsFileSystem + 'static, A> {
     pub gate: Gate,
     /// Connections the gate refused.
     pub refused: Arc<Refused>,
+    /// Boots an admitted connection advances (the node root's service only).
+    pub stages: Option<Arc<BootStages>>,
 }
 
 /// The node root's service: ACCESS and NFSACL answered in front.
@@ -87,6 +90,7 @@ impl<F: NfsFileSystem + 'static, A: Answers> Service<F, A> {
             answers: Arc::new(answers),
             gate,
             refused: Arc::default(),
+            stages: None,
         })
     }
 
@@ -98,7 +102,7 @@ impl<F: NfsFileSystem + 'static, A: Answers> Service<F, A> {
     /// Serve until an error.
     pub async fn serve(self) -> std::io::Result<()> {
         tokio::select! {
-            r = front::serve(self.front, self.upstream, self.answers, self.gate, self.refused) => r,
+            r = front::serve(self.front, self.upstream, self.answers, self.gate, self.refused, self.stages) => r,
             r = self.server.handle_forever() => r,
         }
     }

@@ -12,6 +12,7 @@ use async_tftp::packet;
 use blocking::Unblock;
 use serde::Serialize;
 
+use crate::boot_stage::{BootStages, Stage};
 use crate::confined;
 
 /// TFTP counters for the status API.
@@ -30,6 +31,7 @@ pub struct TftpStats {
 pub struct ConfinedTftpHandler {
     root: PathBuf,
     stats: Arc<TftpStats>,
+    stages: Option<Arc<BootStages>>,
 }
 
 impl ConfinedTftpHandler {
@@ -42,7 +44,17 @@ impl ConfinedTftpHandler {
                 format!("{} is not a directory", root.display()),
             ));
         }
-        Ok(Self { root, stats })
+        Ok(Self {
+            root,
+            stats,
+            stages: None,
+        })
+    }
+
+    /// Record each file sent as its node's TFTP boot stage in `stages`.
+    pub fn with_stages(mut self, stages: Arc<BootStages>) -> Self {
+        self.stages = Some(stages);
+        self
     }
 
     fn open(
@@ -57,6 +69,11 @@ impl ConfinedTftpHandler {
             Ok((file, len)) => {
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(%client, file = %name, bytes = len, "TFTP read");
+                if let (Some(stages), std::net::IpAddr::V4(ip)) =
+                    (&self.stages, client.ip().to_canonical())
+                {
+                    stages.record_ip(ip, Stage::Tftp);
+                }
                 Ok((Unblock::new(file), Some(len)))
             }
             Err(e) if e.is_refusal() => {

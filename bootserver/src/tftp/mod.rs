@@ -10,15 +10,19 @@ use std::sync::Arc;
 
 use async_tftp::server::TftpServerBuilder;
 
+use crate::boot_stage::BootStages;
+
 pub use handler::{ConfinedTftpHandler, TftpStats};
 
-/// Bind the TFTP server on `addr`, serving `root`. Returns the server, ready to `serve()`.
+/// Bind the TFTP server on `addr`, serving `root`, recording what it sends in `stages`. Returns
+/// the server, ready to `serve()`.
 pub async fn bind(
     addr: SocketAddr,
     root: &Path,
     stats: Arc<TftpStats>,
+    stages: Arc<BootStages>,
 ) -> Result<async_tftp::server::TftpServer<ConfinedTftpHandler>, std::io::Error> {
-    let handler = ConfinedTftpHandler::new(root, stats)?;
+    let handler = ConfinedTftpHandler::new(root, stats)?.with_stages(stages);
     TftpServerBuilder::with_handler(handler)
         .bind(addr)
         // Large windows speed up iPXE/edk2 downloads; 64 blocks of 1468 bytes stays well under socket buffers.

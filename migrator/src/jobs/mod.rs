@@ -3,6 +3,7 @@
 //! and the requests of omrun and omctl. The pieces: [`local`] (a job running here),
 //! [`home`] (a deputy's link), [`peer`] (the listener), [`requests`] (omctl's job commands).
 
+pub mod client;
 pub mod home;
 pub mod local;
 pub mod peer;
@@ -15,7 +16,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
-use crate::api::{MemberState, NodeInfo};
 use crate::job::keeper::Phase;
 use crate::job::record::{JobId, JobRecord, JobState, JobView, NodeRef, command_line};
 use crate::job::stdio::Io;
@@ -197,27 +197,10 @@ impl Jobs {
         if name == self.0.cfg.name {
             return Ok(self.me());
         }
-        let rows = self.0.node.nodes();
-        let row = rows
-            .iter()
-            .find(|n| n.name == name && !n.observer)
-            .ok_or_else(|| format!("there is no node called {name:?} in the cluster"))?;
-        if row.state != MemberState::Alive {
-            return Err(format!("node {name} is not alive"));
-        }
-        self.peer_of_row(row)
-    }
-
-    fn peer_of_row(&self, row: &NodeInfo) -> Result<NodeRef, String> {
-        let ip: Ipv4Addr = row
-            .addr
-            .split(':')
-            .next()
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| format!("node {} has no usable address", row.name))?;
+        let peer = client::peer_of(&self.0.node.nodes(), name, self.0.cfg.peer_port)?;
         Ok(NodeRef {
-            name: row.name.clone(),
-            peer: SocketAddr::new(ip.into(), self.0.cfg.peer_port),
+            name: name.to_owned(),
+            peer,
         })
     }
 
@@ -244,16 +227,12 @@ impl Jobs {
             self.0.sent.push(&self.0.cfg.name, 1.0, now);
             return self.me();
         };
-        match rows
-            .iter()
-            .find(|r| r.name == name)
-            .map(|r| self.peer_of_row(r))
-        {
-            Some(Ok(peer)) => {
-                self.0.sent.push(&peer.name, 1.0, now);
-                peer
+        match client::peer_of(&rows, &name, self.0.cfg.peer_port) {
+            Ok(peer) => {
+                self.0.sent.push(&name, 1.0, now);
+                NodeRef { name, peer }
             }
-            _ => self.me(),
+            Err(_) => self.me(),
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::api::Reply;
 use crate::jobs::{Jobs, home, requests};
 use crate::migration::history;
 use crate::migration::protocol::Msg;
@@ -45,12 +46,12 @@ pub async fn serve(jobs: Jobs, l: TcpListener) {
                     }
                     Err(_) => return,
                 };
-            handle(jobs, session).await;
+            handle(jobs, session, from).await;
         });
     }
 }
 
-async fn handle(jobs: Jobs, mut s: Session) {
+async fn handle(jobs: Jobs, mut s: Session, from: SocketAddr) {
     let first = match tokio::time::timeout(Duration::from_secs(10), s.recv::<Msg>()).await {
         Ok(Ok(Some(m))) => m,
         _ => return,
@@ -103,6 +104,25 @@ async fn handle(jobs: Jobs, mut s: Session) {
         Msg::ListMoves => {
             let moves = history::for_wire(jobs.0.history.all());
             let _ = s.send(&Msg::Moves { moves }).await;
+        }
+        Msg::Control { action } => {
+            let name = &jobs.0.cfg.name;
+            let reply = crate::server::root_control(action, &jobs.0.node, Some(&jobs)).await;
+            let result = match reply {
+                Reply::Done { flags } => {
+                    let names = flags.names();
+                    Ok(if names.is_empty() {
+                        format!("{name}: no flags set")
+                    } else {
+                        format!("{name}: {}", names.join(" "))
+                    })
+                }
+                Reply::Message { text } => Ok(text),
+                Reply::Error { error } => Err(error),
+                other => Err(format!("unexpected answer {other:?}")),
+            };
+            tracing::info!(peer = %from, ?action, ?result, "node control from a cluster key holder");
+            let _ = s.send(&Msg::Result { result }).await;
         }
         _ => {}
     }

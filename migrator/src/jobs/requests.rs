@@ -2,81 +2,44 @@
 //! expel guests, bring this node's jobs home. A request about a job elsewhere goes to its
 //! home, which knows where it runs.
 
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 use std::time::Duration;
 
 use crate::api::MemberState;
 use crate::job::record::{JobId, JobView};
-use crate::jobs::Jobs;
+use crate::jobs::{Jobs, client};
 use crate::migration::history::{self, MoveEvent, Why};
 use crate::migration::protocol::{Msg, Target};
-use crate::migration::session::Session;
 use crate::migration::source;
 
 async fn ask(jobs: &Jobs, peer: std::net::SocketAddr, msg: &Msg, wait: Duration) -> Option<Msg> {
-    let go = async {
-        let mut s = Session::connect(peer, &jobs.0.key).await.ok()?;
-        s.send(msg).await.ok()?;
-        s.recv::<Msg>().await.ok()?
-    };
-    tokio::time::timeout(wait, go).await.ok().flatten()
+    client::ask(peer, &jobs.0.key, msg, wait).await
 }
 
 /// Asks every other live (non-observer) node `msg` at once; their answers, in no order. A node
 /// that does not answer within 3 s is left out.
 async fn ask_live(jobs: &Jobs, msg: Msg) -> Vec<Msg> {
-    let mut asks = tokio::task::JoinSet::new();
-    for n in jobs.0.node.nodes() {
-        if n.is_self || n.observer || n.state != MemberState::Alive {
-            continue;
-        }
-        if let Ok(p) = jobs.peer_of(&n.name) {
-            let (j, m) = (jobs.clone(), msg.clone());
-            asks.spawn(async move { ask(&j, p.peer, &m, Duration::from_secs(3)).await });
-        }
-    }
-    let mut answers = Vec::new();
-    while let Some(answer) = asks.join_next().await {
-        if let Ok(Some(m)) = answer {
-            answers.push(m);
-        }
-    }
-    answers
+    let peers = jobs
+        .0
+        .node
+        .nodes()
+        .into_iter()
+        .filter(|n| !n.is_self && !n.observer && n.state == MemberState::Alive)
+        .filter_map(|n| jobs.peer_of(&n.name).ok())
+        .map(|p| p.peer);
+    client::ask_all(peers, &jobs.0.key, &msg, Duration::from_secs(3)).await
 }
 
-/// Every job of the cluster: this node's view plus every live node's, asked at once. Where two
-/// nodes report the same job, the row of the node it runs on (the one that knows its pid) wins.
+/// Every job of the cluster: this node's view plus every live node's, asked at once (merged by
+/// [`client::merge_jobs`]).
 pub async fn list(jobs: &Jobs) -> Vec<JobView> {
-    let mut rows: BTreeMap<JobId, JobView> = BTreeMap::new();
-    let mut add = |r: JobView| match rows.entry(r.id.clone()) {
-        Entry::Vacant(e) => {
-            e.insert(r);
-        }
-        Entry::Occupied(mut e) if r.pid != 0 => {
-            e.insert(r);
-        }
-        Entry::Occupied(_) => {}
-    };
-    for answer in ask_live(jobs, Msg::ListJobs).await {
-        if let Msg::Jobs { jobs: v } = answer {
-            v.into_iter().for_each(&mut add);
-        }
-    }
-    jobs.views().into_iter().for_each(&mut add);
-    rows.into_values().collect()
+    let theirs = client::job_lists(ask_live(jobs, Msg::ListJobs).await);
+    client::merge_jobs(theirs.chain(std::iter::once(jobs.views())))
 }
 
 /// The migrations of the cluster: this node's history plus every live node's, asked at once,
 /// oldest first (see [`history::merge`]). A dead node's moves are not listed.
 pub async fn moves(jobs: &Jobs) -> Vec<MoveEvent> {
-    let theirs = ask_live(jobs, Msg::ListMoves)
-        .await
-        .into_iter()
-        .filter_map(|m| match m {
-            Msg::Moves { moves } => Some(moves),
-            _ => None,
-        });
+    let theirs = client::move_lists(ask_live(jobs, Msg::ListMoves).await);
     let mine = history::for_wire(jobs.0.history.all());
     history::merge(theirs.chain(std::iter::once(mine)))
 }

@@ -182,6 +182,12 @@ pub enum Msg {
         /// Events.
         moves: Vec<MoveEvent>,
     },
+    /// The master (or any holder of the cluster key, which is root's) → a node: apply a node
+    /// control as `omctl` would for root there. Reply: `Result`.
+    Control {
+        /// What to do.
+        action: crate::api::Control,
+    },
 }
 
 #[cfg(test)]
@@ -275,6 +281,9 @@ mod tests {
                     bytes: 0,
                     error: Some("refused".into()),
                 }],
+            },
+            Msg::Control {
+                action: crate::api::Control::Block,
             },
         ];
         for m in msgs {

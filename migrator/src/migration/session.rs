@@ -31,7 +31,7 @@ use crate::frame::{self, FrameError, LEN_BYTES};
 use crate::key::ClusterKey;
 
 /// The peer protocol version this build speaks (see `protocol`).
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 const MAGIC: &[u8; 4] = b"OMDP";
 const NONCE: usize = 32;
 const TAG: usize = 16;

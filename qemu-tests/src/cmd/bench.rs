@@ -54,6 +54,16 @@ enum What {
         #[arg(long, default_value_t = 20)]
         base_units: u32,
     },
+    /// Dashboard: ombootd's CPU use with 0, 1 and 10 live dashboard streams open, on a
+    /// two-node lab.
+    Dashboard {
+        /// Seconds measured per viewer count.
+        #[arg(long, default_value_t = 60)]
+        window_s: u64,
+        /// Rounds of (0, 1, 10 viewers).
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+    },
     /// Gossip at scale, in-process (no lab): omd's agents over a simulated lossy LAN against
     /// the membership, fresh-load-record and load-news targets; writes build/bench/gossip.json.
     Gossip {
@@ -85,6 +95,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             ref counts,
             base_units,
         } => super::bench_balance::run(counts, base_units),
+        What::Dashboard { window_s, rounds } => super::bench_dashboard::run(window_s, rounds),
         What::Gossip {
             nodes,
             loss,

@@ -1,5 +1,6 @@
 //! `omlab demo`: builds what is missing, then one lab, ombootd, node1 (BIOS, 10.77.0.11) and
-//! node2 (UEFI, 10.77.0.12) booted at once; prints how each came up, then tears everything down.
+//! node2 (UEFI, 10.77.0.12) booted at once; prints how each came up, then tears everything down
+//! (with `--keep`, after leaving the cluster and its dashboard up for a while).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use omlab::Lab;
 use omlab::cluster::{self, Planned};
+use omlab::forward::Forward;
 
 use super::prepare::{cargo, debian_packages, node_image, step, workspace_root};
 
@@ -31,9 +33,13 @@ pub struct Args {
     /// How long each node may take from power-on to OMBOOT-READY.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
-    /// Keep the lab directory (logs, serial consoles) even on success.
+    /// Keep the cluster up afterwards (for `--keep-minutes`, or until Ctrl-C), with ombootd's
+    /// dashboard forwarded to the host's loopback, and keep the lab directory.
     #[arg(long)]
     keep: bool,
+    /// How long `--keep` keeps the cluster up.
+    #[arg(long, default_value_t = 10)]
+    keep_minutes: u64,
 }
 
 /// Runs `omlab demo`.
@@ -66,12 +72,41 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.keep {
         lab.keep_dir();
     }
-    let result = boot_all(&lab, args, &image, &ombootd, &plan);
+    let mut result = boot_all(&lab, args, &image, &ombootd, &plan);
+    if result.is_ok() && args.keep {
+        result = stay_up(&lab, args.keep_minutes);
+    }
     if result.is_err() {
         lab.keep_dir();
     }
     let teardown = lab.teardown().context("teardown failed");
     result.and(teardown)
+}
+
+/// Keeps the booted cluster up for `minutes` (or until Ctrl-C), its dashboard reachable from
+/// the host at a loopback URL.
+fn stay_up(lab: &Lab, minutes: u64) -> anyhow::Result<()> {
+    let http = std::net::SocketAddr::from((lab.master_ip(), 8080));
+    let forward = Forward::start(lab.netns(), http).context("cannot forward the dashboard")?;
+    println!();
+    println!(
+        "dashboard: {}  (open it in a browser on this machine)",
+        forward.url()
+    );
+    println!(
+        "controls need the token: sudo cat {}",
+        lab.dir().join("state/dashboard.token").display()
+    );
+    println!(
+        "nodes' consoles: {}/<node>.serial; the cluster stays up {minutes} min (Ctrl-C ends it)",
+        lab.dir().display()
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(minutes * 60);
+    while std::time::Instant::now() < until && !omlab::cancel::is_aborted() {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(forward);
+    Ok(())
 }
 
 fn boot_all(

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_balance;
+mod bench_dashboard;
 mod bench_gossip;
 mod bench_migrate;
 mod clean;

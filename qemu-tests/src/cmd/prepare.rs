@@ -20,6 +20,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "libnfs-utils",    // NFS client in the tests
     "iproute2",        // namespaces, bridges, taps
     "tmux",            // drives `omctl mon` in a real terminal in its test
+    "chromium",        // the dashboard's browser tests (headless)
+    "chromium-driver", // chromedriver: WebDriver for those tests
 ];
 
 pub use omlab::cluster::workspace_root;

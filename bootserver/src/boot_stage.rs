@@ -1,0 +1,237 @@
+//! Where each MAC's boot has got to: the last stage the master saw (DHCP, TFTP, the HTTP script,
+//! kernel, initrd, cluster key, NFS mount, omd joined) and when, so an operator sees where a node
+//! is stuck. The services record what they serve; the rule for what replaces what is [`next`].
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::mac::MacAddr;
+
+/// A boot stage, in boot order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// A DHCP offer or ack was sent.
+    Dhcp,
+    /// A TFTP read was served (the boot loader).
+    Tftp,
+    /// The iPXE script was served.
+    Script,
+    /// The kernel was served.
+    Kernel,
+    /// The initrd was served.
+    Initrd,
+    /// The initramfs took the cluster key.
+    Key,
+    /// The initramfs connected to the NFS root.
+    Nfs,
+    /// The node's omd joined the cluster (the master's observer sees it alive).
+    Omd,
+}
+
+impl Stage {
+    /// What the dashboard and `ombootd status` call it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Dhcp => "DHCP",
+            Stage::Tftp => "TFTP",
+            Stage::Script => "HTTP script",
+            Stage::Kernel => "kernel",
+            Stage::Initrd => "initrd",
+            Stage::Key => "cluster key",
+            Stage::Nfs => "NFS mount",
+            Stage::Omd => "omd joined",
+        }
+    }
+}
+
+/// What a service saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A DHCP offer: the answer to a DISCOVER, which starts every boot (and every DHCP client's
+    /// first lease).
+    Offer,
+    /// Any other step.
+    At(Stage),
+}
+
+/// The last stage seen of one MAC, and when (seconds since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Seen {
+    /// The stage.
+    pub stage: Stage,
+    /// When.
+    pub at: u64,
+}
+
+/// The stage after `event`, given the last one seen; `None`: keep `last`. Once omd has joined,
+/// only a new boot (a DHCP offer) moves the node back: a lease renewal or an NFS reconnect of a
+/// running node is not a boot. Before that, the last stage seen is the one shown (the
+/// initramfs's own DHCP comes after the initrd, and the operator sees it as it happens).
+pub fn next(last: Option<Stage>, event: Event) -> Option<Stage> {
+    match (last, event) {
+        (_, Event::Offer) => Some(Stage::Dhcp),
+        (Some(Stage::Omd), Event::At(_)) => None,
+        (_, Event::At(s)) => Some(s),
+    }
+}
+
+impl std::fmt::Debug for BootStages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootStages")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most MACs remembered: a flood of made-up MACs evicts unknown ones, never table nodes.
+pub const MAX_SEEN: usize = 4096;
+
+/// The stages of every MAC seen, shared by the services.
+pub struct BootStages {
+    clock: Arc<dyn Clock>,
+    table: HashMap<Ipv4Addr, MacAddr>,
+    known: std::collections::HashSet<MacAddr>,
+    seen: Mutex<HashMap<MacAddr, Seen>>,
+}
+
+impl BootStages {
+    /// Stages of the nodes in `table` (MAC, reserved IP), which maps the addresses TFTP, HTTP
+    /// and NFS see to MACs, timed by `clock`.
+    pub fn new(
+        table: impl IntoIterator<Item = (MacAddr, Ipv4Addr)>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let table: HashMap<Ipv4Addr, MacAddr> = table.into_iter().map(|(m, i)| (i, m)).collect();
+        Self {
+            clock,
+            known: table.values().copied().collect(),
+            table,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The MAC of a table node's address.
+    pub fn mac_of(&self, ip: Ipv4Addr) -> Option<MacAddr> {
+        self.table.get(&ip).copied()
+    }
+
+    /// The time stages are stamped with, seconds since the epoch.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Record `event` of `mac`, now.
+    pub fn record(&self, mac: MacAddr, event: Event) {
+        let now = self.clock.now();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let last = seen.get(&mac).map(|s| s.stage);
+        let Some(stage) = next(last, event) else {
+            return;
+        };
+        if last.is_none() && seen.len() >= MAX_SEEN && !self.known.contains(&mac) {
+            let oldest = seen
+                .iter()
+                .filter(|(m, _)| !self.known.contains(m))
+                .min_by_key(|(_, s)| s.at)
+                .map(|(m, _)| *m);
+            match oldest {
+                Some(m) => {
+                    seen.remove(&m);
+                }
+                None => return,
+            }
+        }
+        seen.insert(mac, Seen { stage, at: now });
+    }
+
+    /// Record `stage` for the table node at `ip` (an address no table node has is ignored).
+    pub fn record_ip(&self, ip: Ipv4Addr, stage: Stage) {
+        if let Some(mac) = self.mac_of(ip) {
+            self.record(mac, Event::At(stage));
+        }
+    }
+
+    /// Every MAC seen, with its last stage.
+    pub fn all(&self) -> Vec<(MacAddr, Seen)> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter().map(|(m, s)| (*m, *s)).collect()
+    }
+
+    /// The last stage of `mac`.
+    pub fn get(&self, mac: MacAddr) -> Option<Seen> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(&mac).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use std::sync::atomic::Ordering;
+
+    /// Stages timed by a clock the test moves to `at` before each record.
+    fn stages() -> (BootStages, Arc<FixedClock>) {
+        let clock = Arc::new(FixedClock::at(0));
+        (BootStages::new([(M, IP)], clock.clone()), clock)
+    }
+
+    const M: MacAddr = MacAddr([0x52, 0x54, 0, 0x77, 0, 1]);
+    const IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 11);
+
+    #[test]
+    fn a_boot_goes_forward_and_a_running_node_stays_joined() {
+        let (b, c) = stages();
+        c.0.store(1, Ordering::SeqCst);
+        b.record(M, Event::Offer);
+        c.0.store(2, Ordering::SeqCst);
+        b.record_ip(IP, Stage::Tftp);
+        c.0.store(3, Ordering::SeqCst);
+        b.record_ip(IP, Stage::Kernel);
+        assert_eq!(b.get(M).map(|s| (s.stage, s.at)), Some((Stage::Kernel, 3)));
+        // The initramfs's DHCP is shown as it happens, then the boot goes on.
+        c.0.store(4, Ordering::SeqCst);
+        b.record(M, Event::Offer);
+        c.0.store(5, Ordering::SeqCst);
+        b.record_ip(IP, Stage::Nfs);
+        c.0.store(6, Ordering::SeqCst);
+        b.record_ip(IP, Stage::Omd);
+        // A renewal's ack or an NFS reconnect later is not a boot.
+        c.0.store(100, Ordering::SeqCst);
+        b.record(M, Event::At(Stage::Dhcp));
+        c.0.store(101, Ordering::SeqCst);
+        b.record_ip(IP, Stage::Nfs);
+        assert_eq!(b.get(M).map(|s| (s.stage, s.at)), Some((Stage::Omd, 6)));
+        // A power cycle starts over.
+        c.0.store(200, Ordering::SeqCst);
+        b.record(M, Event::Offer);
+        assert_eq!(b.get(M).map(|s| s.stage), Some(Stage::Dhcp));
+        // Addresses outside the table are not anyone's boot.
+        c.0.store(201, Ordering::SeqCst);
+        b.record_ip(Ipv4Addr::new(10, 77, 0, 99), Stage::Tftp);
+        assert_eq!(b.all().len(), 1);
+    }
+
+    #[test]
+    fn a_flood_of_unknown_macs_never_evicts_a_table_node() {
+        let (b, c) = stages();
+        c.0.store(0, Ordering::SeqCst);
+        b.record(M, Event::Offer);
+        for i in 0..(MAX_SEEN as u32 + 50) {
+            let [_, x, y, z] = i.to_be_bytes();
+            c.0.store(u64::from(i) + 1, Ordering::SeqCst);
+            b.record(MacAddr([2, 0, 0, x, y, z]), Event::Offer);
+        }
+        let all = b.all();
+        assert_eq!(all.len(), MAX_SEEN);
+        assert!(b.get(M).is_some());
+        // The newest unknown one is kept; the oldest went.
+        assert!(b.get(MacAddr([2, 0, 0, 0, 0x10, 0x31])).is_some());
+        assert!(b.get(MacAddr([2, 0, 0, 0, 0, 0])).is_none());
+    }
+}
