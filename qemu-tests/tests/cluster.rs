@@ -437,6 +437,29 @@ fn dashboard_shows_the_cluster(lab: &Lab, browser: &Browser, nodes: &[RunningNod
         r#"{"action":"noblock"}"#,
     );
     assert_eq!(code, 200, "{body}");
+    // The page with the token pasted: its controls appear; locked again, they are gone.
+    browser
+        .eval(&format!(
+            "document.querySelector('#unlock').click(); document.querySelector('#token-input').value = '{token}'; document.querySelector('#unlock-form').requestSubmit(); return true;"
+        ))
+        .unwrap();
+    browser
+        .wait_until(
+            "the dashboard's controls after the token",
+            "return document.querySelectorAll('.node .control').length >= 3;",
+            Duration::from_secs(20),
+        )
+        .unwrap();
+    browser
+        .eval("document.querySelector('#lock').click(); return true;")
+        .unwrap();
+    browser
+        .wait_until(
+            "the dashboard locked again",
+            "return document.querySelectorAll('.control').length === 0;",
+            Duration::from_secs(20),
+        )
+        .unwrap();
 
     // A job on node1, moved to node2 through the dashboard's API: its row and the migration.
     jobs::start(&nodes[0], "dash", "sleep 900");

@@ -332,7 +332,7 @@ function updateCard(c, n) {
 
   c.fill.dataset.load = load === null ? '' : String(load);
   c.fill.style.width = load === null ? '0' : `${Math.min(load / BAR_FULL, 1) * 100}%`;
-  c.fill.style.minWidth = load !== null && load > 0 ? '2px' : '0';
+  c.fill.style.minWidth = load !== null ? '2px' : '0';
   const word = { idle: 'idle', busy: 'busy', over: 'over', dead: 'dead', off: '', none: '' }[level];
   setText(c.num, load === null ? (level === 'dead' ? 'dead' : '—') : `${load.toFixed(2)} ${word}`);
   c.root.title = n.load_age_ms == null ? '' : `load figures ${(n.load_age_ms / 1000).toFixed(1)} s old`;
@@ -635,7 +635,10 @@ function linePath(name, x, y) {
 function timeRange() {
   const h = st.history;
   const last = h.samples.length ? h.samples[h.samples.length - 1].t_ms : serverNow();
-  return [last - h.keep_ms, last];
+  // A young master has less than an hour to show: the axis spans what it has, at least 10 min.
+  const first = h.samples.length ? h.samples[0].t_ms : last;
+  const span = Math.min(h.keep_ms, Math.max(600000, last - first));
+  return [last - span, last];
 }
 
 function drawSpark(card, name) {
@@ -704,13 +707,13 @@ function paintHistory() {
 
   const P = { l: 30, r: 10, t: 8, b: 18 };
   const [t0, t1] = timeRange();
-  // The scale follows the 90th percentile, not the peak: a boot's brief load spike would
+  // The scale follows the 75th percentile, not the peak: a boot's brief load spike would
   // otherwise flatten the hour; higher values are drawn clipped at the top.
   const all = [];
   for (const s of st.history.samples) for (const v of Object.values(s.loads || {})) if (typeof v === 'number') all.push(v);
   all.sort((a, b) => a - b);
-  const p90 = all.length ? all[Math.floor(all.length * 0.9)] : 0;
-  const yMax = Math.min(Math.max(Math.ceil(p90 * 1.25 * 2) / 2, BAR_FULL), 16);
+  const p75 = all.length ? all[Math.floor(all.length * 0.75)] : 0;
+  const yMax = Math.min(Math.max(Math.ceil(p75 * 1.5 * 2) / 2, BAR_FULL), 16);
   const x = (t) => P.l + ((t - t0) / (t1 - t0)) * (w - P.l - P.r);
   const y = (v) => P.t + (1 - Math.min(v, yMax) / yMax) * (h - P.t - P.b);
 
