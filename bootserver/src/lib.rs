@@ -20,5 +20,6 @@ pub mod neighbors;
 pub mod nfs;
 pub mod privileges;
 pub mod serve;
+pub mod status_table;
 pub mod subnet;
 pub mod tftp;

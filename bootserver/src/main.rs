@@ -28,6 +28,13 @@ enum Command {
     Serve,
     /// Validate the configuration and the image without serving.
     CheckConfig,
+    /// Ask the running ombootd of this configuration for its status: every node's state, last
+    /// boot stage and lease, and the MACs outside the table.
+    Status {
+        /// Print the status document as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,6 +72,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 config.subnet,
                 config.image_dir.display()
             );
+            Ok(())
+        }
+        Command::Status { json } => {
+            let url = format!(
+                "http://{}:{}/api/status",
+                config.master_ip, config.ports.http
+            );
+            let agent = ureq::Agent::config_builder()
+                .timeout_global(Some(std::time::Duration::from_secs(10)))
+                .build()
+                .new_agent();
+            let doc: serde_json::Value = agent
+                .get(&url)
+                .call()
+                .and_then(|mut r| r.body_mut().read_json())
+                .with_context(|| format!("cannot read {url} (is ombootd serving?)"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                print!("{}", bootserver::status_table::render(&doc, now));
+            }
             Ok(())
         }
         Command::Serve => {

@@ -266,6 +266,38 @@ fn tftp_sends_exact_content_honours_options_and_refuses_escapes() {
         text(&out)
     );
 
+    // A tsize probe as PXE firmware makes it: RRQ with tsize, the OACK, then an ERROR
+    // (code 8, options refused) to ask again later. Counted, and no INFO line of a transfer.
+    // async-tftp does not heed the ERROR: the transfer ends after its retries, at the 1 s
+    // timeout this probe asks for (RFC 2349).
+    let probe = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.settimeout(5)\ns.sendto(b'\\x00\\x01ipxe.efi\\x00octet\\x00tsize\\x000\\x00timeout\\x001\\x00', ('10.77.0.1', 69))\nd, a = s.recvfrom(600)\nassert d[:2] == b'\\x00\\x06', d\ns.sendto(b'\\x00\\x05\\x00\\x08tsize probe\\x00', a)\nprint('probed', d)\n";
+    let mut py = Command::new("python3");
+    py.args(["-c", probe]);
+    let out = lab.run(py, c.netns(), T).unwrap();
+    assert!(
+        out.status.success() && text(&out).contains("probed"),
+        "{}",
+        text(&out)
+    );
+    let mut ended_early = serde_json::Value::Null;
+    for _ in 0..100 {
+        ended_early = status(&lab, &c)["tftp"]["ended_early"].clone();
+        if ended_early == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(ended_early, 1, "the aborted probe was not counted");
+    let log = std::fs::read_to_string(lab.dir().join("ombootd.log")).unwrap();
+    let sent: Vec<&str> = log.lines().filter(|l| l.contains("TFTP sent")).collect();
+    // The two whole transfers above, and not the probe.
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|l| l.contains("INFO")), "{sent:?}");
+    assert!(
+        !log.contains("tsize probe, or it gave up"),
+        "the probe was logged above DEBUG"
+    );
+
     let s = status(&lab, &c);
     assert_eq!(s["tftp"]["refused"], 4, "{s}");
     lab.teardown().unwrap();
@@ -713,6 +745,34 @@ fn dashboard_shows_boot_stages_is_read_only_and_bounds_its_viewers() {
     assert_eq!(snap["nodes"][0]["stage"]["label"], "kernel", "{snap}");
     assert_eq!(snap["nodes"][1]["state"], "off", "{snap}");
     assert_eq!(snap["boot"][0]["mac"], "52:54:00:77:00:01", "{snap}");
+
+    // The same for scripts: Prometheus text, and `ombootd status` as an operator runs it.
+    let (code, metrics) = curl(&lab, &c, "/metrics", &[]);
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains(
+            "ombootd_node_boot_stage{node=\"node1\",mac=\"52:54:00:77:00:01\",stage=\"kernel\"} 1\n"
+        ) && metrics.contains("ombootd_leases 1\n"),
+        "{metrics}"
+    );
+    let mut status = Command::new(ombootd());
+    status
+        .arg("--config")
+        .arg(lab.dir().join("ombootd.toml"))
+        .arg("status");
+    let out = lab.run(status, lab.netns(), T).unwrap();
+    let table = text(&out);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("node1"))
+        .unwrap_or_default();
+    assert!(
+        out.status.success()
+            && row.contains("booting")
+            && row.contains("kernel")
+            && row.contains("min left"),
+        "{table}"
+    );
 
     // The page and its assets, served with a policy that runs no inline or foreign script.
     let (code, headers) = curl(&lab, &c, "/", &["-D", "-", "-o", "/dev/null"]);

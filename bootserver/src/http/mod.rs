@@ -7,6 +7,7 @@
 
 pub mod ipxe_script;
 pub mod limits;
+pub mod metrics;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
-use crate::boot_stage::{self as stage, BootStages, Stage};
+use crate::boot_stage::{self as stage, BootStages, Seen, Stage};
 use crate::boot_window::{BootCounts, BootWindows};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/node/key", get(node_key))
         .route("/api/status", get(status))
         .route("/api/cluster", get(cluster))
+        .route("/metrics", get(prometheus))
         .merge(crate::dashboard::routes())
         .with_state(state)
 }
@@ -289,8 +291,10 @@ pub struct Status {
     pub interface: String,
     /// The master's address.
     pub master_ip: String,
-    /// One row per table node, with its lease if any.
+    /// One row per table node, with its lease and last boot stage if any.
     pub nodes: Vec<NodeStatus>,
+    /// MACs outside the table that asked, with their last stage.
+    pub unknown: Vec<UnknownMac>,
     /// DHCP counters.
     pub dhcp: DhcpCounts,
     /// TFTP counters.
@@ -314,18 +318,23 @@ pub struct NodeStatus {
     pub ip: String,
     /// Its lease, if it has one.
     pub lease: Option<Lease>,
+    /// The last boot stage seen, and when (seconds since the epoch).
+    pub stage: Option<Seen>,
 }
 
-async fn status(State(st): State<AppState>) -> Response {
-    let leases = match st.leases.lock() {
-        Ok(l) => l.all(),
-        Err(_) => {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "lease store unavailable".into(),
-            );
-        }
-    };
+/// A MAC outside the node table that was seen.
+#[derive(Debug, Serialize)]
+pub struct UnknownMac {
+    /// The MAC.
+    pub mac: String,
+    /// Its last stage.
+    pub stage: Seen,
+}
+
+/// What `/api/status` and `/metrics` show.
+fn gather(st: &AppState) -> Option<Status> {
+    let leases = st.leases.lock().ok()?.all();
+    let stages: std::collections::HashMap<MacAddr, Seen> = st.stages.all().into_iter().collect();
     let nodes = st
         .config
         .nodes
@@ -335,19 +344,57 @@ async fn status(State(st): State<AppState>) -> Response {
             mac: n.mac.to_string(),
             ip: n.ip.to_string(),
             lease: leases.iter().find(|l| l.mac == n.mac.to_string()).cloned(),
+            stage: stages.get(&n.mac).copied(),
         })
         .collect();
-    let s = Status {
+    let mut unknown: Vec<UnknownMac> = stages
+        .iter()
+        .filter(|(m, _)| st.config.node_by_mac(**m).is_none())
+        .map(|(m, s)| UnknownMac {
+            mac: m.to_string(),
+            stage: *s,
+        })
+        .collect();
+    unknown.sort_by(|a, b| b.stage.at.cmp(&a.stage.at).then(a.mac.cmp(&b.mac)));
+    Some(Status {
         interface: st.config.interface.clone(),
         master_ip: st.config.master_ip.to_string(),
         nodes,
+        unknown,
         dhcp: st.dhcp.snapshot(),
         tftp: serde_json::to_value(&*st.tftp).unwrap_or_default(),
         nfs_refused: st.nfs_refused.0.snapshot(),
         cluster_dir_refused: st.nfs_refused.1.as_ref().map(|r| r.snapshot()),
         cluster: st.cluster.as_ref().map(|c| c.nodes()),
-    };
-    axum::Json(s).into_response()
+    })
+}
+
+async fn status(State(st): State<AppState>) -> Response {
+    match gather(&st) {
+        Some(s) => axum::Json(s).into_response(),
+        None => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "lease store unavailable".into(),
+        ),
+    }
+}
+
+/// `/metrics`: the status as Prometheus text.
+async fn prometheus(State(st): State<AppState>) -> Response {
+    match gather(&st) {
+        Some(s) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            metrics::render(&s, st.clock.now()),
+        )
+            .into_response(),
+        None => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "lease store unavailable".into(),
+        ),
+    }
 }
 
 /// `/api/cluster`: the same rows as `omctl nodes --json` on a node, the master's own row first.

@@ -5,8 +5,10 @@
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 
 use async_tftp::packet;
 use blocking::Unblock;
@@ -20,6 +22,9 @@ use crate::confined;
 pub struct TftpStats {
     /// Files sent (transfers started).
     pub sent: AtomicU64,
+    /// Transfers the client ended before the last byte: mostly firmware that asks for a file's
+    /// size (tsize) and aborts, to ask again with its block size.
+    pub ended_early: AtomicU64,
     /// Requests refused for safety (escape attempts, writes).
     pub refused: AtomicU64,
     /// Requests for files that are not there.
@@ -61,20 +66,28 @@ impl ConfinedTftpHandler {
         &self,
         client: &SocketAddr,
         path: &Path,
-    ) -> Result<(Unblock<File>, Option<u64>), packet::Error> {
+    ) -> Result<(Transfer, Option<u64>), packet::Error> {
         let name = path.to_string_lossy();
         let opened = confined::relative_name(&name)
             .and_then(|rel| confined::open_regular(&self.root, &rel, &name));
         match opened {
             Ok((file, len)) => {
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(%client, file = %name, bytes = len, "TFTP read");
+                tracing::debug!(%client, file = %name, bytes = len, "TFTP read request");
                 if let (Some(stages), std::net::IpAddr::V4(ip)) =
                     (&self.stages, client.ip().to_canonical())
                 {
                     stages.record_ip(ip, Stage::Tftp);
                 }
-                Ok((Unblock::new(file), Some(len)))
+                let transfer = Transfer {
+                    file: Unblock::new(file),
+                    client: *client,
+                    name: name.into_owned(),
+                    len,
+                    read: 0,
+                    stats: self.stats.clone(),
+                };
+                Ok((transfer, Some(len)))
             }
             Err(e) if e.is_refusal() => {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -90,8 +103,46 @@ impl ConfinedTftpHandler {
     }
 }
 
+/// A file being sent; when the transfer ends it logs how: the whole file at INFO, a transfer
+/// the client cut short (a tsize probe, most often) at DEBUG and counted.
+#[derive(Debug)]
+pub struct Transfer {
+    file: Unblock<File>,
+    client: SocketAddr,
+    name: String,
+    len: u64,
+    read: u64,
+    stats: Arc<TftpStats>,
+}
+
+impl futures_lite::AsyncRead for Transfer {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.file).poll_read(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.read += n as u64;
+        }
+        r
+    }
+}
+
+impl Drop for Transfer {
+    fn drop(&mut self) {
+        let (client, file) = (self.client, &self.name);
+        if self.read >= self.len {
+            tracing::info!(%client, %file, bytes = self.len, "TFTP sent");
+        } else {
+            self.stats.ended_early.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%client, %file, read = self.read, bytes = self.len, "TFTP transfer ended by the client before the end (a tsize probe, or it gave up)");
+        }
+    }
+}
+
 impl async_tftp::server::Handler for ConfinedTftpHandler {
-    type Reader = Unblock<File>;
+    type Reader = Transfer;
     type Writer = futures_lite::io::Sink;
 
     async fn read_req_open(

@@ -14,6 +14,9 @@ use crate::boot_stage::BootStages;
 
 pub use handler::{ConfinedTftpHandler, TftpStats};
 
+/// Retransmissions of an unanswered packet before a transfer is dropped.
+pub const MAX_SEND_RETRIES: u32 = 5;
+
 /// Bind the TFTP server on `addr`, serving `root`, recording what it sends in `stages`. Returns
 /// the server, ready to `serve()`.
 pub async fn bind(
@@ -27,6 +30,9 @@ pub async fn bind(
         .bind(addr)
         // Large windows speed up iPXE/edk2 downloads; 64 blocks of 1468 bytes stays well under socket buffers.
         .window_size_limit(64)
+        // async-tftp ignores a client's ERROR (the end of every firmware's tsize probe) and
+        // would retransmit to it 100 times, 5 minutes at 3 s; atftpd gives up after 5.
+        .max_send_retries(MAX_SEND_RETRIES)
         .build()
         .await
         .map_err(|e| match e {
