@@ -56,6 +56,18 @@ fn outcome(result: Option<Msg>, node: &str) -> Response {
     }
 }
 
+/// Send `msg` to the live node `name`, signed with the cluster key; its answer, if any. `Err`:
+/// there is no such live node, or the master does not observe the cluster.
+async fn ask(st: &AppState, name: &str, msg: &Msg) -> Result<Option<Msg>, String> {
+    let d = &st.dashboard;
+    let key = d
+        .key
+        .as_ref()
+        .ok_or("the master does not observe the cluster ([cluster] observe = false)")?;
+    let peer = d.peer_of(name)?;
+    Ok(client::ask(peer, key, msg, WAIT).await)
+}
+
 /// `GET /api/control`: whether the token is good (the page shows controls only then).
 pub async fn check(State(st): State<AppState>, headers: HeaderMap) -> Response {
     if authorized(&st, &headers) {
@@ -99,15 +111,10 @@ pub async fn node(
             );
         }
     };
-    let d = &st.dashboard;
-    let (Some(key), Ok(peer)) = (d.key.as_ref(), d.peer_of(&name)) else {
-        let why = d
-            .peer_of(&name)
-            .err()
-            .unwrap_or_else(|| "the master does not observe the cluster".into());
-        return reply(StatusCode::NOT_FOUND, "error", &why);
+    let answer = match ask(&st, &name, &Msg::Control { action }).await {
+        Ok(a) => a,
+        Err(why) => return reply(StatusCode::NOT_FOUND, "error", &why),
     };
-    let answer = client::ask(peer, key, &Msg::Control { action }, WAIT).await;
     tracing::info!(%from, node = %name, ?action, ?answer, "dashboard node control");
     outcome(answer, &name)
 }
@@ -150,20 +157,15 @@ pub async fn migrate(
             &format!("{id:?} is not a job id (home.pid)"),
         );
     };
-    let d = &st.dashboard;
-    let (Some(key), Ok(peer)) = (d.key.as_ref(), d.peer_of(home)) else {
-        let why = d
-            .peer_of(home)
-            .err()
-            .unwrap_or_else(|| "the master does not observe the cluster".into());
-        return reply(StatusCode::NOT_FOUND, "error", &format!("job {id}: {why}"));
-    };
     let msg = Msg::Migrate {
         job,
         to: to.clone(),
         uid: 0,
     };
-    let answer = client::ask(peer, key, &msg, WAIT).await;
+    let answer = match ask(&st, home, &msg).await {
+        Ok(a) => a,
+        Err(why) => return reply(StatusCode::NOT_FOUND, "error", &format!("job {id}: {why}")),
+    };
     tracing::info!(%from, job = %id, ?to, ?answer, "dashboard job move");
     outcome(answer, home)
 }
