@@ -24,6 +24,7 @@ pub mod netif;
 pub mod node;
 pub mod observer;
 pub mod replay;
+pub mod report;
 pub mod server;
 pub mod sim;
 pub mod state_file;

@@ -11,6 +11,7 @@ pub mod archive;
 pub mod cache;
 pub mod cluster;
 pub mod config;
+pub mod config_error;
 pub mod customize;
 pub mod dpkg;
 pub mod elf;

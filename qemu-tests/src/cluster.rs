@@ -9,7 +9,7 @@ use crate::config::LabConfig;
 use crate::error::{Error, Result};
 use crate::firmware::Firmware;
 use crate::lab::Lab;
-use crate::mac::MacAddr;
+use crate::mac::{LabMac, MacAddr};
 use crate::node::{Node, NodeUp, RunningNode};
 use crate::process::Proc;
 

@@ -1,97 +1,47 @@
-//! The ombootd configuration a lab runs with: a plain struct with lab defaults, rendered to the
-//! TOML format ombootd reads (`interface`, `master_ip`, …, `[ports]`, `[[node]]`).
+//! The ombootd configuration a lab runs with: ombootd's own file structs
+//! ([`WireConfig`]) with the lab's defaults, rendered to the TOML ombootd reads. No copy of the
+//! schema lives here: a field ombootd adds is a field the lab can set.
 
 use std::fs;
 use std::net::Ipv4Addr;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+pub use bootserver::config::wire::{
+    WireClusterDir as ClusterDir, WireConfig, WireNode as NodeEntry, WirePorts as Ports,
+};
+use toml::Spanned;
 
 use crate::error::{Error, Result, io};
 use crate::lab::Lab;
 use crate::mac::MacAddr;
 
-/// `[ports]`: where ombootd listens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Ports {
-    /// DHCP server port.
-    pub dhcp: u16,
-    /// TFTP port.
-    pub tftp: u16,
-    /// HTTP port.
-    pub http: u16,
-    /// NFSv3 and MOUNT port.
-    pub nfs: u16,
+/// A value the lab sets (it has no position in a file).
+pub fn set<T>(value: T) -> Spanned<T> {
+    Spanned::new(0..0, value)
 }
 
-impl Default for Ports {
-    fn default() -> Self {
-        Ports {
-            dhcp: 67,
-            tftp: 69,
-            http: 8080,
-            nfs: 2049,
-        }
+/// An ombootd config being made for a lab: a [`WireConfig`] (reached through `Deref`) with
+/// builder methods.
+#[derive(Debug, Clone)]
+pub struct LabConfig(pub WireConfig);
+
+impl Deref for LabConfig {
+    type Target = WireConfig;
+    fn deref(&self) -> &WireConfig {
+        &self.0
     }
 }
 
-/// `[cluster_dir]`: the read-write directory every node mounts at /cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ClusterDir {
-    /// Host directory (ombootd creates it). Written absolute.
-    pub path: PathBuf,
-    /// Its NFS port.
-    pub port: u16,
-    /// Take calls from unprivileged source ports (the tests' unprivileged libnfs clients).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub insecure: bool,
-}
-
-/// `[[node]]`: one node ombootd boots.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NodeEntry {
-    /// Its boot NIC.
-    pub mac: String,
-    /// Its host name.
-    pub name: String,
-    /// Its reserved address.
-    pub ip: Ipv4Addr,
-}
-
-/// A whole ombootd config. Build it with [`Lab::ombootd_config`], adjust fields, then
-/// [`Lab::write_ombootd_config`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LabConfig {
-    /// The only interface DHCP answers on (the lab bridge).
-    pub interface: String,
-    /// The master's address.
-    pub master_ip: Ipv4Addr,
-    /// The nodes' subnet, CIDR.
-    pub subnet: String,
-    /// The image (vmlinuz, initrd.img, rootfs/, tftp/). Written absolute.
-    pub image_dir: PathBuf,
-    /// ombootd's state (leases, NFS generation).
-    pub state_dir: PathBuf,
-    /// TFTP root when not `<image_dir>/tftp`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tftp_root: Option<PathBuf>,
-    /// Extra kernel arguments for every node.
-    pub kernel_args: String,
-    /// DHCP lease time.
-    pub lease_secs: u32,
-    /// Listening ports.
-    pub ports: Ports,
-    /// The shared /cluster directory, if served.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cluster_dir: Option<ClusterDir>,
-    /// The nodes.
-    #[serde(rename = "node")]
-    pub nodes: Vec<NodeEntry>,
+impl DerefMut for LabConfig {
+    fn deref_mut(&mut self) -> &mut WireConfig {
+        &mut self.0
+    }
 }
 
 impl LabConfig {
-    /// A config for master `master_ip` on `bridge` with subnet `subnet`, serving `image_dir`,
-    /// keeping state in `state_dir`, no nodes yet.
+    /// A config serving `bridge` from `master_ip` in `subnet`, with the lab's serial console
+    /// on every node, the default ports and no nodes yet.
     pub fn new(
         bridge: &str,
         master_ip: Ipv4Addr,
@@ -99,34 +49,37 @@ impl LabConfig {
         image_dir: &Path,
         state_dir: &Path,
     ) -> Self {
-        LabConfig {
-            interface: bridge.to_owned(),
-            master_ip,
-            subnet: subnet.to_owned(),
+        LabConfig(WireConfig {
+            interface: set(bridge.to_owned()),
+            master_ip: set(master_ip),
+            subnet: set(subnet.to_owned()),
             image_dir: image_dir.to_owned(),
             state_dir: state_dir.to_owned(),
             tftp_root: None,
-            kernel_args: "console=ttyS0,115200".to_owned(),
-            lease_secs: 3600,
+            kernel_args: set("console=ttyS0,115200".to_owned()),
+            lease_secs: set(3600),
+            router: None,
             ports: Ports::default(),
+            cluster: Default::default(),
+            nfs: Default::default(),
             cluster_dir: None,
             nodes: Vec::new(),
-        }
+        })
     }
 
-    /// Adds a node.
+    /// Adds a node to the table.
     pub fn node(mut self, name: &str, mac: MacAddr, ip: Ipv4Addr) -> Self {
-        self.nodes.push(NodeEntry {
-            mac: mac.to_string(),
-            name: name.to_owned(),
-            ip,
+        self.0.nodes.push(NodeEntry {
+            mac: set(mac.to_string()),
+            name: set(name.to_owned()),
+            ip: set(ip),
         });
         self
     }
 
     /// The TOML text.
     pub fn render(&self) -> Result<String> {
-        toml::to_string(self).map_err(|e| Error::Render(e.to_string()))
+        toml::to_string(&self.0).map_err(|e| Error::Render(e.to_string()))
     }
 }
 
@@ -142,8 +95,8 @@ impl Lab {
             &self.dir().join("state"),
         );
         c.cluster_dir = Some(ClusterDir {
-            path: self.dir().join("cluster"),
-            port: 2050,
+            path: set(self.dir().join("cluster")),
+            port: set(2050),
             insecure: false,
         });
         c
@@ -160,7 +113,7 @@ impl Lab {
         config.state_dir = absolute(&config.state_dir)?;
         config.tftp_root = config.tftp_root.as_deref().map(absolute).transpose()?;
         if let Some(c) = config.cluster_dir.as_mut() {
-            c.path = absolute(&c.path)?;
+            c.path = set(absolute(c.path.get_ref())?);
         }
         fs::create_dir_all(&config.state_dir)
             .map_err(io(format!("create {}", config.state_dir.display())))?;
@@ -173,6 +126,7 @@ impl Lab {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mac::LabMac;
 
     #[test]
     fn renders_ombootd_format() {
@@ -200,6 +154,14 @@ tftp = 69
 http = 8080
 nfs = 2049
 
+[cluster]
+observe = true
+port = 7946
+peer_port = 7947
+
+[nfs]
+insecure = false
+
 [[node]]
 mac = "52:54:00:77:00:01"
 name = "node1"
@@ -211,6 +173,10 @@ name = "node2"
 ip = "10.77.0.12"
 "#;
         assert_eq!(text, expected);
+        // ombootd itself takes it.
+        let parsed = bootserver::config::Config::parse(&text, Path::new("/tmp/lab/ombootd.toml"))
+            .expect("ombootd reads what the lab writes");
+        assert_eq!(parsed.nodes.len(), 2);
     }
 
     #[test]
@@ -222,13 +188,13 @@ ip = "10.77.0.12"
             Path::new("/a"),
             Path::new("/s"),
         );
-        cfg.kernel_args = r#"console=ttyS0 quiet "x\y""#.to_owned();
+        cfg.kernel_args = set(r#"console=ttyS0 quiet "x\y""#.to_owned());
         cfg.tftp_root = Some(PathBuf::from("/t"));
         let value: toml::Value =
             toml::from_str(&cfg.render().expect("renders")).expect("valid TOML");
         assert_eq!(
             value["kernel_args"].as_str(),
-            Some(cfg.kernel_args.as_str())
+            Some(cfg.kernel_args.get_ref().as_str())
         );
         assert_eq!(value["tftp_root"].as_str(), Some("/t"));
         // No nodes renders as an empty array, which ombootd reads as an empty table.

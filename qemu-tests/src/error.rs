@@ -15,9 +15,6 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A string that is not a MAC address.
-    #[error("{0:?} is not a MAC address (expected six hex pairs such as 52:54:00:77:00:01)")]
-    BadMac(String),
     /// Another live process owns a lab of that name.
     #[error("lab namespace {netns} is in use by live process {pid}")]
     InUse {

@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use omlab::{Firmware, Lab, MacAddr, Node};
+//! use omlab::{Firmware, Lab, LabMac, MacAddr, Node};
 //!
 //! # fn main() -> omlab::Result<()> {
 //! let lab = Lab::new("doc")?;
@@ -28,7 +28,7 @@ pub mod cancel;
 pub mod cleanup;
 pub mod cluster;
 mod command;
-mod config;
+pub mod config;
 pub mod console;
 mod error;
 mod firmware;
@@ -53,7 +53,7 @@ pub use config::{LabConfig, NodeEntry, Ports};
 pub use error::{Error, Result};
 pub use firmware::{Firmware, OVMF_CODE, OVMF_VARS};
 pub use lab::{BRIDGE, ClientNs, DEFAULT_MASTER, DEFAULT_PREFIX, Lab};
-pub use mac::MacAddr;
+pub use mac::{LabMac, MacAddr};
 pub use node::{Node, NodePaths, NodeUp, RunningNode};
 pub use ombootd::{READY_LINE, START_TIMEOUT};
 pub use process::{Proc, STOP_GRACE};

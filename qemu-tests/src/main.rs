@@ -14,10 +14,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            migrator::report::print_error_chain("error", &e);
             ExitCode::FAILURE
         }
     }

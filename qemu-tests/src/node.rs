@@ -490,6 +490,7 @@ impl RunningNode<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mac::LabMac;
 
     fn args_of(node: &Node, firmware_file: &str) -> Vec<String> {
         let paths = NodePaths {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use node_image::image_dir;
 use omlab::browser::Browser;
 use omlab::logwatch::{LogWatch, Pattern};
-use omlab::{Lab, RunningNode, cluster, jobs};
+use omlab::{Lab, LabMac, RunningNode, cluster, jobs};
 
 const BOUND: Duration = Duration::from_secs(60);
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use omlab::{ClientNs, Lab, MacAddr, Proc};
+use omlab::{ClientNs, Lab, LabMac, MacAddr, Proc};
 
 const T: Duration = Duration::from_secs(60);
 const PORT: u16 = 2050;
@@ -37,7 +37,10 @@ fn write_config(lab: &Lab) -> PathBuf {
     let cfg = cfg
         .node("node1", MacAddr::lab(1), "10.77.0.11".parse().unwrap())
         .node("node2", MacAddr::lab(2), "10.77.0.12".parse().unwrap());
-    assert_eq!(cfg.cluster_dir.as_ref().map(|c| c.port), Some(PORT));
+    assert_eq!(
+        cfg.cluster_dir.as_ref().map(|c| *c.port.get_ref()),
+        Some(PORT)
+    );
     lab.write_ombootd_config(&cfg).unwrap()
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use omlab::{Lab, MacAddr, Proc};
+use omlab::{Lab, LabMac, MacAddr, Proc};
 
 /// omd started by `run` (a shell line) in its own mount namespace inside `ns`, once ready.
 fn start_omd(lab: &Lab, label: &str, run: &str, ns: &str) -> Proc {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use omlab::{ClientNs, Lab, MacAddr, Proc};
+use omlab::{ClientNs, Lab, LabMac, MacAddr, Proc};
 
 const T: Duration = Duration::from_secs(30);
 const NODE1: &str = "10.77.0.11";
@@ -544,7 +544,7 @@ fn startup_errors_are_clear() {
     );
 
     let mut cfg = base.clone();
-    cfg.interface = "nope0".into();
+    cfg.interface = omlab::config::set("nope0".to_owned());
     let t = run(&lab.write_ombootd_config(&cfg).unwrap());
     assert!(t.contains("interface `nope0` does not exist"), "{t}");
 

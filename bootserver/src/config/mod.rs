@@ -13,38 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::mac::MacAddr;
 use crate::subnet::Subnet;
 
-/// A configuration that could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Not valid TOML, an unknown field, or a value of the wrong type (toml names line and field).
-    #[error("{path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// toml's message, with line, column and field.
-        message: String,
-    },
-    /// Well-formed but unusable.
-    #[error("{path}:{line}: {field}: {reason}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line of the offending value (0 when it was left at its default).
-        line: usize,
-        /// The field, in TOML dotted form (`node[2].ip`).
-        field: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
+pub use node_image::config_error::ConfigError;
 
 /// Listening ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,14 +133,7 @@ impl Validator<'_> {
         field: impl Into<String>,
         reason: impl Into<String>,
     ) -> ConfigError {
-        let line = if span.is_empty() && span.start == 0 {
-            0
-        } else {
-            self.text[..span.start.min(self.text.len())]
-                .matches('\n')
-                .count()
-                + 1
-        };
+        let line = node_image::config_error::line_of(self.text, span);
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
             line,
@@ -534,12 +496,13 @@ ip = "10.77.0.11"
 
     #[test]
     fn missing_file_is_a_clear_error() {
-        let e = Config::load(Path::new("/nonexistent/ombootd.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("cannot read config file /nonexistent/ombootd.toml: "),
-            "{e}"
+        let e = Config::load(Path::new("/nonexistent/ombootd.toml")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot read config file /nonexistent/ombootd.toml"
         );
+        // The reason is the cause, which main prints under it.
+        let cause = std::error::Error::source(&e).map(ToString::to_string);
+        assert!(cause.is_some_and(|c| c.contains("No such file")), "{e:?}");
     }
 }

@@ -1,16 +1,18 @@
 //! The configuration file as written by the operator: plain serde structs, every field documented.
 //!
+//! The same structs render a file (the lab writes its configs with them).
+//!
 //! Values that need checks across fields (addresses inside the subnet, unique MACs) carry their
 //! position in the file so `validate` can name the line; see `config::Config::from_wire`.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 /// `ombootd.toml`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WireConfig {
     /// The one network interface ombootd serves. DHCP is answered on this interface only.
@@ -27,7 +29,7 @@ pub struct WireConfig {
     /// A relative path is taken from the directory of this file.
     pub state_dir: PathBuf,
     /// Directory served over TFTP; defaults to `<image_dir>/tftp` (ipxe.efi, undionly.kpxe).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tftp_root: Option<PathBuf>,
     /// Extra kernel command-line arguments for every node, such as `console=ttyS0,115200`.
     #[serde(default = "default_kernel_args")]
@@ -36,7 +38,7 @@ pub struct WireConfig {
     #[serde(default = "default_lease_secs")]
     pub lease_secs: Spanned<u32>,
     /// Default gateway handed to nodes; none when absent (the lab network has no way out).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router: Option<Spanned<Ipv4Addr>>,
     /// Listening ports.
     #[serde(default)]
@@ -48,7 +50,7 @@ pub struct WireConfig {
     #[serde(default)]
     pub nfs: WireNfs,
     /// The shared read-write directory every node mounts at `/cluster` (absent: none).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_dir: Option<WireClusterDir>,
     /// The nodes ombootd boots; a MAC not listed here gets no answer.
     #[serde(default, rename = "node")]
@@ -56,7 +58,7 @@ pub struct WireConfig {
 }
 
 /// `[ports]`: where each service listens. Defaults are the well-known ports.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WirePorts {
     /// DHCP server port (67).
@@ -86,14 +88,14 @@ impl Default for WirePorts {
 
 /// `[cluster]`: ombootd joins the nodes' membership as an observer: it sends no load and is never
 /// a migration target, and it serves the cluster table at `/api/cluster`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WireCluster {
     /// Whether to join at all.
     #[serde(default = "default_true")]
     pub observe: bool,
     /// The cluster key; defaults to `<image_dir>/cluster.key`, which `omimage build` makes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<PathBuf>,
     /// The gossip port the nodes' omd uses (7946).
     #[serde(default = "default_gossip")]
@@ -116,7 +118,7 @@ impl Default for WireCluster {
 }
 
 /// `[nfs]`: the node root's export.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WireNfs {
     /// Take calls from source ports 1024 and above (knfsd's `insecure`). Off by default, as
@@ -128,7 +130,7 @@ pub struct WireNfs {
 
 /// `[cluster_dir]`: a host directory exported read-write over NFSv3 on its own port; every node
 /// mounts it at `/cluster`, where jobs keep the files that must follow them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WireClusterDir {
     /// The directory; relative paths are taken from this file's directory. Created (mode 1777,
@@ -143,7 +145,7 @@ pub struct WireClusterDir {
 }
 
 /// `[[node]]`: one compute node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WireNode {
     /// The node's boot NIC, such as `52:54:00:77:00:01`.

@@ -9,40 +9,8 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+pub use crate::config_error::{ConfigError, line_of};
 use crate::recipe::Recipe;
-
-/// A configuration that could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Not valid TOML, an unknown field, or a value of the wrong type (toml names line and field).
-    #[error("{path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// toml's message, with line, column and field.
-        message: String,
-    },
-    /// Well-formed but unusable.
-    #[error("{path}:{line}: {field}: {reason}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line of the offending value (0 when it was left at its default).
-        line: usize,
-        /// The field, in TOML dotted form (`root.packages[3]`).
-        field: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
 
 /// How the initramfs archive is compressed (the Debian kernel inflates gzip and zstd).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -299,15 +267,6 @@ fn is_package_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
-}
-
-/// 1-based line of a byte span, 0 for a default (empty span at 0 in a file that has content there).
-fn line_of(text: &str, span: std::ops::Range<usize>) -> usize {
-    if span == (0..0) {
-        return 0;
-    }
-    text.get(..span.start)
-        .map_or(0, |before| before.matches('\n').count() + 1)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use omlab::{Lab, MacAddr, anchors, fixture};
+use omlab::{Lab, LabMac, MacAddr, anchors, fixture};
 
 use super::prepare::{cargo, debian_packages, step, workspace_root};
 

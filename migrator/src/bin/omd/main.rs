@@ -238,10 +238,7 @@ fn main() -> std::process::ExitCode {
     match main_inner() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            migrator::report::print_error_chain("Error", &e);
             std::process::ExitCode::FAILURE
         }
     }

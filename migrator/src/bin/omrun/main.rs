@@ -228,10 +228,7 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(run(cli)) {
         Ok(status) => std::process::ExitCode::from(status.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("omrun: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            migrator::report::print_error_chain("omrun", &e);
             std::process::ExitCode::from(255)
         }
     }
