@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Clock;
 use crate::mac::MacAddr;
+use migrator::clock::Clock;
 
 /// A boot stage, in boot order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -122,12 +122,12 @@ impl BootStages {
 
     /// The time stages are stamped with, seconds since the epoch.
     pub fn now(&self) -> u64 {
-        self.clock.now()
+        self.clock.now().as_secs()
     }
 
     /// Record `event` of `mac`, now.
     pub fn record(&self, mac: MacAddr, event: Event) {
-        let now = self.clock.now();
+        let now = self.clock.now().as_secs();
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let last = seen.get(&mac).map(|s| s.stage);
         let Some(stage) = next(last, event) else {
@@ -172,13 +172,13 @@ impl BootStages {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::FixedClock;
-    use std::sync::atomic::Ordering;
+    use migrator::clock::ManualClock;
+    use std::time::Duration;
 
-    /// Stages timed by a clock the test moves to `at` before each record.
-    fn stages() -> (BootStages, Arc<FixedClock>) {
-        let clock = Arc::new(FixedClock::at(0));
-        (BootStages::new([(M, IP)], clock.clone()), clock)
+    /// Stages timed by a clock the test sets before each record.
+    fn stages() -> (BootStages, ManualClock) {
+        let clock = ManualClock::default();
+        (BootStages::new([(M, IP)], Arc::new(clock.clone())), clock)
     }
 
     const M: MacAddr = MacAddr([0x52, 0x54, 0, 0x77, 0, 1]);
@@ -187,32 +187,32 @@ mod tests {
     #[test]
     fn a_boot_goes_forward_and_a_running_node_stays_joined() {
         let (b, c) = stages();
-        c.0.store(1, Ordering::SeqCst);
+        c.set(Duration::from_secs(1));
         b.record(M, Event::Offer);
-        c.0.store(2, Ordering::SeqCst);
+        c.set(Duration::from_secs(2));
         b.record_ip(IP, Stage::Tftp);
-        c.0.store(3, Ordering::SeqCst);
+        c.set(Duration::from_secs(3));
         b.record_ip(IP, Stage::Kernel);
         assert_eq!(b.get(M).map(|s| (s.stage, s.at)), Some((Stage::Kernel, 3)));
         // The initramfs's DHCP is shown as it happens, then the boot goes on.
-        c.0.store(4, Ordering::SeqCst);
+        c.set(Duration::from_secs(4));
         b.record(M, Event::Offer);
-        c.0.store(5, Ordering::SeqCst);
+        c.set(Duration::from_secs(5));
         b.record_ip(IP, Stage::Nfs);
-        c.0.store(6, Ordering::SeqCst);
+        c.set(Duration::from_secs(6));
         b.record_ip(IP, Stage::Omd);
         // A renewal's ack or an NFS reconnect later is not a boot.
-        c.0.store(100, Ordering::SeqCst);
+        c.set(Duration::from_secs(100));
         b.record(M, Event::At(Stage::Dhcp));
-        c.0.store(101, Ordering::SeqCst);
+        c.set(Duration::from_secs(101));
         b.record_ip(IP, Stage::Nfs);
         assert_eq!(b.get(M).map(|s| (s.stage, s.at)), Some((Stage::Omd, 6)));
         // A power cycle starts over.
-        c.0.store(200, Ordering::SeqCst);
+        c.set(Duration::from_secs(200));
         b.record(M, Event::Offer);
         assert_eq!(b.get(M).map(|s| s.stage), Some(Stage::Dhcp));
         // Addresses outside the table are not anyone's boot.
-        c.0.store(201, Ordering::SeqCst);
+        c.set(Duration::from_secs(201));
         b.record_ip(Ipv4Addr::new(10, 77, 0, 99), Stage::Tftp);
         assert_eq!(b.all().len(), 1);
     }
@@ -220,11 +220,11 @@ mod tests {
     #[test]
     fn a_flood_of_unknown_macs_never_evicts_a_table_node() {
         let (b, c) = stages();
-        c.0.store(0, Ordering::SeqCst);
+        c.set(Duration::from_secs(0));
         b.record(M, Event::Offer);
         for i in 0..(MAX_SEEN as u32 + 50) {
             let [_, x, y, z] = i.to_be_bytes();
-            c.0.store(u64::from(i) + 1, Ordering::SeqCst);
+            c.set(Duration::from_secs(u64::from(i) + 1));
             b.record(MacAddr([2, 0, 0, x, y, z]), Event::Offer);
         }
         let all = b.all();

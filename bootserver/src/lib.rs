@@ -7,7 +7,6 @@
 
 pub mod boot_stage;
 pub mod boot_window;
-pub mod clock;
 pub mod config;
 pub mod confined;
 pub mod dashboard;

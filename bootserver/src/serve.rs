@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 
 use crate::boot_stage::BootStages;
 use crate::boot_window::FileCounts;
-use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::dhcp::server::{self as dhcp_server, DhcpServer};
 use crate::dhcp::stats::DhcpStats;
@@ -17,6 +16,7 @@ use crate::leases::{self, FileLeases, LeaseStore};
 use crate::tftp::TftpStats;
 use crate::{dashboard, http, image, nfs, privileges, tftp};
 use axum::serve::ListenerExt;
+use migrator::clock::{Clock, WallClock};
 use node_image::image_dir;
 
 fn addr_error(what: &str, addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
@@ -42,7 +42,7 @@ pub async fn serve(config: Config) -> Result<()> {
         )
     })?;
     let config = Arc::new(config);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = Arc::new(WallClock);
     let leases: Arc<Mutex<dyn LeaseStore>> =
         Arc::new(Mutex::new(FileLeases::open(&config.state_dir)?));
     let dhcp_stats = Arc::new(DhcpStats::default());
@@ -69,13 +69,14 @@ pub async fn serve(config: Config) -> Result<()> {
         .await
         .map_err(|e| addr_error("HTTP", http_addr, e))?;
     let nfs_addr = SocketAddr::new(ip, config.ports.nfs);
-    let generation = nfs::generation::load_or_create(&config.state_dir, clock.now() * 1000)
-        .with_context(|| {
-            format!(
-                "cannot keep the NFS generation in {}",
-                config.state_dir.display()
-            )
-        })?;
+    let generation =
+        nfs::generation::load_or_create(&config.state_dir, clock.now().as_secs() * 1000)
+            .with_context(|| {
+                format!(
+                    "cannot keep the NFS generation in {}",
+                    config.state_dir.display()
+                )
+            })?;
     let gate = |insecure| nfs::gate::Gate {
         subnet: Some(config.subnet),
         insecure,
@@ -298,7 +299,7 @@ async fn prune_versions(
         let (config, leases, boots, clock) =
             (config.clone(), leases.clone(), boots.clone(), clock.clone());
         let done = tokio::task::spawn_blocking(move || {
-            let now = clock.now();
+            let now = clock.now().as_secs();
             let mut nodes: std::collections::BTreeSet<crate::mac::MacAddr> = leases
                 .lock()
                 .map_err(|_| std::io::Error::other("lease store poisoned"))?

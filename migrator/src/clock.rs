@@ -1,5 +1,6 @@
-//! Time behind a trait: the agent is handed `now` as a [`Duration`] since an arbitrary epoch,
-//! so the daemon uses a monotonic clock and the simulation its own.
+//! Time behind a trait, for the whole workspace: `now` is a [`Duration`] since the clock's epoch.
+//! omd's agent runs on a monotonic clock and the simulation on its own; ombootd's leases and
+//! boot windows, which outlive a restart, on the wall clock; tests on a clock moved by hand.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +28,18 @@ impl Clock for MonotonicClock {
     }
 }
 
+/// The wall clock: time since the Unix epoch.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WallClock;
+
+impl Clock for WallClock {
+    fn now(&self) -> Duration {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+    }
+}
+
 /// A test clock moved by hand (shared between clones).
 #[derive(Debug, Clone, Default)]
 pub struct ManualClock(Arc<AtomicU64>);
@@ -35,6 +48,11 @@ impl ManualClock {
     /// Move forward.
     pub fn advance(&self, d: Duration) {
         self.0.fetch_add(d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Set to `d`.
+    pub fn set(&self, d: Duration) {
+        self.0.store(d.as_millis() as u64, Ordering::Relaxed);
     }
 }
 

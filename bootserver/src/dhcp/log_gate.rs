@@ -11,7 +11,7 @@ pub const PER_MAC_SECS: u64 = 60;
 /// INFO lines per interval in all; also the most MACs remembered.
 pub const BUDGET: usize = 16;
 
-/// The gate; time is whole seconds (the server's [`Clock`](crate::clock::Clock)).
+/// The gate; time is whole seconds (the server's clock, [`migrator::clock::Clock`], in seconds).
 #[derive(Debug, Default)]
 pub struct LogGate {
     /// MAC -> when it was last logged, within the current interval.

@@ -16,10 +16,10 @@ use super::rate_limit::RateLimits;
 use super::reply_addr::{CLIENT_PORT, Destination, SERVER_PORT};
 use super::stats::{DhcpStats, Event};
 use crate::boot_stage::{self as stage, BootStages};
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::leases::LeaseStore;
 use crate::mac::MacAddr;
+use migrator::clock::Clock;
 
 /// RFC 1542 §3.3: some PXE ROMs drop BOOTP messages shorter than 300 bytes.
 const MIN_BOOTP_LEN: usize = 300;
@@ -176,7 +176,7 @@ impl DhcpServer {
                 self.stats.count(Event::Failed);
                 return;
             };
-            handler::handle(req, &self.config, &mut *leases, self.clock.now())
+            handler::handle(req, &self.config, &mut *leases, self.clock.now().as_secs())
         };
         let (msg, kind, dest, node, boot_file) = match outcome {
             Ok(Outcome::Reply {
@@ -188,7 +188,7 @@ impl DhcpServer {
             }) => (msg, kind, dest, node, boot_file),
             Ok(Outcome::Drop(DropReason::UnknownClient(mac))) => {
                 self.stats.count(Event::UnknownClient);
-                let now = self.clock.now();
+                let now = self.clock.now().as_secs();
                 self.stages.record(mac, stage::Event::Offer);
                 if self.log_gate.lock().is_ok_and(|mut g| g.allow(mac, now)) {
                     tracing::info!(%mac, "ignoring DHCP from a MAC not in the node table");

@@ -22,7 +22,6 @@ use serde::Serialize;
 
 use crate::boot_stage::{self as stage, BootStages, Seen, Stage};
 use crate::boot_window::{BootCounts, BootWindows};
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::dhcp::log_gate::LogGate;
 use crate::dhcp::stats::{DhcpCounts, DhcpStats};
@@ -31,6 +30,7 @@ use crate::mac::MacAddr;
 use crate::neighbors;
 use crate::nfs::gate::{Refused, RefusedCounts};
 use crate::tftp::TftpStats;
+use migrator::clock::Clock;
 use node_image::image_dir;
 
 /// What the handlers share.
@@ -143,7 +143,7 @@ async fn boot_script(State(st): State<AppState>, Path(script): Path<String>) -> 
         let Boots {
             windows, counts, ..
         } = &mut *b;
-        let boot = windows.open(counts.as_mut(), mac, &version, clock.now())?;
+        let boot = windows.open(counts.as_mut(), mac, &version, clock.now().as_secs())?;
         // In use from now on: an `omimage build` before the next count must not prune it.
         let mut in_use = image_dir::read_in_use(&image);
         if in_use.insert(version.clone()) {
@@ -237,7 +237,7 @@ async fn node_key(
     );
     let decided = tokio::task::spawn_blocking(move || {
         let seen = neighbors::mac_of(ip, &iface);
-        let now = clock.now();
+        let now = clock.now().as_secs();
         let mut b = boots.lock().ok()?;
         let r = b.windows.take_key(&nodes, ip, seen, now);
         let log = r.is_ok() || b.log.allow(seen.unwrap_or(MacAddr([0; 6])), now);
@@ -387,7 +387,7 @@ async fn prometheus(State(st): State<AppState>) -> Response {
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            metrics::render(&s, st.clock.now()),
+            metrics::render(&s, st.clock.now().as_secs()),
         )
             .into_response(),
         None => text(
