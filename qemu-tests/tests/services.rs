@@ -463,6 +463,41 @@ fn http_serves_script_and_image_files() {
         kernel,
         std::fs::read(lab.dir().join("image/vmlinuz")).unwrap()
     );
+    // HEAD, a resumed download (Range), a current copy (If-None-Match), a range past the end.
+    let path = format!("/image/{}/vmlinuz", omlab::fixture::FAKE_VERSION);
+    let (code, head) = curl(&lab, &c, &path, &["-I"]);
+    assert_eq!(code, 200, "{head}");
+    let head = head.to_lowercase();
+    assert!(
+        head.contains(&format!("content-length: {}", kernel.len())),
+        "{head}"
+    );
+    assert!(head.contains("accept-ranges: bytes"), "{head}");
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap_or_else(|| panic!("no ETag: {head}"))
+        .trim()
+        .to_owned();
+    let part = lab.dir().join("part.bin");
+    let part_arg = part.to_string_lossy().into_owned();
+    let (code, _) = curl(&lab, &c, &path, &["-r", "100-1099", "-o", &part_arg]);
+    assert_eq!(code, 206);
+    assert_eq!(std::fs::read(&part).unwrap(), kernel[100..1100]);
+    let (code, _) = curl(
+        &lab,
+        &c,
+        &path,
+        &["-H", &format!("If-None-Match: {etag}"), "-o", "/dev/null"],
+    );
+    assert_eq!(code, 304);
+    let (code, _) = curl(
+        &lab,
+        &c,
+        &path,
+        &["-r", &format!("{}-", kernel.len()), "-o", "/dev/null"],
+    );
+    assert_eq!(code, 416);
     assert_eq!(get("/image/..%2f..%2fetc%2fpasswd").0, "404");
     assert_eq!(get("/image/rootfs").0, "404");
     assert_eq!(get("/image/0000000001/rootfs").0, "404");

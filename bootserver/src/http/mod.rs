@@ -8,6 +8,7 @@
 pub mod ipxe_script;
 pub mod limits;
 pub mod metrics;
+pub mod range;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -177,6 +178,7 @@ async fn image_file(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((version, file)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     let Some(name) = image_dir::BOOT_FILES.iter().find(|f| **f == file) else {
         return text(StatusCode::NOT_FOUND, format!("no image file `{file}`"));
@@ -188,36 +190,88 @@ async fn image_file(
         );
     }
     let path = image_dir::version_dir(&st.config.image_dir, &version).join(name);
-    match tokio::fs::File::open(&path).await {
-        Ok(f) => {
-            if let IpAddr::V4(ip) = peer.ip().to_canonical() {
-                let stage = if *name == image_dir::KERNEL {
-                    Stage::Kernel
-                } else {
-                    Stage::Initrd
-                };
-                st.stages.record_ip(ip, stage);
-            }
-            let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
-            let body =
-                Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024));
-            (
-                [
-                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-                    (header::CONTENT_LENGTH, len.to_string()),
-                ],
-                body,
-            )
-                .into_response()
-        }
+    let mut f = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
         Err(e) => {
             tracing::error!("cannot open {}: {e}", path.display());
-            text(
+            return text(
                 StatusCode::NOT_FOUND,
                 format!("{name} of image version {version} is missing (pruned, or never built)"),
+            );
+        }
+    };
+    let meta = f.metadata().await.ok();
+    let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+    let mtime = meta
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let tag = range::etag(&version, name, len, mtime);
+    let h = |k: header::HeaderName| headers.get(k).and_then(|v| v.to_str().ok());
+    let answer = range::answer(
+        &tag,
+        len,
+        h(header::IF_NONE_MATCH),
+        h(header::RANGE),
+        h(header::IF_RANGE),
+    );
+    let common = [
+        (header::ETAG, tag.clone()),
+        (header::ACCEPT_RANGES, "bytes".to_string()),
+    ];
+    let (status, start, count) = match answer {
+        range::Answer::NotModified => return (StatusCode::NOT_MODIFIED, common).into_response(),
+        range::Answer::Unsatisfiable => {
+            return (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                common,
+                [(header::CONTENT_RANGE, format!("bytes */{len}"))],
             )
+                .into_response();
+        }
+        range::Answer::Whole => (StatusCode::OK, 0, len),
+        range::Answer::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+    };
+    if let IpAddr::V4(ip) = peer.ip().to_canonical()
+        && start == 0
+    {
+        let stage = if *name == image_dir::KERNEL {
+            Stage::Kernel
+        } else {
+            Stage::Initrd
+        };
+        st.stages.record_ip(ip, stage);
+    }
+    if start > 0 {
+        use tokio::io::AsyncSeekExt;
+        if let Err(e) = f.seek(std::io::SeekFrom::Start(start)).await {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot read {name}: {e}"),
+            );
         }
     }
+    use tokio::io::AsyncReadExt;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+        f.take(count),
+        256 * 1024,
+    ));
+    let mut r = (status, common, body).into_response();
+    let hs = r.headers_mut();
+    hs.insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&count.to_string()) {
+        hs.insert(header::CONTENT_LENGTH, v);
+    }
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) =
+            axum::http::HeaderValue::from_str(&format!("bytes {start}-{}/{len}", start + count - 1))
+    {
+        hs.insert(header::CONTENT_RANGE, v);
+    }
+    r
 }
 
 /// `/node/key`: the cluster key, to the booting node at the peer's address (its reserved IP,
