@@ -384,6 +384,21 @@ fn dashboard_shows_the_cluster(lab: &Lab, browser: &Browser, nodes: &[RunningNod
         );
     }
 
+    // The same from the command line, as an operator on the master asks.
+    let mut status = Command::new(cluster::workspace_root().join("target/debug/ombootd"));
+    status
+        .arg("--config")
+        .arg(lab.dir().join("ombootd.toml"))
+        .arg("status");
+    let out = lab.run(status, lab.netns(), Duration::from_secs(30)).unwrap();
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("ombootd status:\n{table}");
+    let up = table
+        .lines()
+        .filter(|l| l.starts_with("node") && l.contains(" up ") && l.contains("omd joined"))
+        .count();
+    assert!(out.status.success() && up == 3, "{table}");
+
     // Read-only without the token: no control on the page, and the API refuses them.
     let controls = browser
         .eval("return document.querySelectorAll('.control').length;")

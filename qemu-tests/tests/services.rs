@@ -797,6 +797,7 @@ fn dashboard_shows_boot_stages_is_read_only_and_bounds_its_viewers() {
         .arg("status");
     let out = lab.run(status, lab.netns(), T).unwrap();
     let table = text(&out);
+    println!("ombootd status:\n{table}");
     let row = table
         .lines()
         .find(|l| l.starts_with("node1"))
