@@ -390,7 +390,9 @@ fn dashboard_shows_the_cluster(lab: &Lab, browser: &Browser, nodes: &[RunningNod
         .arg("--config")
         .arg(lab.dir().join("ombootd.toml"))
         .arg("status");
-    let out = lab.run(status, lab.netns(), Duration::from_secs(30)).unwrap();
+    let out = lab
+        .run(status, lab.netns(), Duration::from_secs(30))
+        .unwrap();
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
     println!("ombootd status:\n{table}");
     let up = table
