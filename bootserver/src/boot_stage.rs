@@ -94,8 +94,7 @@ pub const MAX_SEEN: usize = 4096;
 /// The stages of every MAC seen, shared by the services.
 pub struct BootStages {
     clock: Arc<dyn Clock>,
-    table: HashMap<Ipv4Addr, MacAddr>,
-    known: std::collections::HashSet<MacAddr>,
+    table: std::sync::RwLock<HashMap<Ipv4Addr, MacAddr>>,
     seen: Mutex<HashMap<MacAddr, Seen>>,
 }
 
@@ -109,15 +108,32 @@ impl BootStages {
         let table: HashMap<Ipv4Addr, MacAddr> = table.into_iter().map(|(m, i)| (i, m)).collect();
         Self {
             clock,
-            known: table.values().copied().collect(),
-            table,
+            table: std::sync::RwLock::new(table),
             seen: Mutex::new(HashMap::new()),
         }
     }
 
     /// The MAC of a table node's address.
     pub fn mac_of(&self, ip: Ipv4Addr) -> Option<MacAddr> {
-        self.table.get(&ip).copied()
+        self.table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ip)
+            .copied()
+    }
+
+    /// A new node table (reloaded while serving).
+    pub fn set_table(&self, table: impl IntoIterator<Item = (MacAddr, Ipv4Addr)>) {
+        *self.table.write().unwrap_or_else(|p| p.into_inner()) =
+            table.into_iter().map(|(m, i)| (i, m)).collect();
+    }
+
+    fn known(&self, mac: &MacAddr) -> bool {
+        self.table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|m| m == mac)
     }
 
     /// The time stages are stamped with, seconds since the epoch.
@@ -133,10 +149,10 @@ impl BootStages {
         let Some(stage) = next(last, event) else {
             return;
         };
-        if last.is_none() && seen.len() >= MAX_SEEN && !self.known.contains(&mac) {
+        if last.is_none() && seen.len() >= MAX_SEEN && !self.known(&mac) {
             let oldest = seen
                 .iter()
-                .filter(|(m, _)| !self.known.contains(m))
+                .filter(|(m, _)| !self.known(m))
                 .min_by_key(|(_, s)| s.at)
                 .map(|(m, _)| *m);
             match oldest {

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use bootserver::config::Config;
+use bootserver::mac::MacAddr;
+use bootserver::{node_admin, pending};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -28,6 +30,12 @@ enum Command {
     Serve,
     /// Validate the configuration and the image without serving.
     CheckConfig,
+    /// Edit the node table of the config file (comments kept); a running ombootd takes the
+    /// change within a second, without a restart.
+    Node {
+        #[command(subcommand)]
+        verb: NodeVerb,
+    },
     /// Ask the running ombootd of this configuration for its status: every node's state, last
     /// boot stage and lease, and the MACs outside the table.
     Status {
@@ -35,6 +43,94 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeVerb {
+    /// Add a node.
+    Add {
+        /// Its boot NIC.
+        mac: MacAddr,
+        /// Its host name.
+        #[arg(long)]
+        name: String,
+        /// Its address (default: the first free one of the subnet).
+        #[arg(long)]
+        ip: Option<std::net::Ipv4Addr>,
+    },
+    /// Remove a node, by MAC or name.
+    Remove {
+        /// MAC or name.
+        node: String,
+    },
+    /// List the nodes of the table, and the MACs waiting for approval.
+    List {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a MAC that asked for DHCP (`unknown_macs = "register"`) a node.
+    Approve {
+        /// The waiting MAC.
+        mac: MacAddr,
+        /// Its host name.
+        #[arg(long)]
+        name: String,
+        /// Its address (default: the first free one of the subnet).
+        #[arg(long)]
+        ip: Option<std::net::Ipv4Addr>,
+    },
+}
+
+fn node_verb(path: &std::path::Path, config: &Config, verb: NodeVerb) -> anyhow::Result<()> {
+    let taken = "a running ombootd takes it within a second";
+    match verb {
+        NodeVerb::Add { mac, name, ip } => {
+            let ip = node_admin::add_to_file(path, mac, &name, ip)?;
+            println!("added {name} ({mac}, {ip}) to {}; {taken}", path.display());
+        }
+        NodeVerb::Approve { mac, name, ip } => {
+            if !pending::read(&config.state_dir).contains_key(&mac) {
+                anyhow::bail!(node_admin::AdminError::NotPending(mac.to_string()));
+            }
+            let ip = node_admin::add_to_file(path, mac, &name, ip)?;
+            println!(
+                "approved {mac} as {name} ({ip}) in {}; {taken}, and the node boots at its next DHCP request",
+                path.display()
+            );
+        }
+        NodeVerb::Remove { node } => {
+            let name = node_admin::remove_from_file(path, &node)?;
+            println!("removed {name} from {}; {taken}", path.display());
+        }
+        NodeVerb::List { json } => {
+            let waiting = pending::read(&config.state_dir);
+            if json {
+                let nodes: Vec<serde_json::Value> = config
+                    .nodes
+                    .iter()
+                    .map(|n| serde_json::json!({"name": n.name, "mac": n.mac.to_string(), "ip": n.ip.to_string()}))
+                    .collect();
+                let waiting: Vec<serde_json::Value> = waiting
+                    .iter()
+                    .map(|(m, at)| serde_json::json!({"mac": m.to_string(), "at": at}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"nodes": nodes, "pending": waiting})
+                );
+            } else {
+                println!("{:<16} {:<17} IP", "NAME", "MAC");
+                for n in &config.nodes {
+                    println!("{:<16} {:<17} {}", n.name, n.mac, n.ip);
+                }
+                for m in waiting.keys() {
+                    println!("{:<16} {:<17} -", "(pending)", m);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -71,6 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Node { verb } => node_verb(&cli.config, &config, verb),
         Command::Status { json } => {
             let url = format!(
                 "http://{}:{}/api/status",
@@ -97,7 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            rt.block_on(bootserver::serve::serve(config))
+            rt.block_on(bootserver::serve::serve(config, &cli.config))
         }
     }
 }

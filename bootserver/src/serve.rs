@@ -13,6 +13,8 @@ use crate::dhcp::server::{self as dhcp_server, DhcpServer};
 use crate::dhcp::stats::DhcpStats;
 use crate::http::limits::{self, LimitedListener};
 use crate::leases::{self, FileLeases, LeaseStore};
+use crate::live::LiveConfig;
+use crate::pending::Pending;
 use crate::tftp::TftpStats;
 use crate::{dashboard, http, image, nfs, privileges, tftp};
 use axum::serve::ListenerExt;
@@ -32,8 +34,9 @@ fn addr_error(what: &str, addr: SocketAddr, e: std::io::Error) -> anyhow::Error 
     anyhow::anyhow!("cannot listen for {what} on {addr}: {hint}")
 }
 
-/// Serve `config` until SIGINT or SIGTERM.
-pub async fn serve(config: Config) -> Result<()> {
+/// Serve `config`, read from `path`, until SIGINT or SIGTERM; read `path` again on SIGHUP and
+/// when it changes.
+pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
     image::check(&config.image_dir, &config.tftp_root)?;
     std::fs::create_dir_all(&config.state_dir).with_context(|| {
         format!(
@@ -41,6 +44,8 @@ pub async fn serve(config: Config) -> Result<()> {
             config.state_dir.display()
         )
     })?;
+    let live = Arc::new(LiveConfig::new(path, config.clone()));
+    let pending = Arc::new(Pending::open(&config.state_dir));
     let config = Arc::new(config);
     let clock: Arc<dyn Clock> = Arc::new(WallClock);
     let leases: Arc<Mutex<dyn LeaseStore>> =
@@ -146,14 +151,16 @@ pub async fn serve(config: Config) -> Result<()> {
     let boots = Arc::new(Mutex::new(http::Boots::new(Box::new(boot_counts))));
     let dhcp = DhcpServer::new(
         dhcp_sock,
-        config.clone(),
+        live.clone(),
         leases.clone(),
         dhcp_stats.clone(),
         clock,
         stages.clone(),
+        pending.clone(),
     )?;
     let state = http::AppState {
-        config: config.clone(),
+        config: live.clone(),
+        pending: pending.clone(),
         leases: leases.clone(),
         dhcp: dhcp_stats,
         tftp: tftp_stats,
@@ -210,7 +217,8 @@ pub async fn serve(config: Config) -> Result<()> {
         ) => r.context("the HTTP server stopped")?,
         r = nfs.serve() => r.context("the NFS server stopped")?,
         () = leases::flusher::run(leases.clone()) => {}
-        () = dashboard::feed::run(dashboard, config.clone(), stages) => {}
+        () = dashboard::feed::run(dashboard, live.clone(), stages.clone(), pending.clone()) => {}
+        () = follow_config(live, stages, pending) => {}
         () = prune_versions(config.clone(), leases.clone(), boots.clone(), http_clock.clone()) => {}
         r = serve_shared => r.context("the NFS server of the cluster directory stopped")?,
         _ = tokio::signal::ctrl_c() => println!("ombootd: interrupted, stopping"),
@@ -219,6 +227,65 @@ pub async fn serve(config: Config) -> Result<()> {
     // The ACKs of the last second reach the disk before we go.
     leases::flusher::flush(&leases).await;
     Ok(())
+}
+
+/// How often the config file is checked for changes.
+const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Read the config file again on SIGHUP and whenever its size or mtime changes: the new node
+/// table reaches the DHCP, HTTP and NFS sides and the boot stages; the pending list loses the
+/// MACs now in the table and is written to disk.
+async fn follow_config(live: Arc<LiveConfig>, stages: Arc<BootStages>, pending: Arc<Pending>) {
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
+    let mut last = stamp(live.path());
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot take SIGHUP ({e}); the config file is still watched");
+            None
+        }
+    };
+    loop {
+        let asked = tokio::select! {
+            _ = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+            () = tokio::time::sleep(CONFIG_POLL) => false,
+        };
+        let now = stamp(live.path());
+        if asked || now != last {
+            last = now;
+            let l = live.clone();
+            match tokio::task::spawn_blocking(move || l.reload()).await {
+                Ok(Ok(r)) => {
+                    let config = live.get();
+                    stages.set_table(config.nodes.iter().map(|n| (n.mac, n.ip)));
+                    pending.retain(|m| config.node_by_mac(m).is_none());
+                    tracing::info!(
+                        nodes = config.nodes.len(),
+                        added = %r.added.join(" "),
+                        removed = %r.removed.join(" "),
+                        "read {} again",
+                        live.path().display()
+                    );
+                    for field in r.need_restart {
+                        tracing::warn!(
+                            "{field} changed in {}: restart ombootd to apply it",
+                            live.path().display()
+                        );
+                    }
+                }
+                Ok(Err(e)) => tracing::error!("{e}; keeping the node table as it was"),
+                Err(e) => tracing::error!("reading the config again failed: {e}"),
+            }
+        }
+        let p = pending.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || p.flush()).await {
+            tracing::warn!("cannot write the pending MACs: {e}");
+        }
+    }
 }
 
 /// Make the cluster directory if it is missing: owned by root, mode 1777 like /tmp, so every user

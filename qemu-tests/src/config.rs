@@ -63,6 +63,7 @@ impl LabConfig {
             cluster: Default::default(),
             nfs: Default::default(),
             cluster_dir: None,
+            unknown_macs: Default::default(),
             nodes: Vec::new(),
         })
     }
@@ -147,6 +148,7 @@ image_dir = "/abs/build/image"
 state_dir = "/tmp/lab/state"
 kernel_args = "console=ttyS0,115200"
 lease_secs = 3600
+unknown_macs = "ignore"
 
 [ports]
 dhcp = 67

@@ -900,3 +900,164 @@ fn dashboard_shows_boot_stages_is_read_only_and_bounds_its_viewers() {
     }
     lab.teardown().unwrap();
 }
+
+/// `ombootd ARGS` with the lab's config, run in the lab's namespace: (success, output).
+fn ombootd_cli(lab: &Lab, args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(ombootd());
+    cmd.arg("--config")
+        .arg(lab.dir().join("ombootd.toml"))
+        .args(args);
+    let out = lab.run(cmd, lab.netns(), T).unwrap();
+    (out.status.success(), text(&out))
+}
+
+/// udhcpc in `c` until it gets a lease, up to `tries` times a second apart.
+fn lease_within(lab: &Lab, c: &ClientNs, tries: usize) -> Option<String> {
+    for _ in 0..tries {
+        let t = text(&udhcpc(lab, c, &[]));
+        if let Some(l) = t.lines().find(|l| l.starts_with("LEASE")) {
+            return Some(l.to_owned());
+        }
+    }
+    None
+}
+
+#[test]
+fn nodes_are_added_approved_and_removed_while_serving() {
+    let lab = Lab::new("nodes").unwrap();
+    let img = fake_image(&lab);
+    let mut cfg = lab
+        .ombootd_config(&img)
+        .node("node1", MacAddr::lab(1), NODE1.parse().unwrap());
+    cfg.unknown_macs = bootserver::config::wire::UnknownMacs::Register;
+    let path = lab.write_ombootd_config(&cfg).unwrap();
+    // Comments in the operator's file survive every edit.
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.insert_str(0, "# our cluster: keep this comment\n");
+    std::fs::write(&path, text).unwrap();
+    let _ombootd = lab.start_ombootd(&ombootd(), &path).unwrap();
+
+    // An unknown MAC asks: no answer, but it waits in the pending list.
+    let c7 = client(&lab, "c7", MacAddr::lab(7), true);
+    assert!(
+        lease_within(&lab, &c7, 1).is_none(),
+        "an unknown MAC got a lease"
+    );
+    let (ok, list) = ombootd_cli(&lab, &["node", "list", "--json"]);
+    let list: serde_json::Value =
+        serde_json::from_str(list.trim()).unwrap_or_else(|_| panic!("{ok} {list}"));
+    assert_eq!(list["pending"][0]["mac"], "52:54:00:77:00:07", "{list}");
+    assert_eq!(list["nodes"].as_array().map(Vec::len), Some(1), "{list}");
+
+    // Approved on the command line: it boots at its next request, no restart.
+    let (ok, out) = ombootd_cli(
+        &lab,
+        &[
+            "node",
+            "approve",
+            "52:54:00:77:00:07",
+            "--name",
+            "node7",
+            "--ip",
+            "10.77.0.17",
+        ],
+    );
+    assert!(ok, "{out}");
+    let lease = lease_within(&lab, &c7, 10).expect("the approved node got no lease");
+    assert!(
+        lease.contains("ip=10.77.0.17") && lease.contains("hostname=node7"),
+        "{lease}"
+    );
+
+    // Added while serving, with the first free address; a duplicate name is refused naming both.
+    let (ok, out) = ombootd_cli(
+        &lab,
+        &["node", "add", "52:54:00:77:00:08", "--name", "node8"],
+    );
+    assert!(ok && out.contains("10.77.0.2"), "{out}");
+    let c8 = client(&lab, "c8", MacAddr::lab(8), true);
+    let lease = lease_within(&lab, &c8, 10).expect("the added node got no lease");
+    assert!(
+        lease.contains("ip=10.77.0.2 ") && lease.contains("hostname=node8"),
+        "{lease}"
+    );
+    let (ok, out) = ombootd_cli(
+        &lab,
+        &["node", "add", "52:54:00:77:00:09", "--name", "node8"],
+    );
+    assert!(
+        !ok && out.contains("`node8` is listed twice") && out.contains("52:54:00:77:00:08"),
+        "{out}"
+    );
+    let (ok, out) = ombootd_cli(
+        &lab,
+        &["node", "approve", "52:54:00:77:00:09", "--name", "node9"],
+    );
+    assert!(!ok && out.contains("not waiting for approval"), "{out}");
+
+    // A hand edit that breaks the file: refused with its line, the last good table kept.
+    let good = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        good.starts_with("# our cluster: keep this comment\n"),
+        "{good}"
+    );
+    std::fs::write(
+        &path,
+        format!(
+            "{good}\n[[node]]\nmac = \"52:54:00:77:00:0a\"\nname = \"node1\"\nip = \"10.77.0.30\"\n"
+        ),
+    )
+    .unwrap();
+    let c1 = client(&lab, "c1", MacAddr::lab(1), true);
+    let log = lab.dir().join("ombootd.log");
+    let mut refused = String::new();
+    for _ in 0..50 {
+        refused = std::fs::read_to_string(&log).unwrap_or_default();
+        if refused.contains("keeping the node table as it was") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        refused.contains("ombootd.toml:")
+            && refused.contains("`node1` is listed twice")
+            && refused.contains("keeping the node table as it was"),
+        "{refused}"
+    );
+    assert!(lease_within(&lab, &c1, 3).is_some_and(|l| l.contains("ip=10.77.0.11")));
+    assert!(lease_within(&lab, &c8, 3).is_some(), "the table was lost");
+    std::fs::write(&path, &good).unwrap();
+
+    // Removed: no more answers for it (after the reload).
+    let (ok, out) = ombootd_cli(&lab, &["node", "remove", "node8"]);
+    assert!(ok, "{out}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        lease_within(&lab, &c8, 1).is_none(),
+        "a removed node still got a lease"
+    );
+    let kept = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        kept.starts_with("# our cluster: keep this comment\n") && kept.contains("node7"),
+        "{kept}"
+    );
+
+    // The dashboard's approve: refused without the token, the same edit with it.
+    let c9 = client(&lab, "c9", MacAddr::lab(9), true);
+    assert!(lease_within(&lab, &c9, 1).is_none());
+    lab.add_client_addr(&c9, "10.77.0.50/24").unwrap();
+    let approve = "/api/pending/52:54:00:77:00:09/approve";
+    let body = r#"{"name":"node9"}"#;
+    let (code, _) = curl(&lab, &c9, approve, &["-X", "POST", "-d", body]);
+    assert_eq!(code, 401);
+    let token = std::fs::read_to_string(lab.dir().join("state/dashboard.token")).unwrap();
+    let auth = format!("Authorization: Bearer {}", token.trim());
+    let (code, out) = curl(&lab, &c9, approve, &["-X", "POST", "-H", &auth, "-d", body]);
+    assert_eq!(code, 200, "{out}");
+    let lease =
+        lease_within(&lab, &c9, 10).expect("the node approved on the dashboard got no lease");
+    assert!(lease.contains("hostname=node9"), "{lease}");
+    let (code, out) = curl(&lab, &c9, approve, &["-X", "POST", "-H", &auth, "-d", body]);
+    assert_eq!(code, 409, "{out}");
+    lab.teardown().unwrap();
+}

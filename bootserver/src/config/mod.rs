@@ -5,7 +5,6 @@
 
 pub mod wire;
 
-use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -94,6 +93,8 @@ pub struct Config {
     pub cluster_dir: Option<ClusterDir>,
     /// The node root's export takes calls from unprivileged source ports too.
     pub nfs_insecure: bool,
+    /// What to do with MACs outside the table.
+    pub unknown_macs: wire::UnknownMacs,
 }
 
 impl Config {
@@ -210,7 +211,6 @@ impl Validator<'_> {
         };
 
         let mut nodes = Vec::with_capacity(w.nodes.len());
-        let (mut macs, mut names, mut ips) = (HashSet::new(), HashSet::new(), HashSet::new());
         for (i, n) in w.nodes.into_iter().enumerate() {
             let field = |f: &str| format!("node[{i}].{f}");
             let mac: MacAddr =
@@ -227,8 +227,15 @@ impl Validator<'_> {
                     format!("{mac} is a multicast address, not a NIC"),
                 ));
             }
-            if !macs.insert(mac) {
-                return Err(self.err(n.mac.span(), field("mac"), format!("{mac} is listed twice")));
+            if let Some(j) = nodes.iter().position(|o: &Node| o.mac == mac) {
+                return Err(self.err(
+                    n.mac.span(),
+                    field("mac"),
+                    format!(
+                        "{mac} is listed twice: node[{j}] ({}) has it too",
+                        nodes[j].name
+                    ),
+                ));
             }
             let name = n.name.get_ref().clone();
             if !is_hostname_label(&name) {
@@ -238,11 +245,14 @@ impl Validator<'_> {
                     format!("`{name}` is not a host name (letters, digits and inner hyphens, at most 63)"),
                 ));
             }
-            if !names.insert(name.clone()) {
+            if let Some(j) = nodes.iter().position(|o: &Node| o.name == name) {
                 return Err(self.err(
                     n.name.span(),
                     field("name"),
-                    format!("`{name}` is listed twice"),
+                    format!(
+                        "`{name}` is listed twice: node[{j}] ({}) has it too",
+                        nodes[j].mac
+                    ),
                 ));
             }
             let ip = *n.ip.get_ref();
@@ -255,8 +265,15 @@ impl Validator<'_> {
                     ),
                 ));
             }
-            if !ips.insert(ip) {
-                return Err(self.err(n.ip.span(), field("ip"), format!("{ip} is listed twice")));
+            if let Some(j) = nodes.iter().position(|o: &Node| o.ip == ip) {
+                return Err(self.err(
+                    n.ip.span(),
+                    field("ip"),
+                    format!(
+                        "{ip} is listed twice: node[{j}] ({}, {}) has it too",
+                        nodes[j].name, nodes[j].mac
+                    ),
+                ));
             }
             nodes.push(Node { mac, name, ip });
         }
@@ -319,6 +336,7 @@ impl Validator<'_> {
             cluster,
             cluster_dir,
             nfs_insecure: w.nfs.insecure,
+            unknown_macs: w.unknown_macs,
             key_file,
         })
     }

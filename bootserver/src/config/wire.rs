@@ -52,9 +52,24 @@ pub struct WireConfig {
     /// The shared read-write directory every node mounts at `/cluster` (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_dir: Option<WireClusterDir>,
+    /// What to do with a MAC not in the table: `ignore` it (no answer), or `register` it in the
+    /// pending list, where `ombootd node approve MAC --name N` makes it a node.
+    #[serde(default)]
+    pub unknown_macs: UnknownMacs,
     /// The nodes ombootd boots; a MAC not listed here gets no answer.
     #[serde(default, rename = "node")]
     pub nodes: Vec<WireNode>,
+}
+
+/// What ombootd does with DHCP from a MAC that is not in the node table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownMacs {
+    /// No answer (the default: nothing on the network is booted unasked).
+    #[default]
+    Ignore,
+    /// No answer, but the MAC is kept in the pending list for an operator to approve.
+    Register,
 }
 
 /// `[ports]`: where each service listens. Defaults are the well-known ports.

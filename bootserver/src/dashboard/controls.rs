@@ -10,6 +10,9 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use migrator::api::Control;
+
+use crate::mac::MacAddr;
+use crate::node_admin;
 use migrator::job::record::JobId;
 use migrator::jobs::client;
 use migrator::migration::protocol::{Msg, Target};
@@ -170,21 +173,57 @@ pub async fn migrate(
     outcome(answer, home)
 }
 
-/// `POST /api/pending/{mac}/approve`: no MAC waits for approval while ombootd answers only the
-/// MACs of its node table; said plainly rather than pretended.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Approve {
+    name: String,
+    #[serde(default)]
+    ip: Option<std::net::Ipv4Addr>,
+}
+
+/// `POST /api/pending/{mac}/approve` `{"name": "node7", "ip": "10.77.0.17"}` (ip optional):
+/// `ombootd node approve`, the same edit of the config file; the server takes it at once.
 pub async fn approve(
     State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path(mac): Path<String>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     if !authorized(&st, &headers) {
+        tracing::info!(%from, %mac, "refused a dashboard approval without the token");
         return refused();
     }
-    reply(
-        StatusCode::NOT_FOUND,
-        "error",
-        &format!(
-            "{mac} is not pending: ombootd answers only the MACs in its node table; add it to the table to boot it"
-        ),
-    )
+    let a = match serde_json::from_slice::<Approve>(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                "error",
+                &format!(
+                    "expected {{\"name\": \"<host name>\", \"ip\": \"<address>\" (optional)}}: {e}"
+                ),
+            );
+        }
+    };
+    let Ok(mac) = mac.parse::<MacAddr>() else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "error",
+            &format!("{mac:?} is not a MAC address"),
+        );
+    };
+    let (live, pending) = (st.config.clone(), st.pending.clone());
+    let done = tokio::task::spawn_blocking(move || {
+        node_admin::approve(&live, &pending, mac, &a.name, a.ip)
+    })
+    .await;
+    match done {
+        Ok(Ok(text)) => {
+            tracing::info!(%from, %mac, "dashboard approval: {text}");
+            reply(StatusCode::OK, "message", &text)
+        }
+        Ok(Err(e)) => reply(StatusCode::CONFLICT, "error", &e.to_string()),
+        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, "error", &e.to_string()),
+    }
 }

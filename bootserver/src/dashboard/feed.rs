@@ -23,7 +23,8 @@ use super::history::{History, STEP_MS, Sample};
 use super::snapshot::{self, Inputs, Master};
 use super::token::Token;
 use crate::boot_stage::{BootStages, Stage};
-use crate::config::Config;
+use crate::live::LiveConfig;
+use crate::pending::Pending;
 
 /// Most browsers streaming at once: each holds an HTTP connection, and booting nodes need them.
 pub const MAX_VIEWERS: usize = 32;
@@ -127,7 +128,13 @@ async fn ask_nodes(dash: &Dashboard, key: &ClusterKey) -> (Vec<JobView>, Vec<Mov
 }
 
 /// Run the feed forever.
-pub async fn run(dash: Arc<Dashboard>, config: Arc<Config>, stages: Arc<BootStages>) {
+pub async fn run(
+    dash: Arc<Dashboard>,
+    live: Arc<LiveConfig>,
+    stages: Arc<BootStages>,
+    pending: Arc<Pending>,
+) {
+    let config = live.get();
     let master = Master {
         name: "ombootd".into(),
         ip: config.master_ip.to_string(),
@@ -142,6 +149,7 @@ pub async fn run(dash: Arc<Dashboard>, config: Arc<Config>, stages: Arc<BootStag
     loop {
         tick.tick().await;
         let now = now_ms();
+        let config = live.get();
         if now.saturating_sub(users_at) >= 60_000 {
             let dir = config.image_dir.clone();
             if let Ok(u) = tokio::task::spawn_blocking(move || super::users::of_image(&dir)).await {
@@ -185,6 +193,7 @@ pub async fn run(dash: Arc<Dashboard>, config: Arc<Config>, stages: Arc<BootStag
                 jobs: r.jobs.as_deref(),
                 moves: &r.moves,
                 users: &users,
+                pending: &pending.list(),
             });
             serde_json::to_string(&s).unwrap_or_default()
         };

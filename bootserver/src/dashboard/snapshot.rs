@@ -150,6 +150,8 @@ pub struct Inputs<'a> {
     pub moves: &'a [MoveEvent],
     /// Names of uids.
     pub users: &'a HashMap<u32, String>,
+    /// MACs waiting for approval, with when they last asked (seconds).
+    pub pending: &'a [(MacAddr, u64)],
 }
 
 fn ago(now_ms: u64, at_s: u64) -> f64 {
@@ -268,7 +270,14 @@ pub fn build(i: Inputs<'_>) -> Snapshot {
         master: i.master.clone(),
         nodes,
         boot,
-        pending: Vec::new(),
+        pending: i
+            .pending
+            .iter()
+            .map(|(m, at)| Pending {
+                mac: m.to_string(),
+                ago_s: ago(i.now_ms, *at),
+            })
+            .collect(),
         jobs,
         moves: i.moves.to_vec(),
     }
@@ -396,6 +405,7 @@ mod tests {
             jobs: Some(&jobs),
             moves: &[],
             users: &users,
+            pending: &[(MacAddr([2, 0, 0, 0, 0, 7]), 99)],
         });
         let names: Vec<(&str, NodeState)> =
             s.nodes.iter().map(|n| (n.name.as_str(), n.state)).collect();
@@ -424,5 +434,6 @@ mod tests {
         assert_eq!(json["nodes"][2]["stage"]["label"], "TFTP");
         assert_eq!(json["jobs"][0]["id"], "node1.7");
         assert_eq!(json["jobs"][0]["user"], "alice");
+        assert_eq!(json["pending"][0]["mac"], "02:00:00:00:00:07");
     }
 }

@@ -16,9 +16,11 @@ use super::rate_limit::RateLimits;
 use super::reply_addr::{CLIENT_PORT, Destination, SERVER_PORT};
 use super::stats::{DhcpStats, Event};
 use crate::boot_stage::{self as stage, BootStages};
-use crate::config::Config;
+use crate::config::wire::UnknownMacs;
 use crate::leases::LeaseStore;
+use crate::live::LiveConfig;
 use crate::mac::MacAddr;
+use crate::pending::Pending;
 use migrator::clock::Clock;
 
 /// RFC 1542 §3.3: some PXE ROMs drop BOOTP messages shorter than 300 bytes.
@@ -82,7 +84,7 @@ pub fn bind(iface: &str, port: u16) -> Result<std::net::UdpSocket, BindError> {
 /// The running server.
 pub struct DhcpServer {
     socket: UdpSocket,
-    config: Arc<Config>,
+    config: Arc<LiveConfig>,
     leases: Arc<Mutex<dyn LeaseStore>>,
     stats: Arc<DhcpStats>,
     clock: Arc<dyn Clock>,
@@ -94,6 +96,8 @@ pub struct DhcpServer {
     started: std::time::Instant,
     /// Where each MAC's boot is (a reply sent is its DHCP stage).
     stages: Arc<BootStages>,
+    /// Unknown MACs kept for approval.
+    pending: Arc<Pending>,
 }
 
 impl std::fmt::Debug for DhcpServer {
@@ -108,11 +112,12 @@ impl DhcpServer {
     /// Wrap a socket from [`bind`].
     pub fn new(
         socket: std::net::UdpSocket,
-        config: Arc<Config>,
+        config: Arc<LiveConfig>,
         leases: Arc<Mutex<dyn LeaseStore>>,
         stats: Arc<DhcpStats>,
         clock: Arc<dyn Clock>,
         stages: Arc<BootStages>,
+        pending: Arc<Pending>,
     ) -> std::io::Result<Self> {
         Ok(Self {
             socket: UdpSocket::from_std(socket)?,
@@ -124,6 +129,7 @@ impl DhcpServer {
             limits: Mutex::default(),
             started: std::time::Instant::now(),
             stages,
+            pending,
         })
     }
 
@@ -171,12 +177,13 @@ impl DhcpServer {
     }
 
     async fn answer(&self, req: &Message) {
+        let config = self.config.get();
         let outcome = {
             let Ok(mut leases) = self.leases.lock() else {
                 self.stats.count(Event::Failed);
                 return;
             };
-            handler::handle(req, &self.config, &mut *leases, self.clock.now().as_secs())
+            handler::handle(req, &config, &mut *leases, self.clock.now().as_secs())
         };
         let (msg, kind, dest, node, boot_file) = match outcome {
             Ok(Outcome::Reply {
@@ -190,6 +197,12 @@ impl DhcpServer {
                 self.stats.count(Event::UnknownClient);
                 let now = self.clock.now().as_secs();
                 self.stages.record(mac, stage::Event::Offer);
+                if config.unknown_macs == UnknownMacs::Register {
+                    if self.pending.record(mac, now) {
+                        tracing::info!(%mac, "a MAC not in the node table waits for approval: ombootd node approve {mac} --name NAME");
+                    }
+                    return;
+                }
                 if self.log_gate.lock().is_ok_and(|mut g| g.allow(mac, now)) {
                     tracing::info!(%mac, "ignoring DHCP from a MAC not in the node table");
                 } else {
@@ -226,7 +239,7 @@ impl DhcpServer {
             Destination::Relay(ip) => SocketAddrV4::new(ip, SERVER_PORT),
             Destination::Unicast(ip) => SocketAddrV4::new(ip, CLIENT_PORT),
             Destination::UnicastNoArp { ip, mac } => {
-                match arp::insert(&self.socket, &self.config.interface, ip, mac) {
+                match arp::insert(&self.socket, &config.interface, ip, mac) {
                     Ok(()) => SocketAddrV4::new(ip, CLIENT_PORT),
                     Err(e) => {
                         tracing::debug!("ARP insert failed ({e}); broadcasting instead");

@@ -152,6 +152,13 @@ pub fn render(s: &Status, now: u64) -> String {
         "MACs outside the node table seen asking for DHCP.",
     );
     let _ = writeln!(out, "ombootd_unknown_macs {}", s.unknown.len());
+    family(
+        &mut out,
+        "ombootd_pending_macs",
+        "gauge",
+        "MACs waiting for `ombootd node approve`.",
+    );
+    let _ = writeln!(out, "ombootd_pending_macs {}", s.pending.len());
     if let Some(rows) = &s.cluster {
         family(
             &mut out,
@@ -210,6 +217,7 @@ mod tests {
                 }),
             }],
             unknown: vec![],
+            pending: vec![],
             dhcp: DhcpCounts {
                 received: 5,
                 replied: 4,

@@ -23,10 +23,10 @@ use serde::Serialize;
 
 use crate::boot_stage::{self as stage, BootStages, Seen, Stage};
 use crate::boot_window::{BootCounts, BootWindows};
-use crate::config::Config;
 use crate::dhcp::log_gate::LogGate;
 use crate::dhcp::stats::{DhcpCounts, DhcpStats};
 use crate::leases::{Lease, LeaseStore};
+use crate::live::LiveConfig;
 use crate::mac::MacAddr;
 use crate::neighbors;
 use crate::nfs::gate::{Refused, RefusedCounts};
@@ -37,8 +37,10 @@ use node_image::image_dir;
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// The validated configuration.
-    pub config: Arc<Config>,
+    /// The configuration as it is now (the node table is reloaded while serving).
+    pub config: Arc<LiveConfig>,
+    /// Unknown MACs waiting for approval.
+    pub pending: Arc<crate::pending::Pending>,
     /// The lease store (shared with the DHCP server).
     pub leases: Arc<Mutex<dyn LeaseStore>>,
     /// DHCP counters.
@@ -117,6 +119,7 @@ fn text(code: StatusCode, msg: String) -> Response {
 }
 
 async fn boot_script(State(st): State<AppState>, Path(script): Path<String>) -> Response {
+    let config = st.config.get();
     let Some(mac) = script
         .strip_suffix(".ipxe")
         .and_then(|m| m.parse::<MacAddr>().ok())
@@ -126,7 +129,7 @@ async fn boot_script(State(st): State<AppState>, Path(script): Path<String>) -> 
             format!("no boot script `{script}`: expected /boot/<mac>.ipxe"),
         );
     };
-    let Some(node) = st.config.node_by_mac(mac) else {
+    let Some(node) = config.node_by_mac(mac) else {
         return text(
             StatusCode::NOT_FOUND,
             format!("{mac} is not in the node table"),
@@ -135,7 +138,7 @@ async fn boot_script(State(st): State<AppState>, Path(script): Path<String>) -> 
     // The boot window opens (and the boot is numbered, on disk) off the runtime; the node boots
     // the version current now, whatever is built while it boots.
     let (boots, clock) = (st.boots.clone(), st.clock.clone());
-    let image = st.config.image_dir.clone();
+    let image = config.image_dir.clone();
     let opened = tokio::task::spawn_blocking(move || {
         let version = image_dir::current(&image)?;
         let mut b = boots
@@ -168,7 +171,7 @@ async fn boot_script(State(st): State<AppState>, Path(script): Path<String>) -> 
     };
     tracing::info!(node = %node.name, %mac, boot, %version, "serving iPXE script");
     st.stages.record(mac, stage::Event::At(Stage::Script));
-    let body = ipxe_script::render(&st.config, node, boot, &version);
+    let body = ipxe_script::render(&config, node, boot, &version);
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
@@ -180,6 +183,7 @@ async fn image_file(
     Path((version, file)): Path<(String, String)>,
     headers: axum::http::HeaderMap,
 ) -> Response {
+    let config = st.config.get();
     let Some(name) = image_dir::BOOT_FILES.iter().find(|f| **f == file) else {
         return text(StatusCode::NOT_FOUND, format!("no image file `{file}`"));
     };
@@ -189,7 +193,7 @@ async fn image_file(
             format!("no image version `{version}`"),
         );
     }
-    let path = image_dir::version_dir(&st.config.image_dir, &version).join(name);
+    let path = image_dir::version_dir(&config.image_dir, &version).join(name);
     let mut f = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) => {
@@ -280,15 +284,12 @@ async fn node_key(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
+    let config = st.config.get();
     let IpAddr::V4(ip) = peer.ip().to_canonical() else {
         return text(StatusCode::FORBIDDEN, "not an IPv4 node".into());
     };
-    let nodes: Vec<(MacAddr, Ipv4Addr)> = st.config.nodes.iter().map(|n| (n.mac, n.ip)).collect();
-    let (boots, clock, iface) = (
-        st.boots.clone(),
-        st.clock.clone(),
-        st.config.interface.clone(),
-    );
+    let nodes: Vec<(MacAddr, Ipv4Addr)> = config.nodes.iter().map(|n| (n.mac, n.ip)).collect();
+    let (boots, clock, iface) = (st.boots.clone(), st.clock.clone(), config.interface.clone());
     let decided = tokio::task::spawn_blocking(move || {
         let seen = neighbors::mac_of(ip, &iface);
         let now = clock.now().as_secs();
@@ -318,8 +319,8 @@ async fn node_key(
             return text(StatusCode::FORBIDDEN, format!("no key for {ip}: {why}"));
         }
     };
-    let name = st.config.node_by_mac(mac).map_or("?", |n| n.name.as_str());
-    match tokio::fs::read(&st.config.key_file).await {
+    let name = config.node_by_mac(mac).map_or("?", |n| n.name.as_str());
+    match tokio::fs::read(&config.key_file).await {
         Ok(key) => {
             tracing::info!(node = %name, %ip, "sent the cluster key to the booting node");
             st.stages.record(mac, stage::Event::At(Stage::Key));
@@ -328,7 +329,7 @@ async fn node_key(
         Err(e) => {
             tracing::error!(
                 "cannot read the cluster key {}: {e}",
-                st.config.key_file.display()
+                config.key_file.display()
             );
             text(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -349,6 +350,9 @@ pub struct Status {
     pub nodes: Vec<NodeStatus>,
     /// MACs outside the table that asked, with their last stage.
     pub unknown: Vec<UnknownMac>,
+    /// MACs waiting for `ombootd node approve` (`unknown_macs = "register"`), with when they
+    /// last asked (seconds since the epoch).
+    pub pending: Vec<PendingMac>,
     /// DHCP counters.
     pub dhcp: DhcpCounts,
     /// TFTP counters.
@@ -376,6 +380,15 @@ pub struct NodeStatus {
     pub stage: Option<Seen>,
 }
 
+/// A MAC waiting for approval.
+#[derive(Debug, Serialize)]
+pub struct PendingMac {
+    /// The MAC.
+    pub mac: String,
+    /// When it last asked, seconds since the epoch.
+    pub at: u64,
+}
+
 /// A MAC outside the node table that was seen.
 #[derive(Debug, Serialize)]
 pub struct UnknownMac {
@@ -387,10 +400,10 @@ pub struct UnknownMac {
 
 /// What `/api/status` and `/metrics` show.
 fn gather(st: &AppState) -> Option<Status> {
+    let config = st.config.get();
     let leases = st.leases.lock().ok()?.all();
     let stages: std::collections::HashMap<MacAddr, Seen> = st.stages.all().into_iter().collect();
-    let nodes = st
-        .config
+    let nodes = config
         .nodes
         .iter()
         .map(|n| NodeStatus {
@@ -403,7 +416,7 @@ fn gather(st: &AppState) -> Option<Status> {
         .collect();
     let mut unknown: Vec<UnknownMac> = stages
         .iter()
-        .filter(|(m, _)| st.config.node_by_mac(**m).is_none())
+        .filter(|(m, _)| config.node_by_mac(**m).is_none())
         .map(|(m, s)| UnknownMac {
             mac: m.to_string(),
             stage: *s,
@@ -411,10 +424,19 @@ fn gather(st: &AppState) -> Option<Status> {
         .collect();
     unknown.sort_by(|a, b| b.stage.at.cmp(&a.stage.at).then(a.mac.cmp(&b.mac)));
     Some(Status {
-        interface: st.config.interface.clone(),
-        master_ip: st.config.master_ip.to_string(),
+        interface: config.interface.clone(),
+        master_ip: config.master_ip.to_string(),
         nodes,
         unknown,
+        pending: st
+            .pending
+            .list()
+            .into_iter()
+            .map(|(m, at)| PendingMac {
+                mac: m.to_string(),
+                at,
+            })
+            .collect(),
         dhcp: st.dhcp.snapshot(),
         tftp: serde_json::to_value(&*st.tftp).unwrap_or_default(),
         nfs_refused: st.nfs_refused.0.snapshot(),
