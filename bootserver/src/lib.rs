@@ -21,6 +21,7 @@ pub mod nfs;
 pub mod node_admin;
 pub mod pending;
 pub mod privileges;
+pub mod ra;
 pub mod serve;
 pub mod status_table;
 pub mod subnet;

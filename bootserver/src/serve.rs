@@ -73,6 +73,27 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
     let http_listener = tokio::net::TcpListener::bind(http_addr)
         .await
         .map_err(|e| addr_error("HTTP", http_addr, e))?;
+    let advertiser = if config.ipv6_ra {
+        match crate::ra::Advertiser::bind(&config.interface) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(
+                    "no IPv6 router advertisements on {} ({e}); iPXE will wait for its IPv6 timeout",
+                    config.interface
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let advertising = advertiser.is_some();
+    let advertise = async move {
+        match advertiser {
+            Some(a) => a.run().await,
+            None => std::future::pending().await,
+        }
+    };
     let nfs_addr = SocketAddr::new(ip, config.ports.nfs);
     let generation =
         nfs::generation::load_or_create(&config.state_dir, clock.now().as_secs() * 1000)
@@ -195,6 +216,12 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
         config.state_dir.join(dashboard::token::FILE).display()
     );
     println!("listening for NFS on {nfs_addr}");
+    if advertising {
+        println!(
+            "advertising on {} for IPv6: no router, nothing to configure",
+            config.interface
+        );
+    }
     if let Some(addr) = shared_addr {
         println!("listening for NFS (cluster) on {addr}");
     }
@@ -219,6 +246,7 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
         () = leases::flusher::run(leases.clone()) => {}
         () = dashboard::feed::run(dashboard, live.clone(), stages.clone(), pending.clone()) => {}
         () = follow_config(live, stages, pending) => {}
+        () = advertise => {}
         () = prune_versions(config.clone(), leases.clone(), boots.clone(), http_clock.clone()) => {}
         r = serve_shared => r.context("the NFS server of the cluster directory stopped")?,
         _ = tokio::signal::ctrl_c() => println!("ombootd: interrupted, stopping"),

@@ -64,6 +64,7 @@ impl LabConfig {
             nfs: Default::default(),
             cluster_dir: None,
             unknown_macs: Default::default(),
+            ipv6_ra: true,
             nodes: Vec::new(),
         })
     }
@@ -148,6 +149,7 @@ image_dir = "/abs/build/image"
 state_dir = "/tmp/lab/state"
 kernel_args = "console=ttyS0,115200"
 lease_secs = 3600
+ipv6_ra = true
 unknown_macs = "ignore"
 
 [ports]

@@ -1061,3 +1061,27 @@ fn nodes_are_added_approved_and_removed_while_serving() {
     assert_eq!(code, 409, "{out}");
     lab.teardown().unwrap();
 }
+
+#[test]
+fn a_router_solicitation_gets_an_advertisement_that_configures_nothing() {
+    let (lab, ombootd) = lab_with_ombootd("ra");
+    let line = lab
+        .wait_for_output(&ombootd, "advertising on", Duration::from_secs(1))
+        .unwrap();
+    assert!(line.contains("nothing to configure"), "{line}");
+    let c = client(&lab, "c1", MacAddr::lab(1), true);
+    let solicit = "import socket, time\ns = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)\ns.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth0')\ns.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)\nidx = socket.if_nametoindex('eth0')\ns.settimeout(1)\nend = time.time() + 10\nwhile time.time() < end:\n    try:\n        s.sendto(bytes([133, 0, 0, 0, 0, 0, 0, 0]), ('ff02::2', 0, 0, idx))\n    except OSError as e:\n        time.sleep(0.5)\n        continue\n    try:\n        while True:\n            d, a = s.recvfrom(1500)\n            if d[0] == 134:\n                print('RA', d.hex())\n                raise SystemExit(0)\n    except socket.timeout:\n        pass\nraise SystemExit(1)\n";
+    let mut py = Command::new("python3");
+    py.args(["-c", solicit]);
+    let out = lab.run(py, c.netns(), T).unwrap();
+    let t = text(&out);
+    let ra = t
+        .lines()
+        .find_map(|l| l.strip_prefix("RA "))
+        .unwrap_or_else(|| panic!("no advertisement: {t}"));
+    // Type 134, code 0; M = O = 0; router lifetime 0; the master's link-layer address.
+    assert!(ra.starts_with("8600"), "{ra}");
+    assert_eq!(&ra[10..16], "000000", "flags and lifetime: {ra}");
+    assert!(ra.contains("0101"), "no source link-layer option: {ra}");
+    lab.teardown().unwrap();
+}

@@ -95,6 +95,8 @@ pub struct Config {
     pub nfs_insecure: bool,
     /// What to do with MACs outside the table.
     pub unknown_macs: wire::UnknownMacs,
+    /// Send router advertisements that configure nothing, to end iPXE's IPv6 wait.
+    pub ipv6_ra: bool,
 }
 
 impl Config {
@@ -337,6 +339,7 @@ impl Validator<'_> {
             cluster_dir,
             nfs_insecure: w.nfs.insecure,
             unknown_macs: w.unknown_macs,
+            ipv6_ra: w.ipv6_ra,
             key_file,
         })
     }

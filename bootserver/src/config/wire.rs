@@ -52,6 +52,10 @@ pub struct WireConfig {
     /// The shared read-write directory every node mounts at `/cluster` (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_dir: Option<WireClusterDir>,
+    /// Send IPv6 router advertisements on `interface` that configure nothing (no default
+    /// router, no prefix, no DHCPv6): they end iPXE's wait for IPv6 configuration at boot.
+    #[serde(default = "default_true")]
+    pub ipv6_ra: bool,
     /// What to do with a MAC not in the table: `ignore` it (no answer), or `register` it in the
     /// pending list, where `ombootd node approve MAC --name N` makes it a node.
     #[serde(default)]
