@@ -90,10 +90,8 @@ fn node_verb(path: &std::path::Path, config: &Config, verb: NodeVerb) -> anyhow:
             println!("added {name} ({mac}, {ip}) to {}; {taken}", path.display());
         }
         NodeVerb::Approve { mac, name, ip } => {
-            if !pending::read(&config.state_dir).contains_key(&mac) {
-                anyhow::bail!(node_admin::AdminError::NotPending(mac.to_string()));
-            }
-            let ip = node_admin::add_to_file(path, mac, &name, ip)?;
+            let waiting = pending::read(&config.state_dir).contains_key(&mac);
+            let ip = node_admin::approve_to_file(path, waiting, mac, &name, ip)?;
             println!(
                 "approved {mac} as {name} ({ip}) in {}; {taken}, and the node boots at its next DHCP request",
                 path.display()

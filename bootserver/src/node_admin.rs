@@ -150,8 +150,23 @@ pub fn remove_from_file(path: &Path, who: &str) -> Result<String, AdminError> {
     Ok(name)
 }
 
-/// Make the pending `mac` node `name` in the running server's config file, and take the file
-/// again at once (blocking). What happened, as a sentence.
+/// [`add_to_file`] for a MAC that asked and waits (`waiting`, as the pending list says): the
+/// one approval of `ombootd node approve` and of the dashboard.
+pub fn approve_to_file(
+    path: &Path,
+    waiting: bool,
+    mac: MacAddr,
+    name: &str,
+    ip: Option<Ipv4Addr>,
+) -> Result<Ipv4Addr, AdminError> {
+    if !waiting {
+        return Err(AdminError::NotPending(mac.to_string()));
+    }
+    add_to_file(path, mac, name, ip)
+}
+
+/// The running server's approval (the dashboard's): [`approve_to_file`] on its config file, then
+/// the file taken again at once (blocking). What happened, as a sentence.
 pub fn approve(
     live: &LiveConfig,
     pending: &Pending,
@@ -159,11 +174,9 @@ pub fn approve(
     name: &str,
     ip: Option<Ipv4Addr>,
 ) -> Result<String, AdminError> {
-    if !pending.list().iter().any(|(m, _)| *m == mac) {
-        return Err(AdminError::NotPending(mac.to_string()));
-    }
+    let waiting = pending.list().iter().any(|(m, _)| *m == mac);
     let path = live.path();
-    let ip = add_to_file(path, mac, name, ip)?;
+    let ip = approve_to_file(path, waiting, mac, name, ip)?;
     live.reload()?;
     pending.retain(|m| m != mac);
     Ok(format!(

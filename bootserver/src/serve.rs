@@ -260,16 +260,23 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
 /// How often the config file is checked for changes.
 const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The file's size and mtime: a change of either is an edit.
+fn stamp(p: &std::path::Path) -> Option<(u64, Option<std::time::SystemTime>)> {
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| (m.len(), m.modified().ok()))
+}
+
 /// Read the config file again on SIGHUP and whenever its size or mtime changes: the new node
 /// table reaches the DHCP, HTTP and NFS sides and the boot stages; the pending list loses the
-/// MACs now in the table and is written to disk.
+/// MACs now in the table and is written to disk. The file work runs off the runtime, one hop a
+/// turn.
 async fn follow_config(live: Arc<LiveConfig>, stages: Arc<BootStages>, pending: Arc<Pending>) {
-    let stamp = |p: &std::path::Path| {
-        std::fs::metadata(p)
-            .ok()
-            .map(|m| (m.len(), m.modified().ok()))
-    };
-    let mut last = stamp(live.path());
+    let l = live.clone();
+    let mut last = tokio::task::spawn_blocking(move || stamp(l.path()))
+        .await
+        .ok()
+        .flatten();
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -282,35 +289,47 @@ async fn follow_config(live: Arc<LiveConfig>, stages: Arc<BootStages>, pending: 
             _ = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
             () = tokio::time::sleep(CONFIG_POLL) => false,
         };
-        let now = stamp(live.path());
-        if asked || now != last {
-            last = now;
-            let l = live.clone();
-            match tokio::task::spawn_blocking(move || l.reload()).await {
-                Ok(Ok(r)) => {
-                    let config = live.get();
-                    stages.set_table(config.nodes.iter().map(|n| (n.mac, n.ip)));
-                    pending.retain(|m| config.node_by_mac(m).is_none());
-                    tracing::info!(
-                        nodes = config.nodes.len(),
-                        added = %r.added.join(" "),
-                        removed = %r.removed.join(" "),
-                        "read {} again",
+        let (l, p, was) = (live.clone(), pending.clone(), last);
+        let turn = tokio::task::spawn_blocking(move || {
+            let now = stamp(l.path());
+            let reloaded = (asked || now != was).then(|| l.reload());
+            if let Some(Ok(_)) = &reloaded {
+                let config = l.get();
+                p.retain(|m| config.node_by_mac(m).is_none());
+            }
+            (now, reloaded, p.flush())
+        })
+        .await;
+        let (now, reloaded, flushed) = match turn {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("reading the config again failed: {e}");
+                continue;
+            }
+        };
+        last = now;
+        match reloaded {
+            Some(Ok(r)) => {
+                let config = live.get();
+                stages.set_table(config.nodes.iter().map(|n| (n.mac, n.ip)));
+                tracing::info!(
+                    nodes = config.nodes.len(),
+                    added = %r.added.join(" "),
+                    removed = %r.removed.join(" "),
+                    "read {} again",
+                    live.path().display()
+                );
+                for field in r.need_restart {
+                    tracing::warn!(
+                        "{field} changed in {}: restart ombootd to apply it",
                         live.path().display()
                     );
-                    for field in r.need_restart {
-                        tracing::warn!(
-                            "{field} changed in {}: restart ombootd to apply it",
-                            live.path().display()
-                        );
-                    }
                 }
-                Ok(Err(e)) => tracing::error!("{e}; keeping the node table as it was"),
-                Err(e) => tracing::error!("reading the config again failed: {e}"),
             }
+            Some(Err(e)) => tracing::error!("{e}; keeping the node table as it was"),
+            None => {}
         }
-        let p = pending.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || p.flush()).await {
+        if let Err(e) = flushed {
             tracing::warn!("cannot write the pending MACs: {e}");
         }
     }

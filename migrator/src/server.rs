@@ -69,16 +69,21 @@ pub async fn serve(listener: UnixListener, node: NodeHandle, jobs: Option<Jobs>)
     }
 }
 
+/// Answer `req` from the agent's table and flags ([`control::handle`]), keeping the flags it set.
+fn on_agent(node: &NodeHandle, req: &Request, is_root: bool) -> Reply {
+    node.with_agent(|a, now| {
+        let rows = a.nodes(now);
+        let mut flags = a.flags();
+        let reply = control::handle(req, is_root, &rows, &mut flags);
+        a.set_flags(flags);
+        reply
+    })
+}
+
 /// Answer one request line.
 pub fn answer(line: &str, is_root: bool, node: &NodeHandle) -> Reply {
     match serde_json::from_str::<Request>(line) {
-        Ok(req) => node.with_agent(|a, now| {
-            let rows = a.nodes(now);
-            let mut flags = a.flags();
-            let reply = control::handle(&req, is_root, &rows, &mut flags);
-            a.set_flags(flags);
-            reply
-        }),
+        Ok(req) => on_agent(node, &req, is_root),
         Err(e) => Reply::Error {
             error: format!("bad request: {e}"),
         },
@@ -169,14 +174,7 @@ pub async fn root_control(action: Control, node: &NodeHandle, jobs: Option<&Jobs
         (Control::Bring, Some(j)) => Reply::Message {
             text: lines_of(requests::bring(j).await, "every job of this node is home"),
         },
-        (other, _) => node.with_agent(|a, now| {
-            let rows = a.nodes(now);
-            let mut flags = a.flags();
-            let reply =
-                control::handle(&Request::Control { action: other }, true, &rows, &mut flags);
-            a.set_flags(flags);
-            reply
-        }),
+        (other, _) => on_agent(node, &Request::Control { action: other }, true),
     }
 }
 

@@ -26,6 +26,7 @@ pub struct Browser {
     driver: Proc,
     forward: Forward,
     session: String,
+    http: ureq::Agent,
 }
 
 fn failed(what: &str, reason: impl ToString) -> Error {
@@ -59,10 +60,16 @@ impl Browser {
                 ],
             },
         }}});
+        let http = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(60)))
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
         let mut b = Browser {
             driver,
             forward,
             session: String::new(),
+            http,
         };
         let v = b.call("open a session", "POST", "/session", Some(caps))?;
         b.session = v["sessionId"]
@@ -98,11 +105,7 @@ impl Browser {
                 format!("/session/{}{path}", self.session)
             }
         );
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(60)))
-            .http_status_as_error(false)
-            .build()
-            .new_agent();
+        let agent = &self.http;
         let resp = match (method, body) {
             ("GET", _) => agent.get(&url).call(),
             ("DELETE", _) => agent.delete(&url).call(),

@@ -1,24 +1,26 @@
-//! The dashboard's controls: each needs the token, and each is the request `omctl` would make on
-//! the node (a node control, a job move), sent to it over the peer protocol signed with the
-//! cluster key. Every one is logged with who asked and what came of it.
+//! The dashboard's controls: one guard ([`require_token`]) on all of them, and each is the
+//! request `omctl` would make on the node (a node control, a job move), sent to it over the peer
+//! protocol signed with the cluster key, or `ombootd node approve`'s edit. Every one is logged
+//! with who asked and what came of it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use migrator::api::Control;
-
-use crate::mac::MacAddr;
-use crate::node_admin;
 use migrator::job::record::JobId;
 use migrator::jobs::client;
 use migrator::migration::protocol::{Msg, Target};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::http::AppState;
+use crate::mac::MacAddr;
+use crate::node_admin;
 
 /// A node control may move jobs (expel, bring): as long as `omctl migrate` waits.
 const WAIT: Duration = Duration::from_secs(600);
@@ -27,7 +29,22 @@ fn reply(code: StatusCode, key: &str, text: &str) -> Response {
     (code, axum::Json(serde_json::json!({ key: text }))).into_response()
 }
 
-fn refused() -> Response {
+/// The guard of every control route: without the token in `Authorization: Bearer`, a 401 (and
+/// an INFO line naming who asked for what); with it, the control.
+pub async fn require_token(
+    State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if st.dashboard.token.admits(given) {
+        return next.run(req).await;
+    }
+    tracing::info!(%from, method = %req.method(), path = %req.uri().path(), "refused a dashboard control without the token");
     reply(
         StatusCode::UNAUTHORIZED,
         "error",
@@ -35,11 +52,9 @@ fn refused() -> Response {
     )
 }
 
-fn authorized(st: &AppState, headers: &HeaderMap) -> bool {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    st.dashboard.token.admits(given)
+/// A control's JSON body, or the sentence of its 400: what was `expected`, and what is wrong.
+fn body<T: DeserializeOwned>(bytes: &[u8], expected: &str) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("expected {expected}: {e}"))
 }
 
 fn outcome(result: Option<Msg>, node: &str) -> Response {
@@ -71,17 +86,14 @@ async fn ask(st: &AppState, name: &str, msg: &Msg) -> Result<Option<Msg>, String
     Ok(client::ask(peer, key, msg, WAIT).await)
 }
 
-/// `GET /api/control`: whether the token is good (the page shows controls only then).
-pub async fn check(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    if authorized(&st, &headers) {
-        (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({ "controls": true })),
-        )
-            .into_response()
-    } else {
-        refused()
-    }
+/// `GET /api/control`: the token is good (the guard answered otherwise); the page shows its
+/// controls only then.
+pub async fn check() -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({ "controls": true })),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,24 +107,14 @@ pub async fn node(
     State(st): State<AppState>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    bytes: Bytes,
 ) -> Response {
-    if !authorized(&st, &headers) {
-        tracing::info!(%from, node = %name, "refused a dashboard control without the token");
-        return refused();
-    }
-    let action = match serde_json::from_slice::<NodeControl>(&body) {
+    let action = match body::<NodeControl>(
+        &bytes,
+        "{\"action\": \"stay|nostay|lstay|block|noblock|quiet|noquiet|expel|bring\"}",
+    ) {
         Ok(c) => c.action,
-        Err(e) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                "error",
-                &format!(
-                    "expected {{\"action\": \"stay|nostay|lstay|block|noblock|quiet|noquiet|expel|bring\"}}: {e}"
-                ),
-            );
-        }
+        Err(why) => return reply(StatusCode::BAD_REQUEST, "error", &why),
     };
     let answer = match ask(&st, &name, &Msg::Control { action }).await {
         Ok(a) => a,
@@ -134,23 +136,12 @@ pub async fn migrate(
     State(st): State<AppState>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    bytes: Bytes,
 ) -> Response {
-    if !authorized(&st, &headers) {
-        tracing::info!(%from, job = %id, "refused a dashboard move without the token");
-        return refused();
-    }
-    let to = match serde_json::from_slice::<Move>(&body) {
+    let to = match body::<Move>(&bytes, "{\"to\": \"<node>\" or \"home\"}") {
         Ok(m) if m.to == "home" => Target::Home,
         Ok(m) => Target::Node(m.to),
-        Err(e) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                "error",
-                &format!("expected {{\"to\": \"<node>\" or \"home\"}}: {e}"),
-            );
-        }
+        Err(why) => return reply(StatusCode::BAD_REQUEST, "error", &why),
     };
     let job = JobId(id.clone());
     let Some((home, _)) = id.rsplit_once('.').filter(|_| job.is_valid()) else {
@@ -187,24 +178,14 @@ pub async fn approve(
     State(st): State<AppState>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path(mac): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    bytes: Bytes,
 ) -> Response {
-    if !authorized(&st, &headers) {
-        tracing::info!(%from, %mac, "refused a dashboard approval without the token");
-        return refused();
-    }
-    let a = match serde_json::from_slice::<Approve>(&body) {
+    let a = match body::<Approve>(
+        &bytes,
+        "{\"name\": \"<host name>\", \"ip\": \"<address>\" (optional)}",
+    ) {
         Ok(a) => a,
-        Err(e) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                "error",
-                &format!(
-                    "expected {{\"name\": \"<host name>\", \"ip\": \"<address>\" (optional)}}: {e}"
-                ),
-            );
-        }
+        Err(why) => return reply(StatusCode::BAD_REQUEST, "error", &why),
     };
     let Ok(mac) = mac.parse::<MacAddr>() else {
         return reply(

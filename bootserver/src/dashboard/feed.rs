@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use migrator::api::{MemberState, NodeInfo};
+use migrator::api::MemberState;
+use migrator::clock::{Clock, WallClock};
 use migrator::job::record::JobView;
 use migrator::jobs::client;
 use migrator::key::ClusterKey;
@@ -91,10 +92,9 @@ impl Dashboard {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// The wall clock in ms, as the snapshots and samples are stamped.
+pub fn now_ms() -> u64 {
+    u64::try_from(WallClock.now().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// What the nodes last reported.
@@ -106,16 +106,8 @@ struct Reports {
 
 /// Ask every live node for its jobs and migrations.
 async fn ask_nodes(dash: &Dashboard, key: &ClusterKey) -> (Vec<JobView>, Vec<MoveEvent>) {
-    let peers: Vec<SocketAddr> = dash
-        .cluster
-        .as_ref()
-        .map(|c| c.nodes())
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| !r.observer && r.state == MemberState::Alive)
-        .filter_map(NodeInfo::ip)
-        .map(|ip| SocketAddr::new(ip.into(), dash.peer_port))
-        .collect();
+    let rows = dash.cluster.as_ref().map(|c| c.nodes()).unwrap_or_default();
+    let peers = client::live_peers(&rows, dash.peer_port);
     let wait = Duration::from_secs(3);
     let (jobs, moved) = tokio::join!(
         client::ask_all(peers.clone(), key, &Msg::ListJobs, wait),

@@ -39,8 +39,17 @@ const STYLE: &str = include_str!("assets/style.css");
 /// page can never run as script.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-/// The dashboard's routes.
-pub fn routes() -> Router<AppState> {
+/// The dashboard's routes; the controls behind the token guard, which needs `state`.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let controls = Router::new()
+        .route("/api/control", get(controls::check))
+        .route("/api/nodes/{name}/control", post(controls::node))
+        .route("/api/jobs/{id}/migrate", post(controls::migrate))
+        .route("/api/pending/{mac}/approve", post(controls::approve))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            controls::require_token,
+        ));
     Router::new()
         .route(
             "/",
@@ -57,10 +66,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/events", get(events))
         .route("/api/dashboard", get(current))
         .route("/api/history", get(history))
-        .route("/api/control", get(controls::check))
-        .route("/api/nodes/{name}/control", post(controls::node))
-        .route("/api/jobs/{id}/migrate", post(controls::migrate))
-        .route("/api/pending/{mac}/approve", post(controls::approve))
+        .merge(controls)
 }
 
 fn asset(body: &'static str, kind: &'static str) -> Response {
@@ -88,15 +94,7 @@ fn json(body: Arc<str>) -> Response {
 
 async fn current(State(st): State<AppState>) -> Response {
     let d = &st.dashboard;
-    d.asked_at.store(
-        u64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |t| t.as_millis()),
-        )
-        .unwrap_or(u64::MAX),
-        Ordering::Relaxed,
-    );
+    d.asked_at.store(feed::now_ms(), Ordering::Relaxed);
     json(d.snapshot.borrow().clone())
 }
 

@@ -105,7 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/status", get(status))
         .route("/api/cluster", get(cluster))
         .route("/metrics", get(prometheus))
-        .merge(crate::dashboard::routes())
+        .merge(crate::dashboard::routes(&state))
         .with_state(state)
 }
 

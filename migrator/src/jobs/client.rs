@@ -61,6 +61,16 @@ pub fn peer_of(rows: &[NodeInfo], name: &str, port: u16) -> Result<SocketAddr, S
     Ok(SocketAddr::new(ip.into(), port))
 }
 
+/// The peer addresses (`port`) of every other live node of `rows`: not the row answering, not an
+/// observer, only alive ones. Whom a cluster-wide question goes to.
+pub fn live_peers(rows: &[NodeInfo], port: u16) -> Vec<SocketAddr> {
+    rows.iter()
+        .filter(|n| !n.is_self && !n.observer && n.state == MemberState::Alive)
+        .filter_map(NodeInfo::ip)
+        .map(|ip| SocketAddr::new(ip.into(), port))
+        .collect()
+}
+
 /// One row per job from several nodes' lists. Where two nodes report the same job, the row of
 /// the node it runs on (the one that knows its pid) wins.
 pub fn merge_jobs(lists: impl IntoIterator<Item = Vec<JobView>>) -> Vec<JobView> {

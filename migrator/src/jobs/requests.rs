@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use crate::api::MemberState;
 use crate::job::record::{JobId, JobView};
 use crate::jobs::{Jobs, client};
 use crate::migration::history::{self, MoveEvent, Why};
@@ -18,14 +17,7 @@ async fn ask(jobs: &Jobs, peer: std::net::SocketAddr, msg: &Msg, wait: Duration)
 /// Asks every other live (non-observer) node `msg` at once; their answers, in no order. A node
 /// that does not answer within 3 s is left out.
 async fn ask_live(jobs: &Jobs, msg: Msg) -> Vec<Msg> {
-    let peers = jobs
-        .0
-        .node
-        .nodes()
-        .into_iter()
-        .filter(|n| !n.is_self && !n.observer && n.state == MemberState::Alive)
-        .filter_map(|n| jobs.peer_of(&n.name).ok())
-        .map(|p| p.peer);
+    let peers = client::live_peers(&jobs.0.node.nodes(), jobs.0.cfg.peer_port);
     client::ask_all(peers, &jobs.0.key, &msg, Duration::from_secs(3)).await
 }
 
