@@ -41,6 +41,8 @@ pub struct InitramfsInfo {
     pub modules: Vec<String>,
     /// Requested modules built into the kernel.
     pub builtin_modules: Vec<String>,
+    /// Further module files `/init` loads when a device's modalias matches (the NIC drivers).
+    pub modalias_modules: Vec<String>,
 }
 
 /// Everything the manifest says, except the package list, which comes from the dpkg status.
@@ -170,6 +172,7 @@ mod tests {
                 compression: Compression::Gzip,
                 modules: vec!["kernel/fs/overlayfs/overlay.ko".into()],
                 builtin_modules: vec![],
+                modalias_modules: vec!["kernel/drivers/net/ethernet/intel/e1000/e1000.ko".into()],
             },
         }
     }

@@ -27,6 +27,10 @@ pub enum ModulesError {
         /// The dependency's path.
         dependency: String,
     },
+    /// A `nic_drivers` tree holds no loadable module of this kernel (a typo would otherwise leave
+    /// every NIC without a driver, found only at boot).
+    #[error("no module of this kernel is under {0:?} (initramfs.nic_drivers)")]
+    EmptyTree(String),
     /// modules.dep is cyclic (depmod refuses to write that, so the file is damaged).
     #[error("dependency cycle through module {0:?}")]
     Cycle(String),
@@ -60,6 +64,9 @@ pub struct Resolution {
     pub load_order: Vec<String>,
     /// Requested modules the kernel already contains (nothing to load).
     pub builtin: Vec<String>,
+    /// Further files, each after its dependencies, that `/init` loads only when a device's
+    /// modalias asks for them (the NIC drivers).
+    pub by_modalias: Vec<String>,
 }
 
 impl ModuleIndex {
@@ -102,6 +109,46 @@ impl ModuleIndex {
             } else {
                 return Err(ModulesError::Unknown(want.clone()));
             }
+        }
+        Ok(res)
+    }
+
+    /// Names of the loadable modules under each tree of `trees`: a directory, or a module path
+    /// without its `.ko` suffix. Every tree must hold at least one.
+    pub fn under(&self, trees: &[String]) -> Result<Vec<String>, ModulesError> {
+        let mut names = Vec::new();
+        for tree in trees {
+            let tree = tree.trim_end_matches('/');
+            let mut found = false;
+            for (name, (path, _)) in &self.loadable {
+                let inside = path
+                    .strip_prefix(tree)
+                    .is_some_and(|rest| rest.starts_with('/') || rest.starts_with(".ko"));
+                if inside {
+                    found = true;
+                    if !names.contains(name) {
+                        names.push(name.clone());
+                    }
+                }
+            }
+            if !found {
+                return Err(ModulesError::EmptyTree(tree.to_owned()));
+            }
+        }
+        Ok(names)
+    }
+
+    /// [`resolve`](Self::resolve) `wanted`, plus every module of `trees` (and its dependencies)
+    /// as files loaded by modalias, each file listed once.
+    pub fn resolve_with_trees(
+        &self,
+        wanted: &[String],
+        trees: &[String],
+    ) -> Result<Resolution, ModulesError> {
+        let mut res = self.resolve(wanted)?;
+        let mut done: BTreeSet<String> = res.load_order.iter().map(|p| module_name(p)).collect();
+        for name in self.under(trees)? {
+            self.visit(&name, &mut done, &mut BTreeSet::new(), &mut res.by_modalias)?;
         }
         Ok(res)
     }
@@ -209,6 +256,36 @@ kernel/drivers/net/ethernet/intel/e1000/e1000.ko.xz:
         let unique: BTreeSet<_> = order.iter().collect();
         assert_eq!(unique.len(), order.len(), "no module twice: {order:?}");
         assert_eq!(order.len(), 12);
+    }
+
+    #[test]
+    fn a_tree_brings_every_module_under_it_with_its_dependencies() {
+        let idx = ModuleIndex::parse(DEP, BUILTIN).expect("parse");
+        let trees = wanted(&[
+            "kernel/drivers/net/ethernet",
+            "kernel/drivers/net/virtio_net",
+        ]);
+        assert_eq!(idx.under(&trees).expect("under"), ["e1000", "virtio_net"]);
+        let res = idx
+            .resolve_with_trees(&wanted(&["overlay"]), &trees)
+            .expect("resolve");
+        assert_eq!(names(&res.load_order), ["overlay"]);
+        assert_eq!(
+            names(&res.by_modalias),
+            ["e1000", "failover", "net_failover", "virtio_net"]
+        );
+        // A module both requested and in a tree is loaded at boot and listed once.
+        let res = idx
+            .resolve_with_trees(&wanted(&["virtio_net"]), &trees)
+            .expect("resolve");
+        assert_eq!(names(&res.by_modalias), ["e1000"]);
+        // `virtio` is no tree boundary of `virtio_net`; a prefix of a file name is no match.
+        for bad in ["kernel/drivers/net/virtio", "kernel/drivers/net/ether"] {
+            assert_eq!(
+                idx.under(&wanted(&[bad])),
+                Err(ModulesError::EmptyTree(bad.to_owned()))
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::firmware::Firmware;
 use crate::lab::Lab;
 use crate::mac::{LabMac, MacAddr};
+use crate::nic::Nic;
 use crate::node::{Node, NodeUp, RunningNode};
 use crate::process::Proc;
 
@@ -26,20 +27,25 @@ pub struct Planned {
 /// start from the NIC's iPXE ROM.
 pub fn bios_and_uefi(memory_mib: u32, kvm: bool) -> Vec<Planned> {
     plan(
-        &[(1, Firmware::Bios, true), (2, Firmware::Uefi, true)],
+        &[
+            (1, Firmware::Bios, true, Nic::Virtio),
+            (2, Firmware::Uefi, true, Nic::Virtio),
+        ],
         memory_mib,
         kvm,
     )
 }
 
-/// The pair of [`bios_and_uefi`] plus node3 (UEFI, 10.77.0.13) without the NIC ROM, so that
-/// edk2's own PXE client loads `ipxe.efi` over TFTP: every boot path ombootd serves.
+/// Every boot path ombootd serves, each on another NIC model, so the initramfs must find each
+/// one's driver by modalias: node1 (BIOS, iPXE ROM, RTL8139, 10.77.0.11), node2 (UEFI, iPXE ROM,
+/// e1000e, 10.77.0.12) and node3 (UEFI without the NIC ROM, virtio-net, the one NIC edk2 drives
+/// itself: its PXE client loads `ipxe.efi` over TFTP, 10.77.0.13).
 pub fn every_boot_path(memory_mib: u32, kvm: bool) -> Vec<Planned> {
     plan(
         &[
-            (1, Firmware::Bios, true),
-            (2, Firmware::Uefi, true),
-            (3, Firmware::Uefi, false),
+            (1, Firmware::Bios, true, Nic::Rtl8139),
+            (2, Firmware::Uefi, true, Nic::E1000e),
+            (3, Firmware::Uefi, false, Nic::Virtio),
         ],
         memory_mib,
         kvm,
@@ -48,16 +54,19 @@ pub fn every_boot_path(memory_mib: u32, kvm: bool) -> Vec<Planned> {
 
 /// `count` BIOS nodes, node1 at 10.77.0.11 onwards (the cheapest boot under TCG).
 pub fn bios_nodes(count: u8, memory_mib: u32, kvm: bool) -> Vec<Planned> {
-    let nodes: Vec<(u8, Firmware, bool)> = (1..=count).map(|n| (n, Firmware::Bios, true)).collect();
+    let nodes: Vec<(u8, Firmware, bool, Nic)> = (1..=count)
+        .map(|n| (n, Firmware::Bios, true, Nic::Virtio))
+        .collect();
     plan(&nodes, memory_mib, kvm)
 }
 
-fn plan(nodes: &[(u8, Firmware, bool)], memory_mib: u32, kvm: bool) -> Vec<Planned> {
+fn plan(nodes: &[(u8, Firmware, bool, Nic)], memory_mib: u32, kvm: bool) -> Vec<Planned> {
     nodes
         .iter()
-        .map(|&(n, fw, rom)| Planned {
+        .map(|&(n, fw, rom, nic)| Planned {
             node: Node::new(&format!("node{n}"), MacAddr::lab(n))
                 .firmware(fw)
+                .nic(nic)
                 .nic_rom(rom)
                 .memory_mib(memory_mib)
                 .kvm(kvm),

@@ -14,6 +14,7 @@ use crate::firmware::Firmware;
 use crate::lab::Lab;
 use crate::mac::MacAddr;
 use crate::marker;
+use crate::nic::Nic;
 use crate::process::Proc;
 use crate::qmp::Qmp;
 use crate::wait::{self, LineScanner};
@@ -32,6 +33,7 @@ pub struct Node {
     memory_mib: u32,
     cpus: u32,
     kvm: bool,
+    nic: Nic,
     nic_rom: bool,
     qemu: PathBuf,
     extra: Vec<OsString>,
@@ -64,6 +66,7 @@ impl Node {
             memory_mib: 512,
             cpus: 1,
             kvm: false,
+            nic: Nic::Virtio,
             nic_rom: true,
             qemu: PathBuf::from("qemu-system-x86_64"),
             extra: Vec::new(),
@@ -74,6 +77,17 @@ impl Node {
     pub fn firmware(mut self, firmware: Firmware) -> Node {
         self.firmware = firmware;
         self
+    }
+
+    /// Sets the NIC model (virtio-net by default).
+    pub fn nic(mut self, nic: Nic) -> Node {
+        self.nic = nic;
+        self
+    }
+
+    /// Its NIC model.
+    pub fn nic_model(&self) -> Nic {
+        self.nic
     }
 
     /// Whether the NIC carries its iPXE option ROM (the default). Without it, OVMF boots with
@@ -177,7 +191,11 @@ impl Node {
         ));
         push("-device");
         let rom = if self.nic_rom { "" } else { ",romfile=" };
-        push(&format!("virtio-net-pci,netdev=n0,mac={}{rom}", self.mac));
+        push(&format!(
+            "{},netdev=n0,mac={}{rom}",
+            self.nic.qemu_device(),
+            self.mac
+        ));
         push("-display");
         push("none");
         push("-monitor");

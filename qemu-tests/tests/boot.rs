@@ -1,6 +1,7 @@
 //! End to end: QEMU nodes PXE-boot from the real ombootd over every path it serves (SeaBIOS +
-//! iPXE ROM; OVMF + iPXE EFI ROM; OVMF's own PXE client → ipxe.efi over TFTP → iPXE), into the
-//! shared NFS root of `build/image` (`omimage build`), and report systemd's state.
+//! iPXE ROM; OVMF + iPXE EFI ROM; OVMF's own PXE client → ipxe.efi over TFTP → iPXE), each on
+//! another NIC model whose driver the initramfs finds by modalias, into the shared NFS root of
+//! `build/image` (`omimage build`), and report systemd's state.
 
 #![allow(clippy::unwrap_used)]
 
@@ -26,8 +27,9 @@ fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
             .shell("systemctl is-system-running", Duration::from_secs(60))
             .unwrap();
         println!(
-            "{name} ({}, NIC ROM {}): up in {:.1} s at {}; systemctl is-system-running: {} (exit {})",
+            "{name} ({}, {}, NIC ROM {}): up in {:.1} s at {}; systemctl is-system-running: {} (exit {})",
             p.node.firmware_kind(),
+            p.node.nic_model().qemu_device(),
             if p.node.has_nic_rom() { "on" } else { "off" },
             up.up_secs,
             up.ip,
@@ -80,6 +82,19 @@ fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
             user.lines
         );
         let serial = std::fs::read_to_string(running.serial_log()).unwrap();
+        // The initramfs loaded this NIC's own driver by modalias, and said so.
+        let drivers = p.node.nic_model().linux_drivers();
+        let said = serial
+            .lines()
+            .find(|l| l.contains("omboot: interface ") && l.contains(", driver "))
+            .unwrap_or_else(|| panic!("{name}: the initramfs named no NIC driver"));
+        assert!(
+            drivers
+                .iter()
+                .any(|d| said.contains(&format!(", driver {d} for "))),
+            "{name}: expected driver {drivers:?}: {said}"
+        );
+        println!("{name}: {}", said.trim());
         // The root is the image version current at boot: `<master>:/<version>/rootfs`.
         let version = node_image::image_dir::current(&image).unwrap();
         assert!(

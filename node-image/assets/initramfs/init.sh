@@ -97,6 +97,29 @@ while read -r mod; do
 done </etc/omboot/modules
 say "loaded $loaded kernel modules"
 
+# NIC drivers: the initramfs holds every Ethernet driver of the kernel, indexed by depmod. Each
+# device on a bus where NICs live that no driver has taken is offered to modprobe by its modalias
+# (modules.alias globs, as udev would). Another pass follows one that loaded something: a bus
+# driver can make new devices appear (virtio transport, auxiliary devices).
+tried=" "
+pass=1
+while [ $pass -le 3 ]; do
+	before=$(wc -l </proc/modules)
+	for f in /sys/bus/pci/devices/*/modalias /sys/bus/virtio/devices/*/modalias \
+		/sys/bus/vmbus/devices/*/modalias /sys/bus/xen/devices/*/modalias \
+		/sys/bus/auxiliary/devices/*/modalias /sys/bus/ssb/devices/*/modalias \
+		/sys/bus/bcma/devices/*/modalias; do
+		[ -r "$f" ] || continue
+		[ -e "${f%/modalias}/driver" ] && continue
+		alias=$(cat "$f")
+		case "$tried" in *" $alias "*) continue ;; esac
+		tried="$tried$alias "
+		modprobe -q "$alias" 2>/dev/null
+	done
+	[ "$(wc -l </proc/modules)" -gt "$before" ] || break
+	pass=$((pass + 1))
+done
+
 # --- network ---------------------------------------------------------------------------------
 step net
 ip link set lo up
@@ -124,8 +147,18 @@ if [ -z "$IFACE" ] && [ -n "$MAC" ] && [ -n "$first" ]; then
 	say "no interface has BOOTIF MAC $MAC; falling back to $first"
 	IFACE=$first
 fi
-[ -n "$IFACE" ] || fail "no network interface found (is the NIC driver in the module list?)"
-say "interface $IFACE ($(cat /sys/class/net/$IFACE/address))"
+if [ -z "$IFACE" ]; then
+	# Name the network-class PCI devices no driver took: what an operator looks up.
+	orphans=
+	for d in /sys/bus/pci/devices/*; do
+		case "$(cat "$d/class" 2>/dev/null)" in 0x02*) ;; *) continue ;; esac
+		[ -e "$d/driver" ] || orphans="$orphans ${d##*/} ($(cat "$d/modalias"))"
+	done
+	fail "no network interface found${orphans:+: no driver in the initramfs for$orphans} (initramfs.nic_drivers of node-image.toml)"
+fi
+DRIVER=$(readlink "/sys/class/net/$IFACE/device/driver")
+DRIVER=${DRIVER##*/}
+say "interface $IFACE ($(cat /sys/class/net/$IFACE/address)), driver ${DRIVER:-none}$([ -r /sys/class/net/$IFACE/device/modalias ] && echo " for $(cat /sys/class/net/$IFACE/device/modalias)")"
 ip link set "$IFACE" up || fail "cannot bring $IFACE up"
 
 try=1

@@ -98,10 +98,11 @@ pub fn run(
         .with_context(|| format!("cannot write {}", initrd_tmp.display()))?;
     drop(staging);
     step.done(&format!(
-        "{} entries, {} modules ({} built in), {}",
+        "{} entries, {} modules ({} built in), {} NIC driver files loaded by modalias, {}",
         built.layout.len(),
         built.resolution.load_order.len(),
         built.resolution.builtin.join(" "),
+        built.resolution.by_modalias.len(),
         human(fs::metadata(&initrd_tmp).map(|m| m.len()).unwrap_or(0))
     ));
 
@@ -126,6 +127,7 @@ pub fn run(
         compression: config.initramfs.compression,
         modules: built.resolution.load_order.clone(),
         builtin_modules: built.resolution.builtin.clone(),
+        modalias_modules: built.resolution.by_modalias.clone(),
     };
     let manifest = write_manifest(
         &building,

@@ -15,6 +15,10 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         config.initramfs.modules.join(" "),
         config.initramfs.compression
     );
+    println!(
+        "initramfs NIC drivers (loaded by modalias): every module under {}",
+        config.initramfs.nic_drivers.join(" ")
+    );
     for f in &config.tftp_files {
         println!("tftp file: {}", f.display());
     }

@@ -27,6 +27,8 @@ pub enum Compression {
 pub struct InitramfsConfig {
     /// Module names to load, in the order given (dependencies are added in front of each).
     pub modules: Vec<String>,
+    /// Module trees whose every module is included and loaded by device modalias (NIC drivers).
+    pub nic_drivers: Vec<String>,
     /// Archive compression.
     pub compression: Compression,
 }
@@ -166,6 +168,29 @@ impl Validator<'_> {
             }
             modules.push(name.clone());
         }
+        let mut nic_drivers = Vec::new();
+        for (i, t) in wire.initramfs.nic_drivers.iter().enumerate() {
+            let tree = t.get_ref();
+            let clean = !tree.is_empty()
+                && !tree.starts_with('/')
+                && tree
+                    .split('/')
+                    .all(|part| !part.is_empty() && part != "." && part != "..")
+                && tree
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c));
+            if !clean {
+                return self.invalid(
+                    t.span(),
+                    &format!("initramfs.nic_drivers[{i}]"),
+                    format!(
+                        "{tree:?} is not a module path relative to /lib/modules/<version> \
+                         (such as kernel/drivers/net/ethernet)"
+                    ),
+                );
+            }
+            nic_drivers.push(tree.clone());
+        }
         let compression = match wire.initramfs.compression.get_ref().as_str() {
             "gzip" => Compression::Gzip,
             "none" => Compression::None,
@@ -211,6 +236,7 @@ impl Validator<'_> {
             },
             initramfs: InitramfsConfig {
                 modules,
+                nic_drivers,
                 compression,
             },
             tftp_files,
@@ -299,16 +325,15 @@ packages = ["linux-image-amd64", "systemd-sysv", "udev", "iproute2", "busybox-st
         ] {
             assert!(cfg.recipe.packages.iter().any(|q| q == p), "{p} missing");
         }
-        for m in [
-            "virtio_net",
-            "virtio_pci",
-            "e1000",
-            "nfs",
-            "nfsv3",
-            "overlay",
-        ] {
+        for m in ["nfs", "nfsv3", "overlay"] {
             assert!(cfg.initramfs.modules.iter().any(|q| q == m), "{m} missing");
         }
+        assert!(
+            cfg.initramfs
+                .nic_drivers
+                .iter()
+                .any(|t| t == "kernel/drivers/net/ethernet")
+        );
         assert_eq!(cfg.tftp_files.len(), 2);
     }
 
@@ -318,7 +343,8 @@ packages = ["linux-image-amd64", "systemd-sysv", "udev", "iproute2", "busybox-st
         assert_eq!(cfg.recipe.mirror, "http://deb.debian.org/debian");
         assert_eq!(cfg.recipe.components, ["main"]);
         assert_eq!(cfg.initramfs.compression, Compression::Gzip);
-        assert_eq!(cfg.initramfs.modules.len(), 6);
+        assert_eq!(cfg.initramfs.modules, ["nfs", "nfsv3", "overlay"]);
+        assert_eq!(cfg.initramfs.nic_drivers.len(), 5);
         assert!(
             cfg.tftp_files
                 .contains(&PathBuf::from("/usr/lib/ipxe/undionly.kpxe"))
@@ -346,6 +372,29 @@ packages = ["linux-image-amd64", "systemd-sysv", "udev", "iproute2", "busybox-st
             .expect_err("unknown field must be rejected")
             .to_string();
         assert!(err.contains("modulez"), "{err}");
+    }
+
+    #[test]
+    fn a_nic_driver_tree_outside_the_module_directory_is_refused() {
+        for bad in [
+            "/kernel/drivers",
+            "kernel/../../etc",
+            "",
+            "kernel//net",
+            "kernel/net x",
+        ] {
+            let text = format!("{MINIMAL}\n[initramfs]\nnic_drivers = [{bad:?}]\n");
+            let err = parse(&text).expect_err(bad).to_string();
+            assert!(err.contains("initramfs.nic_drivers[0]"), "{bad}: {err}");
+        }
+        let text = format!(
+            "{MINIMAL}\n[initramfs]\nnic_drivers = [\"kernel/drivers/net/ethernet/intel\"]\n"
+        );
+        let cfg = parse(&text).expect("a narrower tree");
+        assert_eq!(
+            cfg.initramfs.nic_drivers,
+            ["kernel/drivers/net/ethernet/intel"]
+        );
     }
 
     #[test]

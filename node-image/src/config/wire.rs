@@ -54,6 +54,11 @@ pub struct WireInitramfs {
     /// modules built into the kernel are skipped.
     #[serde(default = "default_modules")]
     pub modules: Vec<Spanned<String>>,
+    /// Module trees (paths relative to `/lib/modules/<version>`, a directory or a module file
+    /// without its suffix) whose every module goes in the initramfs. `/init` loads the ones whose
+    /// alias matches a device the kernel found (its modalias), so any NIC among them boots.
+    #[serde(default = "default_nic_drivers")]
+    pub nic_drivers: Vec<Spanned<String>>,
     /// `gzip` or `none`.
     #[serde(default = "default_compression")]
     pub compression: Spanned<String>,
@@ -72,6 +77,7 @@ impl Default for WireInitramfs {
     fn default() -> Self {
         Self {
             modules: default_modules(),
+            nic_drivers: default_nic_drivers(),
             compression: default_compression(),
         }
     }
@@ -99,13 +105,20 @@ fn default_components() -> Vec<Spanned<String>> {
 }
 
 fn default_modules() -> Vec<Spanned<String>> {
+    ["nfs", "nfsv3", "overlay"]
+        .into_iter()
+        .map(|m| unspanned(m.to_owned()))
+        .collect()
+}
+
+/// The kernel's Ethernet drivers: the `ethernet/` tree and the virtual NICs outside it.
+fn default_nic_drivers() -> Vec<Spanned<String>> {
     [
-        "virtio_net",
-        "virtio_pci",
-        "e1000",
-        "nfs",
-        "nfsv3",
-        "overlay",
+        "kernel/drivers/net/ethernet",
+        "kernel/drivers/net/virtio_net",
+        "kernel/drivers/net/vmxnet3",
+        "kernel/drivers/net/hyperv",
+        "kernel/drivers/net/xen-netfront",
     ]
     .into_iter()
     .map(|m| unspanned(m.to_owned()))

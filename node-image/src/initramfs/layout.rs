@@ -40,6 +40,8 @@ pub const REQUIRED_APPLETS: &[&str] = &[
     "cttyhack",
     "wget", // the cluster key from ombootd
     "mv",
+    "wc",       // counting /proc/modules between modalias passes
+    "readlink", // the NIC's driver, printed
 ];
 
 /// Applets not linked: `/init` is ours, and busybox's init/linuxrc would only confuse a rescue shell user.

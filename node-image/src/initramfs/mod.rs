@@ -1,5 +1,6 @@
-//! Building our initramfs from the unpacked root: static busybox, the configured kernel modules
-//! (decompressed, re-indexed with depmod) and our scripts, written as one cpio archive.
+//! Building our initramfs from the unpacked root: static busybox, the configured kernel modules and
+//! every NIC driver (decompressed, re-indexed with depmod, so `modules.alias` maps a device's
+//! modalias to its driver) and our scripts, written as one cpio archive.
 //!
 //! This module does the reading and the host tools; [`layout`] decides the tree.
 
@@ -119,20 +120,26 @@ pub fn assemble(
         std::fs::read_to_string(&p).map_err(io(&p))
     };
     let index = ModuleIndex::parse(&read("modules.dep")?, &read("modules.builtin")?)?;
-    let resolution = index.resolve(&config.modules)?;
+    let resolution = index.resolve_with_trees(&config.modules, &config.nic_drivers)?;
 
     // Stage lib/modules/<version> with plain .ko files, then let depmod index exactly those.
     let staged = staging.join("lib/modules").join(version);
-    let mut load_order = Vec::new();
-    for rel in &resolution.load_order {
-        let plain = kmod::decompressed_name(rel);
-        let dest = staged.join(&plain);
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let stage = |rels: &[String]| -> Result<Vec<String>, InitramfsError> {
+        let mut plain_paths = Vec::new();
+        for rel in rels {
+            let plain = kmod::decompressed_name(rel);
+            let dest = staged.join(&plain);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            kmod::copy_decompressed(&moddir.join(rel), &dest)?;
+            plain_paths.push(plain);
         }
-        kmod::copy_decompressed(&moddir.join(rel), &dest)?;
-        load_order.push(plain);
-    }
+        Ok(plain_paths)
+    };
+    let load_order = stage(&resolution.load_order)?;
+    // depmod indexes these too: their aliases in modules.alias are what /init matches devices with.
+    let by_modalias = stage(&resolution.by_modalias)?;
     // depmod reads these to tell built-ins apart and to keep the kernel's module order.
     for name in [
         "modules.builtin",
@@ -159,6 +166,7 @@ pub fn assemble(
         resolution: Resolution {
             load_order,
             builtin: resolution.builtin,
+            by_modalias,
         },
     })
 }
