@@ -170,10 +170,12 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
     })?;
     let http_clock = clock.clone();
     let boots = Arc::new(Mutex::new(http::Boots::new(Box::new(boot_counts))));
+    let commits = Arc::new(leases::commits::Commits::default());
     let dhcp = DhcpServer::new(
         dhcp_sock,
         live.clone(),
         leases.clone(),
+        commits.clone(),
         dhcp_stats.clone(),
         clock,
         stages.clone(),
@@ -243,7 +245,7 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
             http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
         ) => r.context("the HTTP server stopped")?,
         r = nfs.serve() => r.context("the NFS server stopped")?,
-        () = leases::flusher::run(leases.clone()) => {}
+        () = leases::flusher::run(leases.clone(), commits.clone()) => {}
         () = dashboard::feed::run(dashboard, live.clone(), stages.clone(), pending.clone()) => {}
         () = follow_config(live, stages, pending) => {}
         () = advertise => {}
@@ -252,8 +254,8 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
         _ = tokio::signal::ctrl_c() => println!("ombootd: interrupted, stopping"),
         _ = term.recv() => println!("ombootd: terminated, stopping"),
     }
-    // The ACKs of the last second reach the disk before we go.
-    leases::flusher::flush(&leases).await;
+    // What changed since the last write (a RELEASE, say) reaches the disk before we go.
+    leases::flusher::flush(&leases, &commits).await;
     Ok(())
 }
 

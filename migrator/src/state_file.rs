@@ -21,8 +21,15 @@ pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let r = written.and_then(|()| std::fs::rename(tmp, path));
     if r.is_err() {
         let _ = std::fs::remove_file(tmp);
+        return r;
     }
-    r
+    // The rename is durable only once the directory is: without this a crash can bring the old
+    // file back after the caller was told the new one is written.
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d,
+        None => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -14,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::{Error, Result, io};
+use crate::netns::enter;
 
 type Reply = mpsc::Sender<std::io::Result<TcpStream>>;
 
@@ -23,19 +23,6 @@ pub struct Forward {
     port: u16,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
-}
-
-/// Enters `ns` on this thread (and only this thread).
-fn enter(ns: &str) -> std::io::Result<()> {
-    let f = std::fs::File::open(format!("/run/netns/{ns}"))?;
-    // SAFETY: setns on a valid descriptor of a network namespace file; it changes the calling
-    // thread's network namespace only, and this thread does nothing but connect afterwards.
-    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 /// Copies `from` into `to` until either ends, then shuts both directions down.

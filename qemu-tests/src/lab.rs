@@ -273,6 +273,11 @@ impl Lab {
         self.procs.stop(p)
     }
 
+    /// Kills a spawned process's group with SIGKILL at once (a crash: no handler runs).
+    pub fn crash(&self, p: &Proc) -> Result<ExitStatus> {
+        self.procs.crash(p)
+    }
+
     /// Waits for a line containing `needle` in a spawned process's output (since that spawn);
     /// fails at once, with the log tail, if the process exits first.
     pub fn wait_for_output(&self, p: &Proc, needle: &str, timeout: Duration) -> Result<String> {

@@ -30,6 +30,7 @@ pub mod cluster;
 mod command;
 pub mod config;
 pub mod console;
+pub mod dhcp_client;
 mod error;
 mod firmware;
 pub mod fixture;

@@ -1,6 +1,7 @@
 //! Privileged: creating, listing, entering and deleting network namespaces with `ip netns`.
 //! Every lab network object lives inside a namespace made here; nothing touches the host's own.
 
+use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::Duration;
 
@@ -89,4 +90,32 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
             reason: "a lab namespace is omlab-[a-z0-9-._]",
         })
     }
+}
+
+/// Enters `ns` on this thread (and only this thread).
+pub(crate) fn enter(ns: &str) -> std::io::Result<()> {
+    let f = std::fs::File::open(format!("/run/netns/{ns}"))?;
+    // SAFETY: setns on a valid descriptor of a network namespace file; it changes the calling
+    // thread's network namespace only.
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Runs `make` on a thread of its own inside `ns` and returns what it made: a socket made there
+/// stays in `ns`, whichever thread uses it afterwards.
+pub(crate) fn make_in<T: Send + 'static>(
+    ns: &str,
+    make: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    let ns = ns.to_owned();
+    std::thread::spawn(move || {
+        enter(&ns)?;
+        make()
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("the thread making a socket in the namespace panicked"))?
 }

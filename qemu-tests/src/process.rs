@@ -162,6 +162,26 @@ impl Registry {
         })
     }
 
+    /// Kills one process group with SIGKILL at once, as a crash would, and waits for it to go.
+    pub fn crash(&self, p: &Proc) -> Result<ExitStatus> {
+        if let Some(status) = self.status(p) {
+            return Ok(status);
+        }
+        kill_group(p.pid, Signal::Kill);
+        let deadline = Instant::now() + KILL_GRACE;
+        while Instant::now() < deadline {
+            if let Some(status) = self.status(p) {
+                return Ok(status);
+            }
+            std::thread::sleep(wait::POLL);
+        }
+        Err(Error::Timeout {
+            what: format!("{} to die after SIGKILL", p.label),
+            secs: KILL_GRACE.as_secs_f64(),
+            detail: String::new(),
+        })
+    }
+
     /// Waits for a line containing `needle` in the process's output since it was spawned;
     /// fails at once if the process exits first.
     pub fn wait_for_line(&self, p: &Proc, needle: &str, timeout: Duration) -> Result<String> {

@@ -1085,3 +1085,124 @@ fn a_router_solicitation_gets_an_advertisement_that_configures_nothing() {
     assert!(ra.contains("0101"), "no source link-layer option: {ra}");
     lab.teardown().unwrap();
 }
+
+/// The bound leases in ombootd's lease file, MAC → address.
+fn leases_on_disk(lab: &Lab) -> std::collections::BTreeMap<String, String> {
+    let text = std::fs::read_to_string(lab.dir().join("state/leases.json")).unwrap_or_default();
+    let list: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+    list.iter()
+        .filter(|l| l["state"] == "bound")
+        .map(|l| {
+            (
+                l["mac"].as_str().unwrap().to_owned(),
+                l["ip"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn no_acked_lease_is_lost_when_ombootd_is_killed() {
+    use omlab::dhcp_client::{DhcpClient, Dora};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    const NODES: usize = 1000;
+    const CLIENTS: u32 = 4;
+    let lab = Lab::with_master("durable", "10.77.0.1".parse().unwrap(), 21).unwrap();
+    let img = fake_image(&lab);
+    let mut cfg = lab.ombootd_config(&img);
+    let mac = |i: usize| MacAddr([0x52, 0x54, 0x00, 0xd0, (i >> 8) as u8, i as u8]);
+    for i in 0..NODES {
+        let ip = Ipv4Addr::new(10, 77, 1 + (i / 200) as u8, 1 + (i % 200) as u8);
+        cfg = cfg.node(&format!("n{i}"), mac(i), ip);
+    }
+    let path = lab.write_ombootd_config(&cfg).unwrap();
+    let binary = ombootd();
+    let c = lab.add_client_ns("cd", true).unwrap();
+
+    // Leases taken by CLIENTS threads, each over its share of `todo`, until `stop`.
+    let run = |todo: &[usize], stop: &AtomicBool, acked: &Mutex<Vec<(String, String)>>| {
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for k in 0..CLIENTS {
+                let (next, lab_ns) = (&next, c.netns());
+                s.spawn(move || {
+                    let mut client = DhcpClient::open(lab_ns, "eth0", k + 1).unwrap();
+                    client.wait = Duration::from_millis(1500);
+                    while !stop.load(Ordering::SeqCst) {
+                        let Some(&i) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                            break;
+                        };
+                        if let Dora::Bound(ip) = client.dora(mac(i)).unwrap() {
+                            acked
+                                .lock()
+                                .unwrap()
+                                .push((mac(i).to_string(), ip.to_string()));
+                        }
+                    }
+                });
+            }
+        });
+    };
+
+    // Round 1: killed with SIGKILL at some moment while the ACKs stream in.
+    let kill_after = 300 + (std::process::id() as usize % 400);
+    let server = lab.start_ombootd(&binary, &path).unwrap();
+    let all: Vec<usize> = (0..NODES).collect();
+    let stop = AtomicBool::new(false);
+    let acked = Mutex::new(Vec::new());
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| run(&all, &stop, &acked));
+        while acked.lock().unwrap().len() < kill_after && started.elapsed() < T {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        lab.crash(&server).unwrap();
+        stop.store(true, Ordering::SeqCst);
+    });
+    let first = acked.into_inner().unwrap();
+    assert!(
+        first.len() >= kill_after,
+        "only {} ACKs in {T:?}",
+        first.len()
+    );
+    let disk = leases_on_disk(&lab);
+    let lost: Vec<_> = first
+        .iter()
+        .filter(|(m, ip)| disk.get(m) != Some(ip))
+        .collect();
+    println!(
+        "killed after {} ACKs ({:.0} ACKs/s): {} bound leases on disk, {} ACKed ones missing",
+        first.len(),
+        first.len() as f64 / started.elapsed().as_secs_f64(),
+        disk.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "ACKed but lost by the crash: {lost:?}");
+
+    // Round 2: a new ombootd on the same state gives the rest; killed right after the last ACK.
+    let server = lab.start_ombootd(&binary, &path).unwrap();
+    let done: std::collections::BTreeSet<&str> = first.iter().map(|(m, _)| m.as_str()).collect();
+    let rest: Vec<usize> = (0..NODES)
+        .filter(|&i| !done.contains(mac(i).to_string().as_str()))
+        .collect();
+    let stop = AtomicBool::new(false);
+    let acked = Mutex::new(Vec::new());
+    run(&rest, &stop, &acked);
+    lab.crash(&server).unwrap();
+    let second = acked.into_inner().unwrap();
+    let disk = leases_on_disk(&lab);
+    let every: Vec<_> = first.iter().chain(&second).collect();
+    assert_eq!(every.len(), NODES, "every node got its lease in the end");
+    let lost: Vec<_> = every
+        .iter()
+        .filter(|(m, ip)| disk.get(m) != Some(ip))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "ACKed but lost by the second crash: {lost:?}"
+    );
+    assert_eq!(disk.len(), NODES, "{NODES} bound leases on disk");
+    lab.teardown().unwrap();
+}

@@ -18,6 +18,7 @@ use super::stats::{DhcpStats, Event};
 use crate::boot_stage::{self as stage, BootStages};
 use crate::config::wire::UnknownMacs;
 use crate::leases::LeaseStore;
+use crate::leases::commits::Commits;
 use crate::live::LiveConfig;
 use crate::mac::MacAddr;
 use crate::pending::Pending;
@@ -83,9 +84,11 @@ pub fn bind(iface: &str, port: u16) -> Result<std::net::UdpSocket, BindError> {
 
 /// The running server.
 pub struct DhcpServer {
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     config: Arc<LiveConfig>,
     leases: Arc<Mutex<dyn LeaseStore>>,
+    /// What of the lease file is on disk: an ACK waits for its lease.
+    commits: Arc<Commits>,
     stats: Arc<DhcpStats>,
     clock: Arc<dyn Clock>,
     /// Which unknown MACs get an INFO line (the rest: DEBUG).
@@ -110,19 +113,22 @@ impl std::fmt::Debug for DhcpServer {
 
 impl DhcpServer {
     /// Wrap a socket from [`bind`].
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         socket: std::net::UdpSocket,
         config: Arc<LiveConfig>,
         leases: Arc<Mutex<dyn LeaseStore>>,
+        commits: Arc<Commits>,
         stats: Arc<DhcpStats>,
         clock: Arc<dyn Clock>,
         stages: Arc<BootStages>,
         pending: Arc<Pending>,
     ) -> std::io::Result<Self> {
         Ok(Self {
-            socket: UdpSocket::from_std(socket)?,
+            socket: Arc::new(UdpSocket::from_std(socket)?),
             config,
             leases,
+            commits,
             stats,
             clock,
             log_gate: Mutex::default(),
@@ -172,18 +178,44 @@ impl DhcpServer {
                     continue;
                 }
             };
-            self.answer(&req).await;
+            let Some(reply) = self.answer(&req) else {
+                continue;
+            };
+            match reply.after {
+                // The lease this ACK grants is not on disk yet: the reply waits for the write
+                // that holds it (together with every other ACK of that write), off this loop.
+                Some(generation) if generation > self.commits.durable() => {
+                    self.commits.want();
+                    let (socket, stats, stages, commits) = (
+                        self.socket.clone(),
+                        self.stats.clone(),
+                        self.stages.clone(),
+                        self.commits.clone(),
+                    );
+                    tokio::spawn(async move {
+                        if commits.wait(generation).await {
+                            send(&socket, &stats, &stages, reply).await;
+                        } else {
+                            stats.count(Event::Failed);
+                            tracing::error!(node = %reply.node, "no DHCP {:?} sent: its lease did not reach the disk in time", reply.kind);
+                        }
+                    });
+                }
+                _ => send(&self.socket, &self.stats, &self.stages, reply).await,
+            }
         }
     }
 
-    async fn answer(&self, req: &Message) {
+    /// The reply to `req`, if any, encoded and addressed.
+    fn answer(&self, req: &Message) -> Option<Prepared> {
         let config = self.config.get();
-        let outcome = {
+        let (outcome, generation) = {
             let Ok(mut leases) = self.leases.lock() else {
                 self.stats.count(Event::Failed);
-                return;
+                return None;
             };
-            handler::handle(req, &config, &mut *leases, self.clock.now().as_secs())
+            let outcome = handler::handle(req, &config, &mut *leases, self.clock.now().as_secs());
+            (outcome, leases.generation())
         };
         let (msg, kind, dest, node, boot_file) = match outcome {
             Ok(Outcome::Reply {
@@ -201,36 +233,36 @@ impl DhcpServer {
                     if self.pending.record(mac, now) {
                         tracing::info!(%mac, "a MAC not in the node table waits for approval: ombootd node approve {mac} --name NAME");
                     }
-                    return;
+                    return None;
                 }
                 if self.log_gate.lock().is_ok_and(|mut g| g.allow(mac, now)) {
                     tracing::info!(%mac, "ignoring DHCP from a MAC not in the node table");
                 } else {
                     tracing::debug!(%mac, "ignoring DHCP from a MAC not in the node table");
                 }
-                return;
+                return None;
             }
             Ok(Outcome::Drop(DropReason::NoMessageType)) => {
                 self.stats.count(Event::NotDhcp);
                 tracing::debug!("dropped a request without option 53 (BOOTP)");
-                return;
+                return None;
             }
             Ok(Outcome::Drop(reason)) => {
                 self.stats.count(Event::Ignored);
                 tracing::debug!(?reason, "no DHCP reply");
-                return;
+                return None;
             }
             Err(e) => {
                 self.stats.count(Event::Failed);
                 tracing::error!("no DHCP reply sent: {e}");
-                return;
+                return None;
             }
         };
         let mut bytes = Vec::with_capacity(MIN_BOOTP_LEN);
         if let Err(e) = msg.encode(&mut Encoder::new(&mut bytes)) {
             self.stats.count(Event::Failed);
             tracing::error!("cannot encode DHCP reply: {e}");
-            return;
+            return None;
         }
         if bytes.len() < MIN_BOOTP_LEN {
             bytes.resize(MIN_BOOTP_LEN, 0);
@@ -249,22 +281,59 @@ impl DhcpServer {
             }
             Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
         };
-        match self.socket.send_to(&bytes, to).await {
-            Ok(_) => {
-                self.stats.count(Event::Replied);
-                if let Some(mac) = MacAddr::from_chaddr(req.chaddr()) {
-                    let event = match kind {
-                        MessageType::Offer => stage::Event::Offer,
-                        _ => stage::Event::At(stage::Stage::Dhcp),
-                    };
-                    self.stages.record(mac, event);
-                }
-                tracing::info!(%node, ip = %msg.yiaddr(), to = %to, boot_file = boot_file.as_deref().unwrap_or("-"), "DHCP {kind:?}");
+        Some(Prepared {
+            bytes,
+            to,
+            kind,
+            node,
+            ip: msg.yiaddr(),
+            boot_file,
+            mac: MacAddr::from_chaddr(req.chaddr()),
+            after: (kind == MessageType::Ack).then_some(generation),
+        })
+    }
+}
+
+/// A reply encoded and addressed, waiting to be sent.
+#[derive(Debug)]
+struct Prepared {
+    bytes: Vec<u8>,
+    to: SocketAddrV4,
+    kind: MessageType,
+    node: String,
+    ip: Ipv4Addr,
+    boot_file: Option<String>,
+    mac: Option<MacAddr>,
+    /// The lease generation that must be on disk first (ACKs only).
+    after: Option<u64>,
+}
+
+async fn send(socket: &UdpSocket, stats: &DhcpStats, stages: &BootStages, p: Prepared) {
+    let Prepared {
+        bytes,
+        to,
+        kind,
+        node,
+        ip,
+        boot_file,
+        mac,
+        ..
+    } = p;
+    match socket.send_to(&bytes, to).await {
+        Ok(_) => {
+            stats.count(Event::Replied);
+            if let Some(mac) = mac {
+                let event = match kind {
+                    MessageType::Offer => stage::Event::Offer,
+                    _ => stage::Event::At(stage::Stage::Dhcp),
+                };
+                stages.record(mac, event);
             }
-            Err(e) => {
-                self.stats.count(Event::Failed);
-                tracing::warn!(%node, "sending DHCP {kind:?} to {to} failed: {e}");
-            }
+            tracing::info!(%node, %ip, to = %to, boot_file = boot_file.as_deref().unwrap_or("-"), "DHCP {kind:?}");
+        }
+        Err(e) => {
+            stats.count(Event::Failed);
+            tracing::warn!(%node, "sending DHCP {kind:?} to {to} failed: {e}");
         }
     }
 }

@@ -1,7 +1,8 @@
-//! Leases persisted as a small JSON file, rewritten atomically (temp file + rename), so a crash
-//! never leaves a half-written file and a restart keeps what nodes were given. Only bound leases
-//! (an ACK) make the file due for a write, and the writes are batched off the DHCP path by the
-//! [`flusher`](super::flusher): a DISCOVER flood costs no disk I/O.
+//! Leases persisted as a small JSON file, rewritten crash-safely (temp file, fsync, rename, fsync
+//! of the directory), so a crash never leaves a half-written file and a restart keeps what nodes
+//! were given. Only bound leases (an ACK) make the file due for a write, and the writes are
+//! batched off the DHCP path by the [`flusher`](super::flusher): a DISCOVER flood costs no disk
+//! I/O, and each write carries every ACK waiting for it ([`commits`](super::commits)).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ pub struct FileLeases {
     leases: BTreeMap<MacAddr, Lease>,
     /// A bound lease changed since the file was last written.
     dirty: bool,
+    /// Bumped by every change that makes the file due.
+    generation: u64,
 }
 
 /// The leases to write to the file, taken from the store under its lock and written without it.
@@ -23,6 +26,8 @@ pub struct FileLeases {
 pub struct Unsaved {
     path: PathBuf,
     leases: Vec<Lease>,
+    /// The store's generation this holds.
+    pub generation: u64,
 }
 
 impl Unsaved {
@@ -64,7 +69,17 @@ impl FileLeases {
             path,
             leases,
             dirty: false,
+            generation: 0,
         })
+    }
+}
+
+impl FileLeases {
+    fn due(&mut self, changed: bool) {
+        if changed {
+            self.dirty = true;
+            self.generation += 1;
+        }
     }
 }
 
@@ -83,14 +98,18 @@ impl LeaseStore for FileLeases {
         }
         let now_bound = bound(Some(&lease));
         let old = self.leases.insert(mac, lease);
-        self.dirty |= now_bound || bound(old.as_ref());
+        self.due(now_bound || bound(old.as_ref()));
         Ok(())
     }
 
     fn remove(&mut self, mac: MacAddr) -> Result<Option<Lease>, LeaseError> {
         let old = self.leases.remove(&mac);
-        self.dirty |= bound(old.as_ref());
+        self.due(bound(old.as_ref()));
         Ok(old)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation
     }
 
     fn take_unsaved(&mut self) -> Option<Unsaved> {
@@ -100,6 +119,7 @@ impl LeaseStore for FileLeases {
         Some(Unsaved {
             path: self.path.clone(),
             leases: self.leases.values().cloned().collect(),
+            generation: self.generation,
         })
     }
 
@@ -170,6 +190,8 @@ mod tests {
             .filter(|l| l.state == LeaseState::Bound)
             .count();
         assert_eq!(bound, 10);
+        // Every bound change counted; the write carried the last one.
+        assert_eq!(s.generation(), 10);
         // A failed write is retried at the next round.
         s.mark_unsaved();
         assert!(s.take_unsaved().is_some());

@@ -3,6 +3,7 @@
 //! Addresses come from the node table, so a lease records what state a node's address is in
 //! (offered or bound, until when) rather than choosing one.
 
+pub mod commits;
 mod file;
 pub mod flusher;
 
@@ -73,6 +74,11 @@ pub trait LeaseStore: Send {
     fn remove(&mut self, mac: MacAddr) -> Result<Option<Lease>, LeaseError>;
     /// Every lease, in MAC order.
     fn all(&self) -> Vec<Lease>;
+    /// Counts the changes that must reach the disk: a reply depending on the last change waits
+    /// until [`commits::Commits::durable`] reaches this (0: nothing is ever written).
+    fn generation(&self) -> u64 {
+        0
+    }
     /// What must be written to disk since the last call, if anything (see [`flusher`]).
     fn take_unsaved(&mut self) -> Option<Unsaved> {
         None
