@@ -52,8 +52,9 @@ impl Stage {
 /// What a service saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// A DHCP offer: the answer to a DISCOVER, which starts every boot (and every DHCP client's
-    /// first lease).
+    /// A DHCP offer to a network-boot client (the firmware's PXE or iPXE): every boot starts
+    /// with one. An offer to an OS's own DHCP client (the initramfs, a running node renewing its
+    /// lease) is `At(Stage::Dhcp)`.
     Offer,
     /// Any other step.
     At(Stage),
@@ -217,7 +218,8 @@ mod tests {
         b.record_ip(IP, Stage::Nfs);
         c.set(Duration::from_secs(6));
         b.record_ip(IP, Stage::Omd);
-        // A renewal's ack or an NFS reconnect later is not a boot.
+        // A renewal's ack, a running node's new DISCOVER (its renewal service starting) or an
+        // NFS reconnect later is not a boot.
         c.set(Duration::from_secs(100));
         b.record(M, Event::At(Stage::Dhcp));
         c.set(Duration::from_secs(101));

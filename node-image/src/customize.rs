@@ -89,6 +89,8 @@ pub const MASKED_UNITS: &[(&str, &str)] = &[
 
 const READY_SCRIPT: &str = include_str!("../assets/rootfs/omboot-ready.sh");
 const READY_UNIT: &str = include_str!("../assets/rootfs/omboot-ready.service");
+const LEASE_SCRIPT: &str = include_str!("../assets/rootfs/omboot-lease-event.sh");
+const LEASE_UNIT: &str = include_str!("../assets/rootfs/omboot-lease.service");
 const AUTOLOGIN: &str = include_str!("../assets/rootfs/serial-getty-autologin.conf");
 
 const FSTAB: &str = "# omboot diskless node: / is overlay(NFS read-only + tmpfs) mounted by the initramfs.\n\
@@ -161,6 +163,12 @@ pub fn plan(
         symlink(
             "etc/systemd/system/multi-user.target.wants/omboot-ready.service",
             "/etc/systemd/system/omboot-ready.service",
+        ),
+        write("usr/local/sbin/omboot-lease-event", 0o755, LEASE_SCRIPT),
+        write("etc/systemd/system/omboot-lease.service", 0o644, LEASE_UNIT),
+        symlink(
+            "etc/systemd/system/multi-user.target.wants/omboot-lease.service",
+            "/etc/systemd/system/omboot-lease.service",
         ),
         // Enabled explicitly as well as through console=ttyS0, so a node booted with another
         // console= still has the debugging shell.

@@ -10,12 +10,24 @@ use std::time::Duration;
 use omlab::Lab;
 use omlab::cluster;
 
+/// The lease ombootd gives in this test (seconds).
+const LEASE_SECS: u32 = 60;
+
 #[test]
 fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
     let image = cluster::built_image("rootfs/sbin/init").unwrap();
     let lab = Lab::new("boot").unwrap();
     let plan = cluster::every_boot_path(512, false);
-    let _ombootd = cluster::start_master(&lab, &image, &plan).unwrap();
+    // A short lease: each node's renewal service must renew it (at half time) within the test.
+    let mut config = cluster::config_for(&lab, &image, &plan);
+    config.lease_secs = omlab::config::set(LEASE_SECS);
+    let config = lab.write_ombootd_config(&config).unwrap();
+    let _ombootd = lab
+        .start_ombootd(
+            &cluster::workspace_root().join("target/debug/ombootd"),
+            &config,
+        )
+        .unwrap();
 
     let results = cluster::boot_all(&lab, &plan, Duration::from_secs(300));
     let mut nodes = Vec::new();
@@ -105,6 +117,41 @@ fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
             "{name}: no NFS root mount of version {version}"
         );
         nodes.push(running);
+    }
+    // After switch_root the node keeps its lease: omboot-lease.service renews it at half time
+    // (the initramfs's own client exits once bound), and the address stays.
+    for (p, n) in plan.iter().zip(&nodes) {
+        let name = p.node.name();
+        let deadline = std::time::Instant::now() + Duration::from_secs(u64::from(LEASE_SECS));
+        let journal = loop {
+            let j = n
+                .shell(
+                    "journalctl -b -o cat -u omboot-lease | grep 'omboot: lease'; ip -4 -o addr show | grep -c 'inet '",
+                    Duration::from_secs(60),
+                )
+                .unwrap();
+            if j.lines.iter().any(|l| l.contains(" renewed for "))
+                || std::time::Instant::now() > deadline
+            {
+                break j.lines;
+            }
+            std::thread::sleep(Duration::from_secs(5));
+        };
+        assert!(
+            journal.iter().any(|l| l.contains(&format!(
+                "lease of {} on eth0 renewed for {LEASE_SECS}s",
+                p.ip
+            ))),
+            "{name}: no renewal after switch_root: {journal:?}"
+        );
+        assert!(
+            !journal.iter().any(|l| l.contains("WARNING")),
+            "{name}: {journal:?}"
+        );
+        println!(
+            "{name}: {}",
+            journal.iter().rev().nth(1).map_or("", String::as_str)
+        );
     }
     for n in nodes {
         n.power_off().unwrap();

@@ -10,6 +10,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
 use super::arp;
+use super::boot_client::BootClient;
 use super::handler::{self, DropReason, Outcome, Undecodable};
 use super::log_gate::LogGate;
 use super::rate_limit::RateLimits;
@@ -289,6 +290,7 @@ impl DhcpServer {
             ip: msg.yiaddr(),
             boot_file,
             mac: MacAddr::from_chaddr(req.chaddr()),
+            boot_offer: kind == MessageType::Offer && BootClient::of(req) != BootClient::Plain,
             after: (kind == MessageType::Ack).then_some(generation),
         })
     }
@@ -304,6 +306,8 @@ struct Prepared {
     ip: Ipv4Addr,
     boot_file: Option<String>,
     mac: Option<MacAddr>,
+    /// An offer to a network-boot client: a boot starts.
+    boot_offer: bool,
     /// The lease generation that must be on disk first (ACKs only).
     after: Option<u64>,
 }
@@ -317,15 +321,17 @@ async fn send(socket: &UdpSocket, stats: &DhcpStats, stages: &BootStages, p: Pre
         ip,
         boot_file,
         mac,
+        boot_offer,
         ..
     } = p;
     match socket.send_to(&bytes, to).await {
         Ok(_) => {
             stats.count(Event::Replied);
             if let Some(mac) = mac {
-                let event = match kind {
-                    MessageType::Offer => stage::Event::Offer,
-                    _ => stage::Event::At(stage::Stage::Dhcp),
+                let event = if boot_offer {
+                    stage::Event::Offer
+                } else {
+                    stage::Event::At(stage::Stage::Dhcp)
                 };
                 stages.record(mac, event);
             }
