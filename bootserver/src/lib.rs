@@ -20,6 +20,7 @@ pub mod neighbors;
 pub mod nfs;
 pub mod node_admin;
 pub mod pending;
+pub mod pool;
 pub mod privileges;
 pub mod ra;
 pub mod serve;

@@ -63,6 +63,7 @@ pub fn merge(old: &Config, new: Config) -> (Config, Reloaded) {
     let mut merged = old.clone();
     merged.nodes = new.nodes;
     merged.unknown_macs = new.unknown_macs;
+    merged.pool = new.pool;
     merged.kernel_args = new.kernel_args;
     merged.lease_secs = new.lease_secs;
     merged.router = new.router;

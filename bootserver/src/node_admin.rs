@@ -45,7 +45,10 @@ pub fn free_ip(c: &Config) -> Option<Ipv4Addr> {
     let broadcast = u32::from(c.subnet.broadcast());
     let network = broadcast & mask;
     ((network + 1)..broadcast).map(Ipv4Addr::from).find(|ip| {
-        *ip != c.master_ip && Some(*ip) != c.router && !c.nodes.iter().any(|n| n.ip == *ip)
+        *ip != c.master_ip
+            && Some(*ip) != c.router
+            && !c.pool.is_some_and(|p| p.contains(*ip))
+            && !c.nodes.iter().any(|n| n.ip == *ip)
     })
 }
 
@@ -202,6 +205,24 @@ mod tests {
     use super::*;
 
     const TEXT: &str = "# the lab\ninterface = \"ombr0\"\nmaster_ip = \"10.77.0.1\"\nsubnet = \"10.77.0.0/24\"\nimage_dir = \"/i\"\nstate_dir = \"/s\"\n\n# rack 1\n[[node]]\nmac = \"52:54:00:77:00:01\"\nname = \"node1\" # the first\nip = \"10.77.0.2\"\n";
+
+    #[test]
+    fn a_free_address_is_never_taken_from_the_pool() {
+        let p = Path::new("/etc/ombootd.toml");
+        let text = TEXT.replace("state_dir", "pool = \"10.77.0.3-10.77.0.9\"\nstate_dir");
+        let (_, ip) = add(&text, p, MacAddr([2, 0, 0, 0, 0, 2]), "node2", None).unwrap();
+        assert_eq!(ip, Ipv4Addr::new(10, 77, 0, 10));
+        let e = add(
+            &text,
+            p,
+            MacAddr([2, 0, 0, 0, 0, 2]),
+            "node2",
+            Some(Ipv4Addr::new(10, 77, 0, 5)),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("is inside the pool 10.77.0.3-10.77.0.9"), "{e}");
+    }
 
     #[test]
     fn add_keeps_comments_picks_a_free_address_and_refuses_duplicates() {

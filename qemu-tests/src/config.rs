@@ -64,6 +64,7 @@ impl LabConfig {
             nfs: Default::default(),
             cluster_dir: None,
             unknown_macs: Default::default(),
+            pool: None,
             ipv6_ra: true,
             nodes: Vec::new(),
         })

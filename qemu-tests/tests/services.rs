@@ -1206,3 +1206,76 @@ fn no_acked_lease_is_lost_when_ombootd_is_killed() {
     assert_eq!(disk.len(), NODES, "{NODES} bound leases on disk");
     lab.teardown().unwrap();
 }
+
+#[test]
+fn unknown_macs_boot_from_the_pool_without_the_cluster_key() {
+    let lab = Lab::new("pool").unwrap();
+    let img = fake_image(&lab);
+    let mut cfg = lab
+        .ombootd_config(&img)
+        .node("node1", MacAddr::lab(1), NODE1.parse().unwrap());
+    cfg.unknown_macs = bootserver::config::wire::UnknownMacs::Boot;
+    cfg.pool = Some(omlab::config::set("10.77.0.200-10.77.0.202".to_owned()));
+    let path = lab.write_ombootd_config(&cfg).unwrap();
+    let _ombootd = lab.start_ombootd(&ombootd(), &path).unwrap();
+
+    // Two machines nobody registered get pool addresses and names from their MACs.
+    let c7 = client(&lab, "c7", MacAddr::lab(7), true);
+    let c8 = client(&lab, "c8", MacAddr::lab(8), true);
+    let l7 = lease_within(&lab, &c7, 3).expect("no pool lease");
+    assert!(
+        l7.contains("ip=10.77.0.200 ") && l7.contains("hostname=node-525400770007 "),
+        "{l7}"
+    );
+    let l8 = lease_within(&lab, &c8, 3).expect("no pool lease");
+    assert!(l8.contains("ip=10.77.0.201 "), "{l8}");
+    // Asked again, a client keeps its address; the table node keeps its reservation.
+    assert!(
+        lease_within(&lab, &c7, 3)
+            .unwrap()
+            .contains("ip=10.77.0.200 ")
+    );
+    let c1 = client(&lab, "c1", MacAddr::lab(1), true);
+    assert!(
+        lease_within(&lab, &c1, 3)
+            .unwrap()
+            .contains("ip=10.77.0.11 ")
+    );
+
+    // A pool machine boots the image, but is no cluster member: no key in its kernel line, and
+    // the key refused at its address.
+    lab.add_client_addr(&c7, "10.77.0.200/24").unwrap();
+    let (code, script) = curl(&lab, &c7, "/boot/52-54-00-77-00-07.ipxe", &[]);
+    assert_eq!(code, 200, "{script}");
+    assert!(
+        script.contains("omboot.name=node-525400770007 ") && !script.contains("omboot.key"),
+        "{script}"
+    );
+    let (code, body) = curl(&lab, &c7, "/node/key", &[]);
+    assert_eq!(code, 403, "a pool machine got the cluster key: {body}");
+
+    // A squatter answers for the last pool address: the client checking it by ARP declines it,
+    // ombootd keeps it out of use, and with nothing left the next DISCOVERs go unanswered,
+    // counted.
+    let squatter = client(&lab, "sq", MacAddr::lab(6), true);
+    lab.add_client_addr(&squatter, "10.77.0.202/24").unwrap();
+    let c9 = client(&lab, "c9", MacAddr::lab(9), true);
+    let out = text(&udhcpc(&lab, &c9, &["-a"]));
+    assert!(
+        !out.contains("LEASE ip=10.77.0.202"),
+        "took an address another host uses: {out}"
+    );
+    let s = status(&lab, &c7);
+    assert_eq!(s["dhcp"]["declined"], 1, "{}", s["dhcp"]);
+    assert!(
+        s["dhcp"]["pool_exhausted"].as_u64().unwrap_or(0) >= 1,
+        "{}",
+        s["dhcp"]
+    );
+    let log = std::fs::read_to_string(lab.dir().join("ombootd.log")).unwrap();
+    assert!(
+        log.contains("declined its address") && log.contains("no address left in the pool"),
+        "{log}"
+    );
+    lab.teardown().unwrap();
+}

@@ -10,6 +10,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::mac::MacAddr;
+use crate::pool::Pool;
 use crate::subnet::Subnet;
 
 pub use node_image::config_error::ConfigError;
@@ -95,6 +96,8 @@ pub struct Config {
     pub nfs_insecure: bool,
     /// What to do with MACs outside the table.
     pub unknown_macs: wire::UnknownMacs,
+    /// The dynamic pool, if any.
+    pub pool: Option<Pool>,
     /// Send router advertisements that configure nothing, to end iPXE's IPv6 wait.
     pub ipv6_ra: bool,
 }
@@ -212,6 +215,44 @@ impl Validator<'_> {
             nfs: w.ports.nfs,
         };
 
+        let pool = match &w.pool {
+            None => None,
+            Some(p) => {
+                let pool: Pool =
+                    p.get_ref()
+                        .parse()
+                        .map_err(|e: crate::pool::PoolParseError| {
+                            self.err(p.span(), "pool", e.to_string())
+                        })?;
+                for end in [pool.start(), pool.end()] {
+                    if !subnet.contains_host(end) {
+                        return Err(self.err(
+                            p.span(),
+                            "pool",
+                            format!("{end} is not a host address in {subnet}"),
+                        ));
+                    }
+                }
+                for (what, ip) in [("the master", Some(master_ip)), ("the router", router)] {
+                    if let Some(ip) = ip.filter(|ip| pool.contains(*ip)) {
+                        return Err(self.err(
+                            p.span(),
+                            "pool",
+                            format!("{pool} holds {ip}, which is {what}'s address"),
+                        ));
+                    }
+                }
+                Some(pool)
+            }
+        };
+        if w.unknown_macs == wire::UnknownMacs::Boot && pool.is_none() {
+            return Err(self.err(
+                0..0,
+                "unknown_macs",
+                "\"boot\" gives MACs outside the table addresses from the pool: set `pool` (such as \"10.77.0.100-10.77.0.199\")",
+            ));
+        }
+
         let mut nodes = Vec::with_capacity(w.nodes.len());
         for (i, n) in w.nodes.into_iter().enumerate() {
             let field = |f: &str| format!("node[{i}].{f}");
@@ -265,6 +306,19 @@ impl Validator<'_> {
                     format!(
                         "{ip} is not a free host address in {subnet} (the master is {master_ip})"
                     ),
+                ));
+            }
+            if let Some(pool) = pool.filter(|p| p.contains(ip)) {
+                let line = w
+                    .pool
+                    .as_ref()
+                    .map(|p| node_image::config_error::line_of(self.text, p.span()))
+                    .filter(|l| *l > 0)
+                    .map_or_else(String::new, |l| format!(" (line {l})"));
+                return Err(self.err(
+                    n.ip.span(),
+                    field("ip"),
+                    format!("{ip} of {name} ({mac}) is inside the pool {pool}{line}: the pool hands it out to others"),
                 ));
             }
             if let Some(j) = nodes.iter().position(|o: &Node| o.ip == ip) {
@@ -339,6 +393,7 @@ impl Validator<'_> {
             cluster_dir,
             nfs_insecure: w.nfs.insecure,
             unknown_macs: w.unknown_macs,
+            pool,
             ipv6_ra: w.ipv6_ra,
             key_file,
         })
@@ -475,6 +530,47 @@ ip = "10.77.0.11"
                 .unwrap_err()
                 .to_string()
                 .contains("`node1` is listed twice")
+        );
+    }
+
+    #[test]
+    fn the_pool_is_checked_against_the_subnet_the_master_and_the_table() {
+        let with = |pool: &str| GOOD.replace("state_dir", &format!("pool = \"{pool}\"\nstate_dir"));
+        let c = parse(&with("10.77.0.100-10.77.0.199")).unwrap();
+        assert_eq!(
+            c.pool.map(|p| p.to_string()).as_deref(),
+            Some("10.77.0.100-10.77.0.199")
+        );
+        for (pool, says) in [
+            (
+                "10.77.0.100-10.77.1.5",
+                "10.77.1.5 is not a host address in 10.77.0.0/24",
+            ),
+            (
+                "10.77.0.1-10.77.0.9",
+                "holds 10.77.0.1, which is the master's address",
+            ),
+            ("10.77.0.9-10.77.0.1", "ends before it starts"),
+            ("10.77.0.9", "is not an address range"),
+        ] {
+            let e = parse(&with(pool)).unwrap_err().to_string();
+            assert!(e.contains("pool: ") && e.contains(says), "{pool}: {e}");
+        }
+        // A table node inside the pool: both named, with the pool's line.
+        let e = parse(&with("10.77.0.10-10.77.0.20"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("node[0].ip: 10.77.0.11 of node1 (52:54:00:77:00:01) is inside the pool 10.77.0.10-10.77.0.20 (line 6)"),
+            "{e}"
+        );
+        // `boot` needs a pool to boot from.
+        let e = parse(&GOOD.replace("state_dir", "unknown_macs = \"boot\"\nstate_dir"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown_macs: \"boot\"") && e.contains("set `pool`"),
+            "{e}"
         );
     }
 

@@ -56,10 +56,16 @@ pub struct WireConfig {
     /// router, no prefix, no DHCPv6): they end iPXE's wait for IPv6 configuration at boot.
     #[serde(default = "default_true")]
     pub ipv6_ra: bool,
-    /// What to do with a MAC not in the table: `ignore` it (no answer), or `register` it in the
-    /// pending list, where `ombootd node approve MAC --name N` makes it a node.
+    /// What to do with a MAC not in the table: `ignore` it (no answer), `register` it in the
+    /// pending list, where `ombootd node approve MAC --name N` makes it a node, or `boot` it with
+    /// an address from `pool` (without the cluster key).
     #[serde(default)]
     pub unknown_macs: UnknownMacs,
+    /// The dynamic pool, `first-last` (such as `10.77.0.100-10.77.0.199`): addresses for MACs
+    /// outside the table when `unknown_macs = "boot"`. Inside the subnet; no table node's address
+    /// may fall in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<Spanned<String>>,
     /// The nodes ombootd boots; a MAC not listed here gets no answer.
     #[serde(default, rename = "node")]
     pub nodes: Vec<WireNode>,
@@ -74,6 +80,9 @@ pub enum UnknownMacs {
     Ignore,
     /// No answer, but the MAC is kept in the pending list for an operator to approve.
     Register,
+    /// An address from `pool` and the image, as a node without the cluster key (it boots, but
+    /// joins the cluster only once approved into the table).
+    Boot,
 }
 
 /// `[ports]`: where each service listens. Defaults are the well-known ports.

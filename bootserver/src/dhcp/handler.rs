@@ -1,7 +1,8 @@
 //! The DHCP decision: one request in, at most one reply out, no I/O (RFC 2131 §4.3).
 //!
-//! Only MACs of the node table are answered and each gets its reserved address; the lease store
-//! records offers and bindings so restarts and the status API see them.
+//! MACs of the node table get their reserved address; with `unknown_macs = "boot"` other MACs get
+//! one from the dynamic pool ([`crate::pool`]). The lease store records offers and bindings so
+//! restarts and the status API see them, and the addresses clients declined.
 
 use std::net::Ipv4Addr;
 
@@ -11,12 +12,15 @@ use dhcproto::{Decodable, Decoder};
 
 use super::boot_client::BootClient;
 use super::reply_addr::{self, Destination};
+use crate::config::wire::UnknownMacs;
 use crate::config::{Config, Node};
 use crate::leases::{Lease, LeaseError, LeaseState, LeaseStore};
 use crate::mac::MacAddr;
 
 /// How long an OFFER holds the address for the client before it REQUESTs it.
 const OFFER_HOLD_SECS: u64 = 60;
+/// How long an address a client declined (someone else answers for it) stays out of use.
+pub const DECLINE_HOLD_SECS: u64 = 600;
 
 /// What to do with a request.
 #[derive(Debug)]
@@ -51,6 +55,15 @@ pub enum DropReason {
     OtherServerSelected,
     /// RELEASE or DECLINE handled; they get no reply by design.
     NoReplyNeeded(MessageType),
+    /// A client declined its address (RFC 2131 §4.3.3: another host answers for it).
+    Declined {
+        /// The node.
+        node: String,
+        /// The address, now kept out of use for [`DECLINE_HOLD_SECS`].
+        ip: Ipv4Addr,
+    },
+    /// A MAC outside the table asked while every pool address is taken.
+    PoolExhausted(MacAddr),
     /// A message type a server does not act on.
     Unsupported(MessageType),
 }
@@ -97,9 +110,6 @@ pub fn handle(
     let Some(mac) = MacAddr::from_chaddr(req.chaddr()) else {
         return Ok(Outcome::Drop(DropReason::NotAClientRequest));
     };
-    let Some(node) = cfg.node_by_mac(mac) else {
-        return Ok(Outcome::Drop(DropReason::UnknownClient(mac)));
-    };
     let server_id = match req.opts().get(OptionCode::ServerIdentifier) {
         Some(DhcpOption::ServerIdentifier(ip)) => Some(*ip),
         _ => None,
@@ -108,6 +118,34 @@ pub fn handle(
         Some(DhcpOption::RequestedIpAddress(ip)) => Some(*ip),
         _ => None,
     };
+    // §4.3.2: SELECTING carries the server identifier; INIT-REBOOT a requested address;
+    // RENEWING/REBINDING only ciaddr.
+    let asked = requested.unwrap_or(req.ciaddr());
+    let (node, pooled) = match cfg.node_by_mac(mac) {
+        Some(n) => (n.clone(), false),
+        None => match (cfg.unknown_macs, cfg.pool) {
+            (UnknownMacs::Boot, Some(pool)) => {
+                let all = leases.all();
+                let declined = |ip| leases.declined(ip, now);
+                let ip = match kind {
+                    MessageType::Discover => match pool.pick(mac, &all, &declined, now) {
+                        Some(ip) => ip,
+                        None => return Ok(Outcome::Drop(DropReason::PoolExhausted(mac))),
+                    },
+                    // Not this client's to take: the REQUEST below gets its NAK.
+                    MessageType::Request if !pool.may_bind(mac, asked, &all, &declined, now) => {
+                        Ipv4Addr::UNSPECIFIED
+                    }
+                    MessageType::Request => asked,
+                    _ => leases.get(mac).map_or(Ipv4Addr::UNSPECIFIED, |l| l.ip),
+                };
+                let name = format!("node-{}", mac.to_string().replace(':', ""));
+                (Node { mac, name, ip }, true)
+            }
+            _ => return Ok(Outcome::Drop(DropReason::UnknownClient(mac))),
+        },
+    };
+    let node = &node;
     let lease = |state, secs| Lease {
         mac: mac.to_string(),
         ip: node.ip,
@@ -122,36 +160,63 @@ pub fn handle(
             Ok(reply(req, cfg, node, MessageType::Offer))
         }
         MessageType::Request => {
-            // §4.3.2: SELECTING carries the server identifier; INIT-REBOOT a requested address;
-            // RENEWING/REBINDING only ciaddr.
-            let asked = match (server_id, requested) {
-                (Some(id), _) if id != cfg.master_ip => {
-                    if leases
-                        .get(mac)
-                        .is_some_and(|l| l.state == LeaseState::Offered)
-                    {
-                        leases.remove(mac)?;
-                    }
-                    return Ok(Outcome::Drop(DropReason::OtherServerSelected));
+            if server_id.is_some_and(|id| id != cfg.master_ip) {
+                if leases
+                    .get(mac)
+                    .is_some_and(|l| l.state == LeaseState::Offered)
+                {
+                    leases.remove(mac)?;
                 }
-                (_, Some(ip)) => ip,
-                (_, None) => req.ciaddr(),
-            };
+                return Ok(Outcome::Drop(DropReason::OtherServerSelected));
+            }
             if asked != node.ip {
-                return Ok(reply(req, cfg, node, MessageType::Nak));
+                let why = if !cfg.subnet.contains_host(asked) {
+                    format!("{asked} is not in this network ({})", cfg.subnet)
+                } else if pooled {
+                    format!("{asked} is not free for {mac}")
+                } else {
+                    format!("{} is reserved for {} ({})", node.ip, node.name, node.mac)
+                };
+                return Ok(nak(req, cfg, node, why));
             }
             leases.put(mac, lease(LeaseState::Bound, u64::from(cfg.lease_secs)))?;
             Ok(reply(req, cfg, node, MessageType::Ack))
         }
         MessageType::Inform => Ok(reply(req, cfg, node, MessageType::Ack)),
-        MessageType::Release | MessageType::Decline => {
+        MessageType::Release => {
             if server_id.is_none_or(|id| id == cfg.master_ip) {
                 leases.remove(mac)?;
             }
             Ok(Outcome::Drop(DropReason::NoReplyNeeded(kind)))
         }
+        MessageType::Decline => {
+            if server_id.is_some_and(|id| id != cfg.master_ip) {
+                return Ok(Outcome::Drop(DropReason::NoReplyNeeded(kind)));
+            }
+            leases.remove(mac)?;
+            let ip = requested.unwrap_or(node.ip);
+            // Only addresses we hand out are marked: a made-up DECLINE cannot fill the table.
+            let ours = ip == node.ip || cfg.pool.is_some_and(|p| p.contains(ip));
+            if !ours {
+                return Ok(Outcome::Drop(DropReason::NoReplyNeeded(kind)));
+            }
+            leases.decline(ip, now, now + DECLINE_HOLD_SECS);
+            Ok(Outcome::Drop(DropReason::Declined {
+                node: node.name.clone(),
+                ip,
+            }))
+        }
         other => Ok(Outcome::Drop(DropReason::Unsupported(other))),
     }
+}
+
+/// A NAK saying `why` (RFC 2131 §4.3.2: the client starts over).
+fn nak(req: &Message, cfg: &Config, node: &Node, why: String) -> Outcome {
+    let mut out = reply(req, cfg, node, MessageType::Nak);
+    if let Outcome::Reply { msg, .. } = &mut out {
+        msg.opts_mut().insert(DhcpOption::Message(why));
+    }
+    out
 }
 
 /// Build the reply of type `kind` (RFC 2131 Table 3) and decide where it goes.
@@ -169,10 +234,7 @@ fn reply(req: &Message, cfg: &Config, node: &Node, kind: MessageType) -> Outcome
     opts.insert(DhcpOption::ServerIdentifier(cfg.master_ip));
 
     let mut boot_file = None;
-    if kind == MessageType::Nak {
-        let why = format!("{} is reserved for {} ({})", node.ip, node.name, node.mac);
-        m.opts_mut().insert(DhcpOption::Message(why));
-    } else {
+    if kind != MessageType::Nak {
         if matches!(kind, MessageType::Ack) {
             m.set_ciaddr(req.ciaddr());
         }
@@ -466,6 +528,163 @@ ip = "10.77.0.11"
             Outcome::Drop(DropReason::NoReplyNeeded(MessageType::Release))
         ));
         assert_eq!(leases.get(MacAddr(MAC)), None);
+    }
+
+    fn pool_cfg() -> Config {
+        Config::parse(
+            r#"
+interface = "ombr0"
+master_ip = "10.77.0.1"
+subnet = "10.77.0.0/24"
+image_dir = "/img"
+state_dir = "/state"
+unknown_macs = "boot"
+pool = "10.77.0.100-10.77.0.101"
+[[node]]
+mac = "52:54:00:77:00:01"
+name = "node1"
+ip = "10.77.0.11"
+"#,
+            Path::new("t.toml"),
+        )
+        .unwrap()
+    }
+
+    fn nak_text(m: &Message) -> String {
+        match m.opts().get(OptionCode::Message) {
+            Some(DhcpOption::Message(t)) => t.clone(),
+            other => panic!("no message in the NAK: {other:?}"),
+        }
+    }
+
+    /// DISCOVER then REQUEST of the offer; the address bound.
+    fn dora(mac: [u8; 6], cfg: &Config, leases: &mut MemoryLeases, now: u64) -> Ipv4Addr {
+        let (offer, kind, _, _) =
+            reply_of(handle(&req(MessageType::Discover, mac, vec![]), cfg, leases, now).unwrap());
+        assert_eq!(kind, MessageType::Offer);
+        let r = req(
+            MessageType::Request,
+            mac,
+            vec![
+                DhcpOption::ServerIdentifier([10, 77, 0, 1].into()),
+                DhcpOption::RequestedIpAddress(offer.yiaddr()),
+            ],
+        );
+        let (ack, kind, _, _) = reply_of(handle(&r, cfg, leases, now).unwrap());
+        assert_eq!(kind, MessageType::Ack);
+        ack.yiaddr()
+    }
+
+    #[test]
+    fn unknown_macs_boot_from_the_pool_until_it_runs_out() {
+        let cfg = pool_cfg();
+        let mut leases = MemoryLeases::default();
+        let a = [2, 0, 0, 0, 0, 0xa];
+        let b = [2, 0, 0, 0, 0, 0xb];
+        assert_eq!(dora(a, &cfg, &mut leases, 0), Ipv4Addr::new(10, 77, 0, 100));
+        assert_eq!(dora(b, &cfg, &mut leases, 0), Ipv4Addr::new(10, 77, 0, 101));
+        // A client keeps its address; the table node keeps its reservation.
+        assert_eq!(dora(a, &cfg, &mut leases, 5), Ipv4Addr::new(10, 77, 0, 100));
+        assert_eq!(
+            dora(MAC, &cfg, &mut leases, 5),
+            Ipv4Addr::new(10, 77, 0, 11)
+        );
+        let (offer, ..) =
+            reply_of(handle(&req(MessageType::Discover, a, vec![]), &cfg, &mut leases, 5).unwrap());
+        assert_eq!(
+            offer.opts().get(OptionCode::Hostname),
+            Some(&DhcpOption::Hostname("node-02000000000a".into()))
+        );
+        // A third is left unanswered, and said so.
+        let c = [2, 0, 0, 0, 0, 0xc];
+        assert!(matches!(
+            handle(&req(MessageType::Discover, c, vec![]), &cfg, &mut leases, 5).unwrap(),
+            Outcome::Drop(DropReason::PoolExhausted(m)) if m == MacAddr(c)
+        ));
+        // Someone else's pool address is refused with a NAK naming it.
+        let r = req(
+            MessageType::Request,
+            c,
+            vec![DhcpOption::RequestedIpAddress([10, 77, 0, 100].into())],
+        );
+        let (m, kind, ..) = reply_of(handle(&r, &cfg, &mut leases, 5).unwrap());
+        assert_eq!(kind, MessageType::Nak);
+        assert!(
+            nak_text(&m).contains("10.77.0.100 is not free"),
+            "{}",
+            nak_text(&m)
+        );
+        // After its lease ran out, the address goes to the next client.
+        assert_eq!(
+            dora(c, &cfg, &mut leases, 4000),
+            Ipv4Addr::new(10, 77, 0, 100)
+        );
+    }
+
+    #[test]
+    fn a_declined_address_is_kept_out_of_use_and_the_client_gets_another() {
+        let cfg = pool_cfg();
+        let mut leases = MemoryLeases::default();
+        let a = [2, 0, 0, 0, 0, 0xa];
+        assert_eq!(dora(a, &cfg, &mut leases, 0), Ipv4Addr::new(10, 77, 0, 100));
+        let d = req(
+            MessageType::Decline,
+            a,
+            vec![
+                DhcpOption::ServerIdentifier([10, 77, 0, 1].into()),
+                DhcpOption::RequestedIpAddress([10, 77, 0, 100].into()),
+            ],
+        );
+        assert!(matches!(
+            handle(&d, &cfg, &mut leases, 1).unwrap(),
+            Outcome::Drop(DropReason::Declined { ip, .. }) if ip == Ipv4Addr::new(10, 77, 0, 100)
+        ));
+        assert_eq!(dora(a, &cfg, &mut leases, 2), Ipv4Addr::new(10, 77, 0, 101));
+        // Until the hold is over.
+        let b = [2, 0, 0, 0, 0, 0xb];
+        assert_eq!(
+            dora(b, &cfg, &mut leases, 2 + DECLINE_HOLD_SECS),
+            Ipv4Addr::new(10, 77, 0, 100)
+        );
+        // A DECLINE of an address that is not ours marks nothing.
+        let forged = req(
+            MessageType::Decline,
+            b,
+            vec![DhcpOption::RequestedIpAddress([192, 168, 1, 1].into())],
+        );
+        assert!(matches!(
+            handle(&forged, &cfg, &mut leases, 3).unwrap(),
+            Outcome::Drop(DropReason::NoReplyNeeded(MessageType::Decline))
+        ));
+        assert!(!leases.declined(Ipv4Addr::new(192, 168, 1, 1), 3));
+    }
+
+    #[test]
+    fn a_request_from_a_foreign_network_is_naked_saying_so() {
+        let r = req(
+            MessageType::Request,
+            MAC,
+            vec![DhcpOption::RequestedIpAddress([192, 168, 1, 50].into())],
+        );
+        let (m, kind, ..) = reply_of(handle(&r, &cfg(), &mut MemoryLeases::default(), 0).unwrap());
+        assert_eq!(kind, MessageType::Nak);
+        assert_eq!(
+            nak_text(&m),
+            "192.168.1.50 is not in this network (10.77.0.0/24)"
+        );
+    }
+
+    #[test]
+    fn inform_gets_the_options_without_an_address_or_lease() {
+        let mut r = req(MessageType::Inform, MAC, vec![]);
+        r.set_ciaddr([10, 77, 0, 11]).set_flags(Flags::default());
+        let (m, kind, dest, _) =
+            reply_of(handle(&r, &cfg(), &mut MemoryLeases::default(), 0).unwrap());
+        assert_eq!(kind, MessageType::Ack);
+        assert_eq!(m.yiaddr(), Ipv4Addr::UNSPECIFIED);
+        assert_eq!(m.opts().get(OptionCode::AddressLeaseTime), None);
+        assert!(m.opts().get(OptionCode::SubnetMask).is_some());
+        assert_eq!(dest, Destination::Unicast([10, 77, 0, 11].into()));
     }
 
     #[test]

@@ -243,6 +243,20 @@ impl DhcpServer {
                 }
                 return None;
             }
+            Ok(Outcome::Drop(DropReason::PoolExhausted(mac))) => {
+                self.stats.count(Event::PoolExhausted);
+                let now = self.clock.now().as_secs();
+                if self.log_gate.lock().is_ok_and(|mut g| g.allow(mac, now)) {
+                    let pool = config.pool.map(|p| p.to_string()).unwrap_or_default();
+                    tracing::warn!(%mac, "no address left in the pool {pool}: the DISCOVER goes unanswered");
+                }
+                return None;
+            }
+            Ok(Outcome::Drop(DropReason::Declined { node, ip })) => {
+                self.stats.count(Event::Declined);
+                tracing::warn!(%node, %ip, "the node declined its address: another host answers for it; kept out of use for {} s", handler::DECLINE_HOLD_SECS);
+                return None;
+            }
             Ok(Outcome::Drop(DropReason::NoMessageType)) => {
                 self.stats.count(Event::NotDhcp);
                 tracing::debug!("dropped a request without option 53 (BOOTP)");

@@ -15,6 +15,8 @@ pub struct DhcpStats {
     ignored: AtomicU64,
     failed: AtomicU64,
     rate_limited: AtomicU64,
+    pool_exhausted: AtomicU64,
+    declined: AtomicU64,
 }
 
 /// A snapshot of [`DhcpStats`].
@@ -36,6 +38,10 @@ pub struct DhcpCounts {
     pub failed: u64,
     /// Dropped undecoded: the sender's MAC or address spent its budget.
     pub rate_limited: u64,
+    /// DISCOVERs from MACs outside the table left unanswered: every pool address was taken.
+    pub pool_exhausted: u64,
+    /// Addresses clients declined (another host answers for them).
+    pub declined: u64,
 }
 
 /// Which counter an event bumps.
@@ -57,6 +63,10 @@ pub enum Event {
     Failed,
     /// Over the sender's rate.
     RateLimited,
+    /// The pool had no address left.
+    PoolExhausted,
+    /// A client declined its address.
+    Declined,
 }
 
 impl DhcpStats {
@@ -71,6 +81,8 @@ impl DhcpStats {
             Event::Ignored => &self.ignored,
             Event::Failed => &self.failed,
             Event::RateLimited => &self.rate_limited,
+            Event::PoolExhausted => &self.pool_exhausted,
+            Event::Declined => &self.declined,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -87,6 +99,8 @@ impl DhcpStats {
             ignored: r(&self.ignored),
             failed: r(&self.failed),
             rate_limited: r(&self.rate_limited),
+            pool_exhausted: r(&self.pool_exhausted),
+            declined: r(&self.declined),
         }
     }
 }

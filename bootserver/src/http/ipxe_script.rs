@@ -7,7 +7,9 @@ use crate::config::{Config, Node};
 
 /// Render the script for `node`'s boot number `boot`, of image `version`: its kernel, initrd and
 /// root all from that version, whatever is built meanwhile.
-pub fn render(cfg: &Config, node: &Node, boot: u64, version: &str) -> String {
+/// `member`: a table node, given the cluster key and the shared directory; a pool node
+/// (`unknown_macs = "boot"`) boots the image without either.
+pub fn render(cfg: &Config, node: &Node, member: bool, boot: u64, version: &str) -> String {
     let http = format!("http://{}:{}", cfg.master_ip, cfg.ports.http);
     let base = format!("{http}/image/{version}");
     let mut args = vec![
@@ -16,12 +18,14 @@ pub fn render(cfg: &Config, node: &Node, boot: u64, version: &str) -> String {
         format!("omboot.name={}", node.name),
         format!("omboot.nfsroot={}:/{version}/rootfs", cfg.master_ip),
         format!("omboot.nfsport={}", cfg.ports.nfs),
+    ];
+    if member {
         // The initramfs takes the cluster key from here, once, and seeds omd's generation with
         // the boot number: the key is not in the exported tree, and the number never repeats.
-        format!("omboot.key={http}/node/key"),
-        format!("omboot.boot={boot}"),
-    ];
-    if let Some(dir) = &cfg.cluster_dir {
+        args.push(format!("omboot.key={http}/node/key"));
+    }
+    args.push(format!("omboot.boot={boot}"));
+    if let Some(dir) = cfg.cluster_dir.as_ref().filter(|_| member) {
         args.push(format!("omboot.cluster={}:{}", cfg.master_ip, dir.port));
     }
     if !cfg.kernel_args.trim().is_empty() {
@@ -58,7 +62,7 @@ mod tests {
             Path::new("t.toml"),
         )
         .unwrap();
-        let s = render(&cfg, &cfg.nodes[0], 7, "1764045000");
+        let s = render(&cfg, &cfg.nodes[0], true, 7, "1764045000");
         assert!(s.starts_with("#!ipxe\n"));
         assert!(s.contains(
             "kernel http://10.77.0.1:8080/image/1764045000/vmlinuz initrd=initrd.img BOOTIF=01-52-54-00-77-00-02 omboot.name=node2 \
@@ -80,7 +84,14 @@ mod tests {
             Path::new("t.toml"),
         )
         .unwrap();
-        let s = render(&cfg, &cfg.nodes[0], 1, "1");
+        let s = render(&cfg, &cfg.nodes[0], true, 1, "1");
         assert!(s.contains(" omboot.cluster=10.77.0.1:2051 "), "{s}");
+        // A pool node boots the image, but is given neither the key nor the shared directory.
+        let s = render(&cfg, &cfg.nodes[0], false, 1, "1");
+        assert!(
+            !s.contains("omboot.key") && !s.contains("omboot.cluster"),
+            "{s}"
+        );
+        assert!(s.contains(" omboot.boot=1 "), "{s}");
     }
 }

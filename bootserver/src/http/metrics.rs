@@ -56,6 +56,8 @@ pub fn render(s: &Status, now: u64) -> String {
         ("ignored", d.ignored),
         ("failed", d.failed),
         ("rate_limited", d.rate_limited),
+        ("pool_exhausted", d.pool_exhausted),
+        ("declined", d.declined),
     ] {
         let _ = writeln!(out, "ombootd_dhcp_datagrams_total{{result=\"{what}\"}} {n}");
     }

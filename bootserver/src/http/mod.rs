@@ -23,9 +23,11 @@ use serde::Serialize;
 
 use crate::boot_stage::{self as stage, BootStages, Seen, Stage};
 use crate::boot_window::{BootCounts, BootWindows};
+use crate::config::wire::UnknownMacs;
+use crate::config::{Config, Node};
 use crate::dhcp::log_gate::LogGate;
 use crate::dhcp::stats::{DhcpCounts, DhcpStats};
-use crate::leases::{Lease, LeaseStore};
+use crate::leases::{Lease, LeaseState, LeaseStore};
 use crate::live::LiveConfig;
 use crate::mac::MacAddr;
 use crate::neighbors;
@@ -129,12 +131,13 @@ async fn boot_script(State(st): State<AppState>, Path(script): Path<String>) -> 
             format!("no boot script `{script}`: expected /boot/<mac>.ipxe"),
         );
     };
-    let Some(node) = config.node_by_mac(mac) else {
+    let Some((node, member)) = script_node(&config, &st.leases, mac) else {
         return text(
             StatusCode::NOT_FOUND,
             format!("{mac} is not in the node table"),
         );
     };
+    let node = &node;
     // The boot window opens (and the boot is numbered, on disk) off the runtime; the node boots
     // the version current now, whatever is built while it boots.
     let (boots, clock) = (st.boots.clone(), st.clock.clone());
@@ -171,8 +174,33 @@ async fn boot_script(State(st): State<AppState>, Path(script): Path<String>) -> 
     };
     tracing::info!(node = %node.name, %mac, boot, %version, "serving iPXE script");
     st.stages.record(mac, stage::Event::At(Stage::Script));
-    let body = ipxe_script::render(&config, node, boot, &version);
+    let body = ipxe_script::render(&config, node, member, boot, &version);
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// Whom a boot script is for, and whether it is a cluster member: a table node; or, with
+/// `unknown_macs = "boot"`, a MAC holding a bound pool lease (booted, but no member).
+fn script_node(
+    config: &Config,
+    leases: &Mutex<dyn LeaseStore>,
+    mac: MacAddr,
+) -> Option<(Node, bool)> {
+    if let Some(n) = config.node_by_mac(mac) {
+        return Some((n.clone(), true));
+    }
+    let pool = config
+        .pool
+        .filter(|_| config.unknown_macs == UnknownMacs::Boot)?;
+    let lease = leases.lock().ok()?.get(mac)?;
+    let bound = lease.state == LeaseState::Bound && pool.contains(lease.ip);
+    bound.then_some((
+        Node {
+            mac,
+            name: lease.name,
+            ip: lease.ip,
+        },
+        false,
+    ))
 }
 
 /// A version's kernel or initrd: a version name and a fixed list of files, never a path from the

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Lease, LeaseError, LeaseState, LeaseStore};
+use std::net::Ipv4Addr;
+
+use super::{Declined, Lease, LeaseError, LeaseState, LeaseStore};
 use crate::mac::MacAddr;
 
 /// Leases in `<state_dir>/leases.json`.
@@ -19,6 +21,8 @@ pub struct FileLeases {
     dirty: bool,
     /// Bumped by every change that makes the file due.
     generation: u64,
+    /// Addresses clients declined.
+    declined: Declined,
 }
 
 /// The leases to write to the file, taken from the store under its lock and written without it.
@@ -70,6 +74,7 @@ impl FileLeases {
             leases,
             dirty: false,
             generation: 0,
+            declined: Declined::default(),
         })
     }
 }
@@ -106,6 +111,14 @@ impl LeaseStore for FileLeases {
         let old = self.leases.remove(&mac);
         self.due(bound(old.as_ref()));
         Ok(old)
+    }
+
+    fn decline(&mut self, ip: Ipv4Addr, now: u64, until: u64) {
+        self.declined.add(ip, until, now);
+    }
+
+    fn declined(&self, ip: Ipv4Addr, now: u64) -> bool {
+        self.declined.contains(ip, now)
     }
 
     fn generation(&self) -> u64 {

@@ -74,6 +74,11 @@ pub trait LeaseStore: Send {
     fn remove(&mut self, mac: MacAddr) -> Result<Option<Lease>, LeaseError>;
     /// Every lease, in MAC order.
     fn all(&self) -> Vec<Lease>;
+    /// Mark `ip` unusable from `now` until `until` (seconds since the epoch): a client found it in use
+    /// (DECLINE, RFC 2131 §4.3.3). Kept in memory: a restart forgets it.
+    fn decline(&mut self, ip: Ipv4Addr, now: u64, until: u64);
+    /// Whether `ip` is declined at `now`.
+    fn declined(&self, ip: Ipv4Addr, now: u64) -> bool;
     /// Counts the changes that must reach the disk: a reply depending on the last change waits
     /// until [`commits::Commits::durable`] reaches this (0: nothing is ever written).
     fn generation(&self) -> u64 {
@@ -87,11 +92,35 @@ pub trait LeaseStore: Send {
     fn mark_unsaved(&mut self) {}
 }
 
+/// Addresses clients declined, and until when; bounded by the addresses the handler declines
+/// (the pool's and the table's).
+#[derive(Debug, Default)]
+pub struct Declined(BTreeMap<Ipv4Addr, u64>);
+
+impl Declined {
+    /// Mark `ip` until `until`, forgetting the marks that ran out.
+    pub fn add(&mut self, ip: Ipv4Addr, until: u64, now: u64) {
+        self.0.retain(|_, u| *u > now);
+        self.0.insert(ip, until);
+    }
+
+    /// Whether `ip` is marked at `now`.
+    pub fn contains(&self, ip: Ipv4Addr, now: u64) -> bool {
+        self.0.get(&ip).is_some_and(|u| *u > now)
+    }
+}
+
 /// Leases kept in memory only.
 #[derive(Debug, Default)]
-pub struct MemoryLeases(BTreeMap<MacAddr, Lease>);
+pub struct MemoryLeases(BTreeMap<MacAddr, Lease>, Declined);
 
 impl LeaseStore for MemoryLeases {
+    fn decline(&mut self, ip: Ipv4Addr, now: u64, until: u64) {
+        self.1.add(ip, until, now);
+    }
+    fn declined(&self, ip: Ipv4Addr, now: u64) -> bool {
+        self.1.contains(ip, now)
+    }
     fn get(&self, mac: MacAddr) -> Option<Lease> {
         self.0.get(&mac).cloned()
     }
