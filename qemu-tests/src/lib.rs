@@ -46,6 +46,7 @@ mod nic;
 mod node;
 mod ombootd;
 mod owner;
+pub mod proc_stat;
 mod process;
 mod qmp;
 mod signal;

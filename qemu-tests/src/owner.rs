@@ -50,12 +50,9 @@ impl Owner {
     }
 }
 
-/// Field 22 of /proc/PID/stat: start time in clock ticks since boot.
+/// Start time in clock ticks since boot (with the PID, it names one process for good).
 fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at field 3.
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    crate::proc_stat::Stat::of(pid).map(|s| s.start_time)
 }
 
 fn record_path(dir: &Path, netns: &str) -> PathBuf {

@@ -146,20 +146,7 @@ impl Registry {
             }
             std::thread::sleep(wait::POLL);
         }
-        kill_group(p.pid, Signal::Kill);
-        // Deliberately ignores the abort flag: stopping must finish even after Ctrl-C.
-        let deadline = Instant::now() + KILL_GRACE;
-        while Instant::now() < deadline {
-            if let Some(status) = self.status(p) {
-                return Ok(status);
-            }
-            std::thread::sleep(wait::POLL);
-        }
-        Err(Error::Timeout {
-            what: format!("{} to die after SIGKILL", p.label),
-            secs: KILL_GRACE.as_secs_f64(),
-            detail: String::new(),
-        })
+        self.crash(p)
     }
 
     /// Kills one process group with SIGKILL at once, as a crash would, and waits for it to go.
@@ -168,6 +155,7 @@ impl Registry {
             return Ok(status);
         }
         kill_group(p.pid, Signal::Kill);
+        // Deliberately ignores the abort flag: stopping must finish even after Ctrl-C.
         let deadline = Instant::now() + KILL_GRACE;
         while Instant::now() < deadline {
             if let Some(status) = self.status(p) {

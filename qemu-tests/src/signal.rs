@@ -3,6 +3,8 @@
 
 use std::io;
 
+use crate::proc_stat::Stat;
+
 /// The signals the lab sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Signal {
@@ -66,40 +68,18 @@ pub(crate) fn group_alive(pgid: u32) -> bool {
     };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-        .any(|stat| stat_fields(&stat).is_some_and(|(state, pgrp)| state != "Z" && pgrp == pgid))
-}
-
-/// State letter and process group of a /proc/PID/stat line.
-fn stat_fields(stat: &str) -> Option<(&str, u32)> {
-    // Fields after the parenthesised command name (which may hold spaces): state, ppid, pgrp.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut f = rest.split_whitespace();
-    let state = f.next()?;
-    let pgrp = f.nth(1)?.parse().ok()?;
-    Some((state, pgrp))
+        .filter_map(Stat::of)
+        .any(|s| !s.is_zombie() && s.pgrp == pgid)
 }
 
 /// Whether process `pid` exists and is not a zombie.
 pub(crate) fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state letter follows the parenthesised command name, which may contain spaces.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    Stat::of(pid).is_some_and(|s| !s.is_zombie())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_stat_with_awkward_names() {
-        let stat = "4242 (a) b (c) S 1 4240 4240 0 -1 4194560 0 0";
-        assert_eq!(stat_fields(stat), Some(("S", 4240)));
-    }
 
     #[test]
     fn own_group_is_alive_and_nonsense_is_not() {

@@ -307,9 +307,7 @@ mod tests {
 
     const MAC: [u8; 6] = [0x52, 0x54, 0, 0x77, 0, 1];
 
-    fn cfg() -> Config {
-        Config::parse(
-            r#"
+    const CONFIG: &str = r#"
 interface = "ombr0"
 master_ip = "10.77.0.1"
 subnet = "10.77.0.0/24"
@@ -319,10 +317,10 @@ state_dir = "/state"
 mac = "52:54:00:77:00:01"
 name = "node1"
 ip = "10.77.0.11"
-"#,
-            Path::new("t.toml"),
-        )
-        .unwrap()
+"#;
+
+    fn cfg() -> Config {
+        Config::parse(CONFIG, Path::new("t.toml")).unwrap()
     }
 
     fn req(kind: MessageType, mac: [u8; 6], opts: Vec<DhcpOption>) -> Message {
@@ -531,23 +529,11 @@ ip = "10.77.0.11"
     }
 
     fn pool_cfg() -> Config {
-        Config::parse(
-            r#"
-interface = "ombr0"
-master_ip = "10.77.0.1"
-subnet = "10.77.0.0/24"
-image_dir = "/img"
-state_dir = "/state"
-unknown_macs = "boot"
-pool = "10.77.0.100-10.77.0.101"
-[[node]]
-mac = "52:54:00:77:00:01"
-name = "node1"
-ip = "10.77.0.11"
-"#,
-            Path::new("t.toml"),
-        )
-        .unwrap()
+        let text = CONFIG.replace(
+            "[[node]]",
+            "unknown_macs = \"boot\"\npool = \"10.77.0.100-10.77.0.101\"\n[[node]]",
+        );
+        Config::parse(&text, Path::new("t.toml")).unwrap()
     }
 
     fn nak_text(m: &Message) -> String {

@@ -27,16 +27,11 @@ struct Row {
 
 /// ombootd's user + system time so far, seconds.
 fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("ombootd (pid {pid}) is gone"))?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command.
+    let stat =
+        omlab::proc_stat::Stat::of(pid).with_context(|| format!("ombootd (pid {pid}) is gone"))?;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok((ticks(11) + ticks(12)) / hz)
+    Ok((stat.utime + stat.stime) as f64 / hz)
 }
 
 fn measure(lab: &Lab, ombootd: &Proc, viewers: usize, window: Duration) -> anyhow::Result<Row> {
