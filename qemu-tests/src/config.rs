@@ -66,6 +66,7 @@ impl LabConfig {
             unknown_macs: Default::default(),
             pool: None,
             ipv6_ra: true,
+            dhcp_source_rate: set(2000),
             nodes: Vec::new(),
         })
     }
@@ -151,6 +152,7 @@ state_dir = "/tmp/lab/state"
 kernel_args = "console=ttyS0,115200"
 lease_secs = 3600
 ipv6_ra = true
+dhcp_source_rate = 2000
 unknown_macs = "ignore"
 
 [ports]

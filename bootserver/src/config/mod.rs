@@ -100,6 +100,8 @@ pub struct Config {
     pub pool: Option<Pool>,
     /// Send router advertisements that configure nothing, to end iPXE's IPv6 wait.
     pub ipv6_ra: bool,
+    /// DHCP messages per second from one source address.
+    pub dhcp_source_rate: u32,
 }
 
 impl Config {
@@ -201,6 +203,14 @@ impl Validator<'_> {
                 w.lease_secs.span(),
                 "lease_secs",
                 format!("{lease_secs} is outside 60 to 31536000"),
+            ));
+        }
+        let dhcp_source_rate = *w.dhcp_source_rate.get_ref();
+        if dhcp_source_rate == 0 {
+            return Err(self.err(
+                w.dhcp_source_rate.span(),
+                "dhcp_source_rate",
+                "must be at least 1 (a relay would get no answer)",
             ));
         }
         let kernel_args = w.kernel_args.get_ref().clone();
@@ -395,6 +405,7 @@ impl Validator<'_> {
             unknown_macs: w.unknown_macs,
             pool,
             ipv6_ra: w.ipv6_ra,
+            dhcp_source_rate,
             key_file,
         })
     }

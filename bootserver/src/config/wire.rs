@@ -56,6 +56,11 @@ pub struct WireConfig {
     /// router, no prefix, no DHCPv6): they end iPXE's wait for IPv6 configuration at boot.
     #[serde(default = "default_true")]
     pub ipv6_ra: bool,
+    /// DHCP messages per second taken from one source address (a relay, or renewing nodes
+    /// behind one address), with a burst of twice as many; over it they are dropped undecoded and
+    /// counted as `rate_limited`. Clients without an address are limited per MAC instead.
+    #[serde(default = "default_dhcp_source_rate")]
+    pub dhcp_source_rate: Spanned<u32>,
     /// What to do with a MAC not in the table: `ignore` it (no answer), `register` it in the
     /// pending list, where `ombootd node approve MAC --name N` makes it a node, or `boot` it with
     /// an address from `pool` (without the cluster key).
@@ -190,6 +195,10 @@ fn default_lease_secs() -> Spanned<u32> {
 fn default_kernel_args() -> Spanned<String> {
     Spanned::new(0..0, String::new())
 }
+fn default_dhcp_source_rate() -> Spanned<u32> {
+    Spanned::new(0..0, 2000)
+}
+
 fn default_true() -> bool {
     true
 }

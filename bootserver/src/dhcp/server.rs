@@ -13,7 +13,7 @@ use super::arp;
 use super::boot_client::BootClient;
 use super::handler::{self, DropReason, Outcome, Undecodable};
 use super::log_gate::LogGate;
-use super::rate_limit::RateLimits;
+use super::rate_limit::{PER_MAC, Rate, RateLimits};
 use super::reply_addr::{CLIENT_PORT, Destination, SERVER_PORT};
 use super::stats::{DhcpStats, Event};
 use crate::boot_stage::{self as stage, BootStages};
@@ -125,6 +125,7 @@ impl DhcpServer {
         stages: Arc<BootStages>,
         pending: Arc<Pending>,
     ) -> std::io::Result<Self> {
+        let source_rate = config.get().dhcp_source_rate;
         Ok(Self {
             socket: Arc::new(UdpSocket::from_std(socket)?),
             config,
@@ -133,7 +134,13 @@ impl DhcpServer {
             stats,
             clock,
             log_gate: Mutex::default(),
-            limits: Mutex::default(),
+            limits: Mutex::new(RateLimits::new(
+                PER_MAC,
+                Rate {
+                    per_sec: source_rate,
+                    burst: source_rate.saturating_mul(2),
+                },
+            )),
             started: std::time::Instant::now(),
             stages,
             pending,

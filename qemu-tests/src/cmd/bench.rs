@@ -64,6 +64,19 @@ enum What {
         #[arg(long, default_value_t = 2)]
         rounds: usize,
     },
+    /// DHCP: perfdhcp's DORA rate ramp against ombootd, kea-dhcp4 (memfile) and dnsmasq, all
+    /// persisting leases; writes build/bench/dhcp.json.
+    Dhcp {
+        /// Exchanges per second asked at each step, one fresh server each.
+        #[arg(long, value_delimiter = ',', default_values_t = [250, 500, 1000, 2000, 4000, 8000])]
+        rates: Vec<u32>,
+        /// Seconds per step.
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// The ramp stops after the first step with more requests unanswered, percent.
+        #[arg(long, default_value_t = 2.5)]
+        max_drops_pct: f64,
+    },
     /// Gossip at scale, in-process (no lab): omd's agents over a simulated lossy LAN against
     /// the membership, fresh-load-record and load-news targets; writes build/bench/gossip.json.
     Gossip {
@@ -96,6 +109,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             base_units,
         } => super::bench_balance::run(counts, base_units),
         What::Dashboard { window_s, rounds } => super::bench_dashboard::run(window_s, rounds),
+        What::Dhcp {
+            ref rates,
+            secs,
+            max_drops_pct,
+        } => super::bench_dhcp::run(rates, secs, max_drops_pct),
         What::Gossip {
             nodes,
             loss,

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_balance;
 mod bench_dashboard;
+mod bench_dhcp;
 mod bench_gossip;
 mod bench_migrate;
 mod clean;
