@@ -3,12 +3,10 @@
 //! gets is decided here, from the leases, without I/O (RFC 2131 §4.3.1: the client's current or
 //! previous address first, then any free one).
 
-use std::collections::HashSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use crate::leases::Lease;
 use crate::mac::MacAddr;
 
 /// An inclusive range of addresses.
@@ -55,46 +53,34 @@ impl Pool {
         (u32::from(self.start)..=u32::from(self.end)).map(Ipv4Addr::from)
     }
 
-    /// The address for `mac` at `now`: its own lease's (offered or bound, even expired, unless
-    /// someone else holds it since or it was declined), else the first address nobody holds.
-    /// `None`: the pool is exhausted.
+    /// The address for `mac`: `own` (its lease's, offered or bound, even expired) unless it is
+    /// no longer free, else the first free address from a start derived from the MAC, so a
+    /// client tends to get the same address again and allocation costs a few lookups, not a
+    /// scan of every lease. `taken(ip)`: another client holds it, or it was declined. `None`:
+    /// the pool is exhausted.
     pub fn pick(
         &self,
         mac: MacAddr,
-        leases: &[Lease],
-        declined: &dyn Fn(Ipv4Addr) -> bool,
-        now: u64,
+        own: Option<Ipv4Addr>,
+        taken: &dyn Fn(Ipv4Addr) -> bool,
     ) -> Option<Ipv4Addr> {
-        let mac_text = mac.to_string();
-        let held: HashSet<Ipv4Addr> = leases
-            .iter()
-            .filter(|l| l.mac != mac_text && l.expires > now)
-            .map(|l| l.ip)
-            .collect();
-        let free = |ip: Ipv4Addr| self.contains(ip) && !held.contains(&ip) && !declined(ip);
-        let own = leases
-            .iter()
-            .find(|l| l.mac == mac_text)
-            .map(|l| l.ip)
-            .filter(|ip| free(*ip));
-        own.or_else(|| self.addresses().find(|ip| free(*ip)))
+        if let Some(ip) = own.filter(|ip| self.contains(*ip) && !taken(*ip)) {
+            return Some(ip);
+        }
+        let (first, size) = (u32::from(self.start), self.size());
+        // FNV-1a of the MAC: stable across restarts and builds.
+        let hash = mac.0.iter().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+        });
+        let from = hash % size;
+        (0..size)
+            .map(|i| Ipv4Addr::from(first + (from + i) % size))
+            .find(|ip| !taken(*ip))
     }
 
-    /// Whether `ip` may be bound to `mac` now: in the pool, held by no other client, not declined.
-    pub fn may_bind(
-        &self,
-        mac: MacAddr,
-        ip: Ipv4Addr,
-        leases: &[Lease],
-        declined: &dyn Fn(Ipv4Addr) -> bool,
-        now: u64,
-    ) -> bool {
-        let mac_text = mac.to_string();
-        self.contains(ip)
-            && !declined(ip)
-            && !leases
-                .iter()
-                .any(|l| l.ip == ip && l.mac != mac_text && l.expires > now)
+    /// How many addresses it holds.
+    pub fn size(&self) -> u32 {
+        u32::from(self.end) - u32::from(self.start) + 1
     }
 }
 
@@ -119,7 +105,6 @@ impl FromStr for Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::leases::LeaseState;
 
     fn pool() -> Pool {
         "10.77.0.100-10.77.0.102".parse().unwrap()
@@ -129,22 +114,11 @@ mod tests {
         MacAddr([2, 0, 0, 0, 0, n])
     }
 
-    fn lease(n: u8, ip: &str, state: LeaseState, expires: u64) -> Lease {
-        Lease {
-            mac: mac(n).to_string(),
-            ip: ip.parse().unwrap(),
-            name: format!("node-{n}"),
-            state,
-            expires,
-        }
-    }
-
-    const NONE: &dyn Fn(Ipv4Addr) -> bool = &|_| false;
-
     #[test]
     fn parses_and_refuses_bad_ranges() {
         assert_eq!(pool().to_string(), "10.77.0.100-10.77.0.102");
         assert_eq!(pool().addresses().count(), 3);
+        assert_eq!(pool().size(), 3);
         assert!(matches!(
             "10.77.0.9-10.77.0.1".parse::<Pool>(),
             Err(PoolParseError::Backwards(_))
@@ -156,38 +130,32 @@ mod tests {
     }
 
     #[test]
-    fn a_client_keeps_its_address_and_others_get_free_ones_until_none_is_left() {
+    fn a_client_keeps_its_address_others_get_free_ones_until_none_is_left() {
         let p = pool();
-        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
-        assert_eq!(p.pick(mac(1), &[], NONE, 10), Some(ip("10.77.0.100")));
-        let mut leases = vec![lease(1, "10.77.0.100", LeaseState::Bound, 100)];
-        assert_eq!(p.pick(mac(1), &leases, NONE, 10), Some(ip("10.77.0.100")));
-        assert_eq!(p.pick(mac(2), &leases, NONE, 10), Some(ip("10.77.0.101")));
-        leases.push(lease(2, "10.77.0.101", LeaseState::Offered, 100));
-        leases.push(lease(3, "10.77.0.102", LeaseState::Bound, 100));
-        assert_eq!(p.pick(mac(4), &leases, NONE, 10), None, "exhausted");
-        // An expired lease frees its address for others; its owner would have got it back.
-        assert_eq!(p.pick(mac(4), &leases, NONE, 100), Some(ip("10.77.0.100")));
-        assert!(p.may_bind(mac(1), ip("10.77.0.100"), &leases, NONE, 10));
-        assert!(!p.may_bind(mac(4), ip("10.77.0.100"), &leases, NONE, 10));
-        assert!(!p.may_bind(mac(4), ip("10.77.0.200"), &leases, NONE, 10));
-    }
-
-    #[test]
-    fn a_declined_address_is_skipped_even_for_its_old_client() {
-        let p = pool();
-        let leases = vec![lease(1, "10.77.0.100", LeaseState::Bound, 100)];
-        let declined = |ip: Ipv4Addr| ip == Ipv4Addr::new(10, 77, 0, 100);
+        let mut held: Vec<Ipv4Addr> = Vec::new();
+        let first = p.pick(mac(1), None, &|ip| held.contains(&ip)).unwrap();
+        assert!(p.contains(first));
+        // The same MAC starts from the same place.
+        assert_eq!(p.pick(mac(1), None, &|ip| held.contains(&ip)), Some(first));
+        held.push(first);
         assert_eq!(
-            p.pick(mac(1), &leases, &declined, 10),
-            Some(Ipv4Addr::new(10, 77, 0, 101))
+            p.pick(mac(1), Some(first), &|ip| held.contains(&ip) && ip != first),
+            Some(first)
         );
-        assert!(!p.may_bind(
-            mac(1),
-            Ipv4Addr::new(10, 77, 0, 100),
-            &leases,
-            &declined,
-            10
-        ));
+        let second = p.pick(mac(2), None, &|ip| held.contains(&ip)).unwrap();
+        assert_ne!(second, first);
+        held.push(second);
+        let third = p.pick(mac(3), None, &|ip| held.contains(&ip)).unwrap();
+        held.push(third);
+        assert_eq!(
+            p.pick(mac(4), None, &|ip| held.contains(&ip)),
+            None,
+            "exhausted"
+        );
+        // An own address someone else took since is not given back.
+        assert_ne!(p.pick(mac(4), Some(first), &|ip| ip == first), Some(first));
+        // Outside the pool (a table change) is not kept either.
+        let outside = Ipv4Addr::new(10, 77, 0, 5);
+        assert!(p.contains(p.pick(mac(4), Some(outside), &|_| false).unwrap()));
     }
 }

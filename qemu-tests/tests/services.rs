@@ -1086,18 +1086,15 @@ fn a_router_solicitation_gets_an_advertisement_that_configures_nothing() {
     lab.teardown().unwrap();
 }
 
-/// The bound leases in ombootd's lease file, MAC → address.
+/// The bound leases on disk (snapshot and journal, read as ombootd reads them), MAC → address.
 fn leases_on_disk(lab: &Lab) -> std::collections::BTreeMap<String, String> {
-    let text = std::fs::read_to_string(lab.dir().join("state/leases.json")).unwrap_or_default();
-    let list: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
-    list.iter()
-        .filter(|l| l["state"] == "bound")
-        .map(|l| {
-            (
-                l["mac"].as_str().unwrap().to_owned(),
-                l["ip"].as_str().unwrap().to_owned(),
-            )
-        })
+    use bootserver::leases::{FileLeases, LeaseState, LeaseStore};
+    FileLeases::open(&lab.dir().join("state"))
+        .unwrap()
+        .all()
+        .into_iter()
+        .filter(|l| l.state == LeaseState::Bound)
+        .map(|l| (l.mac, l.ip.to_string()))
         .collect()
 }
 
@@ -1222,19 +1219,26 @@ fn unknown_macs_boot_from_the_pool_without_the_cluster_key() {
     // Two machines nobody registered get pool addresses and names from their MACs.
     let c7 = client(&lab, "c7", MacAddr::lab(7), true);
     let c8 = client(&lab, "c8", MacAddr::lab(8), true);
+    let pool = ["10.77.0.200", "10.77.0.201", "10.77.0.202"];
+    let ip_of = |l: &str| {
+        l.split_whitespace()
+            .find_map(|w| w.strip_prefix("ip="))
+            .unwrap_or("")
+            .to_owned()
+    };
     let l7 = lease_within(&lab, &c7, 3).expect("no pool lease");
+    let ip7 = ip_of(&l7);
     assert!(
-        l7.contains("ip=10.77.0.200 ") && l7.contains("hostname=node-525400770007 "),
+        pool.contains(&ip7.as_str()) && l7.contains("hostname=node-525400770007 "),
         "{l7}"
     );
-    let l8 = lease_within(&lab, &c8, 3).expect("no pool lease");
-    assert!(l8.contains("ip=10.77.0.201 "), "{l8}");
-    // Asked again, a client keeps its address; the table node keeps its reservation.
+    let ip8 = ip_of(&lease_within(&lab, &c8, 3).expect("no pool lease"));
     assert!(
-        lease_within(&lab, &c7, 3)
-            .unwrap()
-            .contains("ip=10.77.0.200 ")
+        pool.contains(&ip8.as_str()) && ip8 != ip7,
+        "{ip8} after {ip7}"
     );
+    // Asked again, a client keeps its address; the table node keeps its reservation.
+    assert_eq!(ip_of(&lease_within(&lab, &c7, 3).unwrap()), ip7);
     let c1 = client(&lab, "c1", MacAddr::lab(1), true);
     assert!(
         lease_within(&lab, &c1, 3)
@@ -1244,7 +1248,7 @@ fn unknown_macs_boot_from_the_pool_without_the_cluster_key() {
 
     // A pool machine boots the image, but is no cluster member: no key in its kernel line, and
     // the key refused at its address.
-    lab.add_client_addr(&c7, "10.77.0.200/24").unwrap();
+    lab.add_client_addr(&c7, &format!("{ip7}/24")).unwrap();
     let (code, script) = curl(&lab, &c7, "/boot/52-54-00-77-00-07.ipxe", &[]);
     assert_eq!(code, 200, "{script}");
     assert!(
@@ -1257,12 +1261,14 @@ fn unknown_macs_boot_from_the_pool_without_the_cluster_key() {
     // A squatter answers for the last pool address: the client checking it by ARP declines it,
     // ombootd keeps it out of use, and with nothing left the next DISCOVERs go unanswered,
     // counted.
+    let last = pool.iter().find(|ip| **ip != ip7 && **ip != ip8).unwrap();
     let squatter = client(&lab, "sq", MacAddr::lab(6), true);
-    lab.add_client_addr(&squatter, "10.77.0.202/24").unwrap();
+    lab.add_client_addr(&squatter, &format!("{last}/24"))
+        .unwrap();
     let c9 = client(&lab, "c9", MacAddr::lab(9), true);
     let out = text(&udhcpc(&lab, &c9, &["-a"]));
     assert!(
-        !out.contains("LEASE ip=10.77.0.202"),
+        !out.contains(&format!("LEASE ip={last} ")),
         "took an address another host uses: {out}"
     );
     let s = status(&lab, &c7);

@@ -125,15 +125,23 @@ pub fn handle(
         Some(n) => (n.clone(), false),
         None => match (cfg.unknown_macs, cfg.pool) {
             (UnknownMacs::Boot, Some(pool)) => {
-                let all = leases.all();
-                let declined = |ip| leases.declined(ip, now);
+                let mac_text = mac.to_string();
+                let taken = |ip| {
+                    leases.declined(ip, now)
+                        || leases
+                            .holder(ip)
+                            .is_some_and(|l| l.mac != mac_text && l.expires > now)
+                };
                 let ip = match kind {
-                    MessageType::Discover => match pool.pick(mac, &all, &declined, now) {
-                        Some(ip) => ip,
-                        None => return Ok(Outcome::Drop(DropReason::PoolExhausted(mac))),
-                    },
+                    MessageType::Discover => {
+                        let own = leases.get(mac).map(|l| l.ip);
+                        match pool.pick(mac, own, &taken) {
+                            Some(ip) => ip,
+                            None => return Ok(Outcome::Drop(DropReason::PoolExhausted(mac))),
+                        }
+                    }
                     // Not this client's to take: the REQUEST below gets its NAK.
-                    MessageType::Request if !pool.may_bind(mac, asked, &all, &declined, now) => {
+                    MessageType::Request if !pool.contains(asked) || taken(asked) => {
                         Ipv4Addr::UNSPECIFIED
                     }
                     MessageType::Request => asked,
@@ -567,10 +575,12 @@ ip = "10.77.0.11"
         let mut leases = MemoryLeases::default();
         let a = [2, 0, 0, 0, 0, 0xa];
         let b = [2, 0, 0, 0, 0, 0xb];
-        assert_eq!(dora(a, &cfg, &mut leases, 0), Ipv4Addr::new(10, 77, 0, 100));
-        assert_eq!(dora(b, &cfg, &mut leases, 0), Ipv4Addr::new(10, 77, 0, 101));
+        let pool = [Ipv4Addr::new(10, 77, 0, 100), Ipv4Addr::new(10, 77, 0, 101)];
+        let ip_a = dora(a, &cfg, &mut leases, 0);
+        let ip_b = dora(b, &cfg, &mut leases, 0);
+        assert!(pool.contains(&ip_a) && pool.contains(&ip_b) && ip_a != ip_b);
         // A client keeps its address; the table node keeps its reservation.
-        assert_eq!(dora(a, &cfg, &mut leases, 5), Ipv4Addr::new(10, 77, 0, 100));
+        assert_eq!(dora(a, &cfg, &mut leases, 5), ip_a);
         assert_eq!(
             dora(MAC, &cfg, &mut leases, 5),
             Ipv4Addr::new(10, 77, 0, 11)
@@ -591,20 +601,17 @@ ip = "10.77.0.11"
         let r = req(
             MessageType::Request,
             c,
-            vec![DhcpOption::RequestedIpAddress([10, 77, 0, 100].into())],
+            vec![DhcpOption::RequestedIpAddress(ip_a)],
         );
         let (m, kind, ..) = reply_of(handle(&r, &cfg, &mut leases, 5).unwrap());
         assert_eq!(kind, MessageType::Nak);
         assert!(
-            nak_text(&m).contains("10.77.0.100 is not free"),
+            nak_text(&m).contains(&format!("{ip_a} is not free")),
             "{}",
             nak_text(&m)
         );
-        // After its lease ran out, the address goes to the next client.
-        assert_eq!(
-            dora(c, &cfg, &mut leases, 4000),
-            Ipv4Addr::new(10, 77, 0, 100)
-        );
+        // After the leases ran out, the addresses go to the next client.
+        assert!(pool.contains(&dora(c, &cfg, &mut leases, 4000)));
     }
 
     #[test]
@@ -612,26 +619,29 @@ ip = "10.77.0.11"
         let cfg = pool_cfg();
         let mut leases = MemoryLeases::default();
         let a = [2, 0, 0, 0, 0, 0xa];
-        assert_eq!(dora(a, &cfg, &mut leases, 0), Ipv4Addr::new(10, 77, 0, 100));
+        let first = dora(a, &cfg, &mut leases, 0);
         let d = req(
             MessageType::Decline,
             a,
             vec![
                 DhcpOption::ServerIdentifier([10, 77, 0, 1].into()),
-                DhcpOption::RequestedIpAddress([10, 77, 0, 100].into()),
+                DhcpOption::RequestedIpAddress(first),
             ],
         );
         assert!(matches!(
             handle(&d, &cfg, &mut leases, 1).unwrap(),
-            Outcome::Drop(DropReason::Declined { ip, .. }) if ip == Ipv4Addr::new(10, 77, 0, 100)
+            Outcome::Drop(DropReason::Declined { ip, .. }) if ip == first
         ));
-        assert_eq!(dora(a, &cfg, &mut leases, 2), Ipv4Addr::new(10, 77, 0, 101));
-        // Until the hold is over.
+        let second = dora(a, &cfg, &mut leases, 2);
+        assert_ne!(second, first, "given the declined address again");
+        // Until the hold is over: then the only address left is the declined one.
         let b = [2, 0, 0, 0, 0, 0xb];
-        assert_eq!(
-            dora(b, &cfg, &mut leases, 2 + DECLINE_HOLD_SECS),
-            Ipv4Addr::new(10, 77, 0, 100)
-        );
+        let c = [2, 0, 0, 0, 0, 0xc];
+        assert!(matches!(
+            handle(&req(MessageType::Discover, b, vec![]), &cfg, &mut leases, 3).unwrap(),
+            Outcome::Drop(DropReason::PoolExhausted(_))
+        ));
+        assert_eq!(dora(c, &cfg, &mut leases, 2 + DECLINE_HOLD_SECS), first);
         // A DECLINE of an address that is not ours marks nothing.
         let forged = req(
             MessageType::Decline,

@@ -74,6 +74,8 @@ pub trait LeaseStore: Send {
     fn remove(&mut self, mac: MacAddr) -> Result<Option<Lease>, LeaseError>;
     /// Every lease, in MAC order.
     fn all(&self) -> Vec<Lease>;
+    /// The lease on address `ip`, if any (an index lookup: the pool asks it per address tried).
+    fn holder(&self, ip: Ipv4Addr) -> Option<Lease>;
     /// Mark `ip` unusable from `now` until `until` (seconds since the epoch): a client found it in use
     /// (DECLINE, RFC 2131 §4.3.3). Kept in memory: a restart forgets it.
     fn decline(&mut self, ip: Ipv4Addr, now: u64, until: u64);
@@ -133,5 +135,8 @@ impl LeaseStore for MemoryLeases {
     }
     fn all(&self) -> Vec<Lease> {
         self.0.values().cloned().collect()
+    }
+    fn holder(&self, ip: Ipv4Addr) -> Option<Lease> {
+        self.0.values().find(|l| l.ip == ip).cloned()
     }
 }
