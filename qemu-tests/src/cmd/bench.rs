@@ -20,14 +20,18 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum What {
-    /// TFTP: one file fetched with atftp (blksize 1428) from ombootd, tftpd-hpa and atftpd.
+    /// TFTP: one file fetched with atftp (blksize 1468) from ombootd, tftpd-hpa and atftpd, in
+    /// lock-step and with windowsize 16 (RFC 7440), then by many clients at once.
     Tftp {
         /// File size in MiB.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 50)]
         size_mib: usize,
-        /// Transfers per server (the median is reported).
-        #[arg(long, default_value_t = 5)]
+        /// Transfers per server and window (the median is reported).
+        #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Clients fetching the file at once in the last round.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
     },
     /// Migration: jobs of each resident size moved node1 -> node2 by omd, against plain CRIU
     /// through /cluster and against RSS / iperf3 bandwidth; then the largest size rewriting
@@ -98,7 +102,11 @@ enum What {
 /// Runs `omlab bench`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     match args.what {
-        What::Tftp { size_mib, runs } => tftp(size_mib, runs),
+        What::Tftp {
+            size_mib,
+            runs,
+            clients,
+        } => tftp(size_mib, runs, clients),
         What::Migrate {
             ref sizes,
             node_mib,
@@ -126,11 +134,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 struct Server {
     name: &'static str,
     port: u16,
-    /// Extra atftp options.
-    options: &'static [&'static str],
 }
 
-fn tftp(size_mib: usize, runs: usize) -> anyhow::Result<()> {
+/// RFC 7440 window sizes measured: lock-step, and 16 blocks per acknowledgement.
+const WINDOWS: [u32; 2] = [1, 16];
+
+fn tftp(size_mib: usize, runs: usize, clients: usize) -> anyhow::Result<()> {
     if runs == 0 || size_mib == 0 {
         bail!("--runs and --size-mib must be at least 1");
     }
@@ -195,57 +204,84 @@ fn tftp(size_mib: usize, runs: usize) -> anyhow::Result<()> {
             Server {
                 name: "ombootd",
                 port: 69,
-                options: &[],
             },
             Server {
                 name: "tftpd-hpa",
                 port: 6969,
-                options: &[],
             },
             Server {
                 name: "atftpd",
                 port: 7069,
-                options: &[],
-            },
-            Server {
-                name: "ombootd windowsize 8",
-                port: 69,
-                options: &["windowsize 8"],
             },
         ];
         let want = std::fs::read(tftp_root.join("big.bin"))?;
         let mut rows = Vec::new();
-        for s in &servers {
-            let mut times = Vec::with_capacity(runs);
-            // One warm-up transfer (page cache, server start-up), then the measured runs.
-            for i in 0..=runs {
-                let out = lab.dir().join("got.bin");
-                let _ = std::fs::remove_file(&out);
-                let t = Instant::now();
-                fetch(&lab, client.netns(), s, &out)?;
-                let took = t.elapsed();
-                if std::fs::read(&out)? != want {
-                    bail!("{}: the file arrived corrupted", s.name);
+        for window in WINDOWS {
+            for s in &servers {
+                let mut times = Vec::with_capacity(runs);
+                // One warm-up transfer (page cache, server start-up), then the measured runs.
+                for i in 0..=runs {
+                    let out = lab.dir().join("got.bin");
+                    let _ = std::fs::remove_file(&out);
+                    let t = Instant::now();
+                    fetch(&lab, client.netns(), s, window, &out)?;
+                    let took = t.elapsed();
+                    if std::fs::read(&out)? != want {
+                        bail!("{}: the file arrived corrupted", s.name);
+                    }
+                    if i > 0 {
+                        times.push(took);
+                    }
                 }
-                if i > 0 {
-                    times.push(took);
-                }
+                times.sort();
+                rows.push((s.name, window, times[times.len() / 2]));
             }
-            times.sort();
-            rows.push((s.name, times[times.len() / 2]));
         }
-        let base = rows[0].1.as_secs_f64();
-        println!("\nTFTP, {size_mib} MiB file, atftp client blksize 1428, median of {runs}:");
-        println!(
-            "{:<22}{:>10}{:>10}{:>18}",
-            "SERVER", "SECONDS", "MiB/s", "TIME vs ombootd"
-        );
-        for (name, t) in &rows {
+        println!("\nTFTP, {size_mib} MiB file, atftp client blksize 1468, median of {runs}:\n");
+        println!("| server | windowsize | seconds | MiB/s | ombootd's time vs it |");
+        println!("|---|---:|---:|---:|---:|");
+        for (name, window, t) in &rows {
+            let ours = rows
+                .iter()
+                .find(|(n, w, _)| *n == "ombootd" && w == window)
+                .map_or(1.0, |r| r.2.as_secs_f64());
             let secs = t.as_secs_f64();
             println!(
-                "{name:<22}{secs:>10.3}{:>10.1}{:>17.2}x",
+                "| {name} | {window} | {secs:.2} | {:.1} | {:.2}x |",
                 size_mib as f64 / secs,
-                secs / base
+                ours / secs
+            );
+        }
+
+        println!("\n{clients} clients at once, windowsize 16 asked, each file checked:\n");
+        println!("| server | finished | corrupt or failed | seconds for all |");
+        println!("|---|---:|---:|---:|");
+        for s in &servers {
+            let t = Instant::now();
+            let results: Vec<bool> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..clients)
+                    .map(|i| {
+                        let (lab, client, want, s) = (&lab, &client, &want, s);
+                        scope.spawn(move || {
+                            let out = lab.dir().join(format!("many-{i}.bin"));
+                            let ok = fetch(lab, client.netns(), s, 16, &out).is_ok()
+                                && std::fs::read(&out).is_ok_and(|got| got == *want);
+                            let _ = std::fs::remove_file(&out);
+                            ok
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or(false))
+                    .collect()
+            });
+            let done = results.iter().filter(|ok| **ok).count();
+            println!(
+                "| {} | {done} | {} | {:.1} |",
+                s.name,
+                clients - done,
+                t.elapsed().as_secs_f64()
             );
         }
         Ok(())
@@ -257,16 +293,16 @@ fn tftp(size_mib: usize, runs: usize) -> anyhow::Result<()> {
     result.and(teardown)
 }
 
-fn fetch(lab: &Lab, ns: &str, s: &Server, out: &Path) -> anyhow::Result<()> {
+fn fetch(lab: &Lab, ns: &str, s: &Server, window: u32, out: &Path) -> anyhow::Result<()> {
     let mut cmd = Command::new("atftp");
-    cmd.args(["--tftp-timeout", "1", "--option", "blksize 1428"]);
-    for o in s.options {
-        cmd.args(["--option", o]);
+    cmd.args(["--tftp-timeout", "1", "--option", "blksize 1468"]);
+    if window > 1 {
+        cmd.args(["--option", &format!("windowsize {window}")]);
     }
     cmd.args(["-g", "-r", "big.bin", "-l"])
         .arg(out)
         .args(["10.77.0.1", &s.port.to_string()]);
-    let o = lab.run(cmd, ns, Duration::from_secs(120))?;
+    let o = lab.run(cmd, ns, Duration::from_secs(600))?;
     if !o.status.success() {
         bail!(
             "atftp from {} failed: {}",
