@@ -42,7 +42,7 @@ struct Step {
     server: &'static str,
     /// Exchanges per second perfdhcp was asked for.
     asked: u32,
-    /// DORA exchanges per second completed.
+    /// DORA exchanges per second completed (ACKs received over the sending period).
     rate: f64,
     /// Share of requests without an answer, percent.
     drops_pct: f64,
@@ -158,11 +158,13 @@ fn measure(server: Server, asked: u32, secs: u64, a: &Anchors) -> anyhow::Result
             // Every exchange a new client: each takes a new lease, which each server persists.
             .args(["-R", "60000"])
             .args(["-p", &secs.to_string()])
+            // Answers still on their way when sending stops are answers, not drops.
+            .args(["-W", "2000000"])
             .arg(MASTER)
             .env("LD_LIBRARY_PATH", &a.libs);
         let out = lab.run(cmd, client.netns(), Duration::from_secs(secs + 60))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (rate, drops_pct) = parse_report(&text).with_context(|| {
+        let (acks, drops_pct) = parse_report(&text).with_context(|| {
             format!(
                 "no perfdhcp report: {}{}",
                 text,
@@ -172,7 +174,7 @@ fn measure(server: Server, asked: u32, secs: u64, a: &Anchors) -> anyhow::Result
         Ok(Step {
             server: server.name(),
             asked,
-            rate,
+            rate: acks / secs as f64,
             drops_pct,
         })
     })();
@@ -252,25 +254,24 @@ fn start(lab: &Lab, server: Server, a: &Anchors) -> anyhow::Result<Proc> {
     }
 }
 
-/// perfdhcp's final report: the completed exchange rate and the share of requests unanswered
-/// (DISCOVER-OFFER and REQUEST-ACK together).
+/// perfdhcp's final report: the ACKs received (completed exchanges) and the share of requests
+/// unanswered (DISCOVER-OFFER and REQUEST-ACK together).
 fn parse_report(text: &str) -> Option<(f64, f64)> {
-    let rate = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Rate: "))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    let field = |name: &str| -> f64 {
-        text.lines()
-            .filter_map(|l| l.trim().strip_prefix(name))
-            .filter_map(|v| v.trim().parse::<f64>().ok())
-            .sum()
+    let section = |name: &str| -> Option<&str> {
+        let header = format!("***Statistics for: {name}***");
+        let rest = &text[text.find(&header)? + header.len()..];
+        Some(rest.find("***").map_or(rest, |end| &rest[..end]))
     };
-    let sent = field("sent packets:");
-    let drops = field("drops:");
-    (sent > 0.0).then(|| (rate, 100.0 * drops / sent))
+    let field = |text: &str, name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let (offers, acks) = (section("DISCOVER-OFFER")?, section("REQUEST-ACK")?);
+    let sent = field(offers, "sent packets:")? + field(acks, "sent packets:")?;
+    let drops = field(offers, "drops:")? + field(acks, "drops:")?;
+    let received = field(acks, "received packets:")?;
+    (sent > 0.0).then(|| (received, 100.0 * drops / sent))
 }
 
 #[cfg(test)]
@@ -295,8 +296,8 @@ received packets: 980
 drops: 10
 drops ratio: 1.01 %
 ";
-        let (rate, drops) = parse_report(report).expect("a report");
-        assert_eq!(rate, 1996.5);
+        let (acks, drops) = parse_report(report).expect("a report");
+        assert_eq!(acks, 980.0);
         assert!((drops - 100.0 * 20.0 / 1990.0).abs() < 1e-9);
         assert_eq!(parse_report("nothing"), None);
     }
