@@ -80,7 +80,9 @@ impl ConfinedTftpHandler {
                     stages.record_ip(ip, Stage::Tftp);
                 }
                 let transfer = Transfer {
-                    file: Unblock::new(file),
+                    // The file is read off the runtime in 256 KiB chunks: with the default 8 KiB,
+                    // a lock-step transfer waited on a thread hop every few blocks.
+                    file: Unblock::with_capacity(READ_CHUNK, file),
                     client: *client,
                     name: name.into_owned(),
                     len,
@@ -102,6 +104,9 @@ impl ConfinedTftpHandler {
         }
     }
 }
+
+/// Bytes read from the file per trip to the blocking pool.
+const READ_CHUNK: usize = 256 * 1024;
 
 /// A file being sent; when the transfer ends it logs how: the whole file at INFO, a transfer
 /// the client cut short (a tsize probe, most often) at DEBUG and counted.
