@@ -25,10 +25,15 @@ pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     // The rename is durable only once the directory is: without this a crash can bring the old
     // file back after the caller was told the new one is written.
-    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(d) => d,
-        None => Path::new("."),
-    };
+    sync_dir(
+        path.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
+}
+
+/// Fsync directory `dir`, so the names made, renamed or removed in it survive a crash.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 

@@ -172,13 +172,7 @@ pub fn with_lab_nodes<T, E: From<crate::Error>>(
         }
         f(&lab, &ombootd, &nodes)
     })();
-    if result.is_err() {
-        lab.keep_dir();
-    }
-    let down = lab.teardown();
-    let t = result?;
-    down?;
-    Ok(t)
+    lab.close(result)
 }
 
 /// Boots node1 and node2 (BIOS, `memory_mib` each) from an ombootd serving `image` in a new lab

@@ -187,6 +187,21 @@ impl Lab {
         }
     }
 
+    /// Ends the lab after a run that gave `result`: its directory kept when the run failed,
+    /// then torn down; the run's error comes first, then the teardown's.
+    pub fn close<T, E: From<Error>>(
+        self,
+        result: std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        if result.is_err() {
+            self.keep_dir();
+        }
+        let down = self.teardown();
+        let t = result?;
+        down?;
+        Ok(t)
+    }
+
     fn owns_netns(&self, ns: &str) -> bool {
         ns == self.netns || locked(&self.clients).iter().any(|c| c == ns)
     }

@@ -196,7 +196,7 @@ fn default_kernel_args() -> Spanned<String> {
     Spanned::new(0..0, String::new())
 }
 fn default_dhcp_source_rate() -> Spanned<u32> {
-    Spanned::new(0..0, 2000)
+    Spanned::new(0..0, crate::dhcp::rate_limit::PER_SOURCE.per_sec)
 }
 
 fn default_true() -> bool {

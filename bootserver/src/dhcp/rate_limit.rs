@@ -25,10 +25,18 @@ pub const PER_MAC: Rate = Rate {
 };
 /// A relay carries many clients: a boot storm of a thousand nodes behind one relay is about
 /// 8000 messages in half a minute (the default of `dhcp_source_rate`).
-pub const PER_SOURCE: Rate = Rate {
-    per_sec: 2000,
-    burst: 4000,
-};
+pub const PER_SOURCE: Rate = Rate::per_source(2000);
+impl Rate {
+    /// The budget of one source address taking `per_sec` messages a second (`dhcp_source_rate`):
+    /// bursts of twice that.
+    pub const fn per_source(per_sec: u32) -> Rate {
+        Rate {
+            per_sec,
+            burst: per_sec.saturating_mul(2),
+        }
+    }
+}
+
 /// Senders remembered per table; past that the table starts over (a flood of made-up MACs must
 /// not grow memory), which at worst gives each a fresh burst.
 pub const MAX_TRACKED: usize = 4096;

@@ -134,13 +134,7 @@ impl DhcpServer {
             stats,
             clock,
             log_gate: Mutex::default(),
-            limits: Mutex::new(RateLimits::new(
-                PER_MAC,
-                Rate {
-                    per_sec: source_rate,
-                    burst: source_rate.saturating_mul(2),
-                },
-            )),
+            limits: Mutex::new(RateLimits::new(PER_MAC, Rate::per_source(source_rate))),
             started: std::time::Instant::now(),
             stages,
             pending,

@@ -98,12 +98,10 @@ impl Unsaved {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), LeaseError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| LeaseError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
+    migrator::state_file::sync_dir(dir).map_err(|source| LeaseError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// Append `changes` to the journal at `path` and fsync it (and the directory, when the journal
@@ -208,11 +206,10 @@ impl FileLeases {
         self.generation += 1;
     }
 
-    fn unindex(&mut self, mac: MacAddr, old: Option<&Lease>) {
-        if let Some(old) = old
-            && self.by_ip.get(&old.ip) == Some(&mac)
-        {
-            self.by_ip.remove(&old.ip);
+    /// Drop `ip` from the index if it still points at `mac`.
+    fn unindex(&mut self, mac: MacAddr, ip: Ipv4Addr) {
+        if self.by_ip.get(&ip) == Some(&mac) {
+            self.by_ip.remove(&ip);
         }
     }
 }
@@ -233,9 +230,8 @@ impl LeaseStore for FileLeases {
         let now_bound = bound(Some(&lease));
         self.by_ip.insert(lease.ip, mac);
         let old = self.leases.insert(mac, lease.clone());
-        if let Some(o) = old.as_ref().filter(|o| o.ip != lease.ip) {
-            let o = o.clone();
-            self.unindex(mac, Some(&o));
+        if let Some(old_ip) = old.as_ref().map(|o| o.ip).filter(|ip| *ip != lease.ip) {
+            self.unindex(mac, old_ip);
         }
         if now_bound {
             self.due(Change::Put(lease));
@@ -248,7 +244,9 @@ impl LeaseStore for FileLeases {
 
     fn remove(&mut self, mac: MacAddr) -> Result<Option<Lease>, LeaseError> {
         let old = self.leases.remove(&mac);
-        self.unindex(mac, old.as_ref());
+        if let Some(o) = &old {
+            self.unindex(mac, o.ip);
+        }
         if bound(old.as_ref()) {
             self.due(Change::Remove(mac.to_string()));
         }

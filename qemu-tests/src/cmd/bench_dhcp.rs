@@ -58,7 +58,7 @@ struct Anchors {
 
 fn anchors_unpacked() -> anyhow::Result<Anchors> {
     let dir = workspace_root().join("build/anchors");
-    let mut roots = Vec::new();
+    let mut roots = std::collections::BTreeMap::new();
     for p in [
         "kea-admin",
         "kea-common",
@@ -73,19 +73,21 @@ fn anchors_unpacked() -> anyhow::Result<Anchors> {
         "libjansson4",
         "libxtables12",
     ] {
-        roots.push(anchors::unpack(p, &dir)?);
+        roots.insert(p, anchors::unpack(p, &dir)?);
     }
-    let refs: Vec<&Path> = roots.iter().map(PathBuf::as_path).collect();
+    let refs: Vec<&Path> = roots.values().map(PathBuf::as_path).collect();
     let mut libs = anchors::library_path(&refs);
     // Kea keeps its own libraries one level down.
     libs.push_str(&format!(
         ":{}",
-        roots[1].join("usr/lib/x86_64-linux-gnu/kea").display()
+        roots["kea-common"]
+            .join("usr/lib/x86_64-linux-gnu/kea")
+            .display()
     ));
     Ok(Anchors {
-        perfdhcp: roots[0].join("usr/sbin/perfdhcp"),
-        kea: roots[2].join("usr/sbin/kea-dhcp4"),
-        dnsmasq: roots[5].clone(),
+        perfdhcp: roots["kea-admin"].join("usr/sbin/perfdhcp"),
+        kea: roots["kea-dhcp4-server"].join("usr/sbin/kea-dhcp4"),
+        dnsmasq: roots["dnsmasq-base"].join("usr/sbin/dnsmasq"),
         libs,
     })
 }
@@ -178,13 +180,7 @@ fn measure(server: Server, asked: u32, secs: u64, a: &Anchors) -> anyhow::Result
             drops_pct,
         })
     })();
-    if result.is_err() {
-        lab.keep_dir();
-    }
-    let down = lab.teardown();
-    let s = result?;
-    down?;
-    Ok(s)
+    lab.close(result)
 }
 
 /// Starts `server` in the lab, ready to answer.
@@ -226,7 +222,7 @@ fn start(lab: &Lab, server: Server, a: &Anchors) -> anyhow::Result<Proc> {
             Ok(p)
         }
         Server::Dnsmasq => {
-            let mut cmd = Command::new(a.dnsmasq.join("usr/sbin/dnsmasq"));
+            let mut cmd = Command::new(&a.dnsmasq);
             cmd.args([
                 "--keep-in-foreground",
                 "--no-daemon",
