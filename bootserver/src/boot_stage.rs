@@ -1,6 +1,6 @@
-//! Where each MAC's boot has got to: the last stage the master saw (DHCP, TFTP, the HTTP script,
-//! kernel, initrd, cluster key, NFS mount, omd joined) and when, so an operator sees where a node
-//! is stuck. The services record what they serve; the rule for what replaces what is [`next`].
+//! Where each MAC's boot has got to: the last stage the master saw (DHCP, the loader over TFTP or
+//! HTTP, the HTTP script, kernel, initrd, cluster key, NFS mount, omd joined) and when, so an
+//! operator sees where a node is stuck. The services record what they serve; the rule for what replaces what is [`next`].
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -19,6 +19,8 @@ pub enum Stage {
     Dhcp,
     /// A TFTP read was served (the boot loader).
     Tftp,
+    /// The boot loader was served over HTTP (UEFI HTTP boot, instead of TFTP).
+    Loader,
     /// The iPXE script was served.
     Script,
     /// The kernel was served.
@@ -39,6 +41,7 @@ impl Stage {
         match self {
             Stage::Dhcp => "DHCP",
             Stage::Tftp => "TFTP",
+            Stage::Loader => "HTTP loader",
             Stage::Script => "HTTP script",
             Stage::Kernel => "kernel",
             Stage::Initrd => "initrd",

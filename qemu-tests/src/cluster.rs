@@ -38,14 +38,16 @@ pub fn bios_and_uefi(memory_mib: u32, kvm: bool) -> Vec<Planned> {
 
 /// Every boot path ombootd serves, each on another NIC model, so the initramfs must find each
 /// one's driver by modalias: node1 (BIOS, iPXE ROM, RTL8139, 10.77.0.11), node2 (UEFI, iPXE ROM,
-/// e1000e, 10.77.0.12) and node3 (UEFI without the NIC ROM, virtio-net, the one NIC edk2 drives
-/// itself: its PXE client loads `ipxe.efi` over TFTP, 10.77.0.13).
+/// e1000e, 10.77.0.12), node3 (UEFI without the NIC ROM, virtio-net, the one NIC edk2 drives
+/// itself: its PXE client loads `ipxe.efi` over TFTP, 10.77.0.13) and node4 (the same, but edk2's
+/// HTTP boot client loads `ipxe.efi` by URL, 10.77.0.14).
 pub fn every_boot_path(memory_mib: u32, kvm: bool) -> Vec<Planned> {
     plan(
         &[
             (1, Firmware::Bios, true, Nic::Rtl8139),
             (2, Firmware::Uefi, true, Nic::E1000e),
             (3, Firmware::Uefi, false, Nic::Virtio),
+            (4, Firmware::UefiHttp, false, Nic::Virtio),
         ],
         memory_mib,
         kvm,

@@ -1,5 +1,5 @@
 //! Node firmware: SeaBIOS (the virtio-net NIC's iPXE option ROM does PXE) or OVMF UEFI (iPXE's
-//! EFI driver from the same ROM). Each gets one per-node file: UEFI a writable copy of the
+//! EFI driver from the same ROM, or edk2's own PXE or HTTP boot client). Each gets one per-node file: UEFI a writable copy of the
 //! variable store, BIOS the SeaBIOS serial-console setting that puts iPXE's output on ttyS0.
 
 use std::ffi::OsString;
@@ -23,6 +23,10 @@ pub enum Firmware {
     Bios,
     /// UEFI (OVMF), PXE through iPXE's EFI driver.
     Uefi,
+    /// UEFI (OVMF) with its PXE boot options switched off, so that edk2 boots over HTTP (its
+    /// HTTPClient DHCP request and a URL; no TFTP). Only with a NIC edk2 drives itself and no
+    /// NIC ROM (iPXE's driver would boot first).
+    UefiHttp,
 }
 
 impl fmt::Display for Firmware {
@@ -30,6 +34,7 @@ impl fmt::Display for Firmware {
         f.pad(match self {
             Firmware::Bios => "BIOS",
             Firmware::Uefi => "UEFI",
+            Firmware::UefiHttp => "UEFI HTTP",
         })
     }
 }
@@ -49,7 +54,7 @@ impl Firmware {
                     .map_err(io(format!("write {}", path.display())))?;
                 Ok(path)
             }
-            Firmware::Uefi => {
+            Firmware::Uefi | Firmware::UefiHttp => {
                 for (what, path) in [("OVMF code", OVMF_CODE), ("OVMF variable store", OVMF_VARS)] {
                     if !Path::new(path).exists() {
                         return Err(Error::Missing {
@@ -75,12 +80,21 @@ impl Firmware {
                 sercon.push(file);
                 vec!["-fw_cfg".into(), sercon]
             }
-            Firmware::Uefi => {
+            Firmware::Uefi | Firmware::UefiHttp => {
                 let mut code = OsString::from("if=pflash,format=raw,readonly=on,file=");
                 code.push(OVMF_CODE);
                 let mut vars = OsString::from("if=pflash,format=raw,file=");
                 vars.push(file);
-                vec!["-drive".into(), code, "-drive".into(), vars]
+                let mut args = vec!["-drive".into(), code, "-drive".into(), vars];
+                if self == Firmware::UefiHttp {
+                    // OVMF's fw_cfg switches for its PXE boot options (edk2 OvmfPkg, since
+                    // 2020): with both off, its first network boot option is HTTP over IPv4.
+                    for knob in ["IPv4PXESupport", "IPv6PXESupport"] {
+                        args.push("-fw_cfg".into());
+                        args.push(format!("name=opt/org.tianocore/{knob},string=n").into());
+                    }
+                }
+                args
             }
         }
     }

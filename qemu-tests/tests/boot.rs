@@ -1,5 +1,6 @@
 //! End to end: QEMU nodes PXE-boot from the real ombootd over every path it serves (SeaBIOS +
-//! iPXE ROM; OVMF + iPXE EFI ROM; OVMF's own PXE client → ipxe.efi over TFTP → iPXE), each on
+//! iPXE ROM; OVMF + iPXE EFI ROM; OVMF's own PXE client → ipxe.efi over TFTP → iPXE; OVMF's HTTP
+//! boot client → ipxe.efi by URL → iPXE), each on
 //! another NIC model whose driver the initramfs finds by modalias, into the shared NFS root of
 //! `build/image` (`omimage build`), and report systemd's state.
 
@@ -7,8 +8,8 @@
 
 use std::time::Duration;
 
-use omlab::Lab;
 use omlab::cluster;
+use omlab::{Firmware, Lab};
 
 /// The lease ombootd gives in this test (seconds).
 const LEASE_SECS: u32 = 60;
@@ -157,13 +158,31 @@ fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
         n.power_off().unwrap();
     }
 
-    // The chain really went through ombootd: a TFTP download of ipxe.efi for the ROM-less node,
-    // an iPXE script and kernel over HTTP for every node.
+    // The chain really went through ombootd: a TFTP download of ipxe.efi for the ROM-less PXE
+    // node, the same file over HTTP (and no TFTP at all) for the HTTP boot node, an iPXE script
+    // and kernel over HTTP for every node.
     let log = std::fs::read_to_string(lab.dir().join("ombootd.log")).unwrap();
-    assert!(
-        log.contains("file=ipxe.efi"),
-        "no TFTP ipxe.efi download in the ombootd log"
-    );
+    for p in &plan {
+        let ip = format!("{}:", p.ip);
+        let tftp = log
+            .lines()
+            .any(|l| l.contains("TFTP") && l.contains("file=ipxe.efi") && l.contains(&ip));
+        let http = log
+            .lines()
+            .any(|l| l.contains("serving the boot loader over HTTP") && l.contains(&ip));
+        let (want_tftp, want_http) = match (p.node.firmware_kind(), p.node.has_nic_rom()) {
+            (Firmware::UefiHttp, _) => (false, true),
+            (Firmware::Uefi, false) => (true, false),
+            _ => (false, false),
+        };
+        assert_eq!(
+            (tftp, http),
+            (want_tftp, want_http),
+            "{} ({}): ipxe.efi over (TFTP, HTTP)",
+            p.node.name(),
+            p.node.firmware_kind()
+        );
+    }
     for p in &plan {
         assert!(
             log.contains(&format!("serving iPXE script node={}", p.node.name())),

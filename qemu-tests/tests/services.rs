@@ -121,6 +121,11 @@ fn dhcp_gives_reserved_address_and_boot_file_per_client_kind() {
             ],
             "boot_file=http://10.77.0.1:8080/boot/52-54-00-77-00-01.ipxe",
         ),
+        // edk2's HTTP boot client (x64): the loader by URL, no TFTP.
+        (
+            vec!["-V", "HTTPClient:Arch:00016:UNDI:003001", "-x", "0x5d:0010"],
+            "boot_file=http://10.77.0.1:8080/loader/ipxe.efi",
+        ),
     ];
     for (args, want) in cases {
         let out = udhcpc(&lab, &c, &args);
@@ -503,6 +508,24 @@ fn http_serves_script_and_image_files() {
     assert_eq!(get("/image/0000000001/rootfs").0, "404");
     assert_eq!(get("/image/..%2f..%2fcluster.key/vmlinuz").0, "404");
     assert_eq!(get("/image/0000000002/vmlinuz").0, "404");
+
+    // The HTTP boot loader: ipxe.efi of the TFTP root, typed for edk2; nothing else of the root.
+    let (code, efi) = get("/loader/ipxe.efi");
+    assert_eq!(code, "200");
+    assert_eq!(
+        efi,
+        std::fs::read(lab.dir().join("image/tftp/ipxe.efi")).unwrap()
+    );
+    let (code, head) = curl(&lab, &c, "/loader/ipxe.efi", &["-I"]);
+    assert_eq!(code, 200, "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: application/efi"),
+        "{head}"
+    );
+    for other in ["undionly.kpxe", "big.bin", "leak", "..%2fcluster.key"] {
+        assert_eq!(get(&format!("/loader/{other}")).0, "404", "{other}");
+    }
 
     // The cluster key: c1 is node1 (its MAC, its reserved address). Not before its boot script.
     let key = std::fs::read(lab.dir().join("image/cluster.key")).unwrap();

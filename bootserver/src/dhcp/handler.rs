@@ -266,14 +266,22 @@ fn reply(req: &Message, cfg: &Config, node: &Node, kind: MessageType) -> Outcome
         // No vendor class `PXEClient` in the reply: edk2 takes a PXEClient offer without PXE
         // vendor options (43) for a BINL offer and asks a boot server on port 4011 we do not run,
         // whereas a plain offer with a boot file (option 67 + file) is booted directly.
-        boot_file = boot_file_for(BootClient::of(req), node.mac, cfg.master_ip, cfg.ports.http);
+        let client = BootClient::of(req);
+        boot_file = boot_file_for(client, node.mac, cfg.master_ip, cfg.ports.http);
         if let Some(f) = &boot_file {
             m.set_fname_str(f);
             m.opts_mut()
                 .insert(DhcpOption::BootfileName(f.as_bytes().to_vec()));
-            m.opts_mut().insert(DhcpOption::TFTPServerName(
-                cfg.master_ip.to_string().into_bytes(),
-            ));
+            if client == BootClient::UefiHttp {
+                // edk2 takes an offer for HTTP boot only when it says `HTTPClient` (UEFI 2.5
+                // §24.7.2); the boot file is then a URL and there is no TFTP server to name.
+                m.opts_mut()
+                    .insert(DhcpOption::ClassIdentifier(b"HTTPClient".to_vec()));
+            } else {
+                m.opts_mut().insert(DhcpOption::TFTPServerName(
+                    cfg.master_ip.to_string().into_bytes(),
+                ));
+            }
         }
     }
     let dest = reply_addr::destination(req, kind, &m);
@@ -286,7 +294,8 @@ fn reply(req: &Message, cfg: &Config, node: &Node, kind: MessageType) -> Outcome
     }
 }
 
-/// The boot file for a client: the iPXE script URL, or an iPXE binary from the TFTP root.
+/// The boot file for a client: the iPXE script URL, an iPXE binary from the TFTP root, or (for
+/// UEFI HTTP boot) the URL of `ipxe.efi`.
 pub fn boot_file_for(
     client: BootClient,
     mac: MacAddr,
@@ -299,6 +308,7 @@ pub fn boot_file_for(
             mac.hyphenated()
         )),
         BootClient::UefiPxe => Some("ipxe.efi".to_string()),
+        BootClient::UefiHttp => Some(crate::http::loader_url(master, http_port)),
         BootClient::BiosPxe => Some("undionly.kpxe".to_string()),
         BootClient::UnsupportedPxe(_) | BootClient::Plain => None,
     }
@@ -427,6 +437,34 @@ ip = "10.77.0.11"
                 );
             }
         }
+    }
+
+    #[test]
+    fn uefi_http_client_gets_the_loader_url_and_no_tftp_server() {
+        let opts = vec![
+            DhcpOption::ClassIdentifier(b"HTTPClient:Arch:00016:UNDI:003001".to_vec()),
+            DhcpOption::ClientSystemArchitecture(Architecture(16)),
+        ];
+        let (m, _, _, boot) = reply_of(
+            handle(
+                &req(MessageType::Discover, MAC, opts),
+                &cfg(),
+                &mut MemoryLeases::default(),
+                0,
+            )
+            .unwrap(),
+        );
+        let url = "http://10.77.0.1:8080/loader/ipxe.efi";
+        assert_eq!(boot.as_deref(), Some(url));
+        assert_eq!(
+            m.opts().get(OptionCode::BootfileName),
+            Some(&DhcpOption::BootfileName(url.as_bytes().to_vec()))
+        );
+        assert_eq!(
+            m.opts().get(OptionCode::ClassIdentifier),
+            Some(&DhcpOption::ClassIdentifier(b"HTTPClient".to_vec()))
+        );
+        assert_eq!(m.opts().get(OptionCode::TFTPServerName), None);
     }
 
     #[test]

@@ -19,9 +19,10 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-const STAGES: [Stage; 8] = [
+const STAGES: [Stage; 9] = [
     Stage::Dhcp,
     Stage::Tftp,
+    Stage::Loader,
     Stage::Script,
     Stage::Kernel,
     Stage::Initrd,

@@ -103,12 +103,21 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/boot/{script}", get(boot_script))
         .route("/image/{version}/{file}", get(image_file))
+        .route("/loader/{file}", get(loader))
         .route("/node/key", get(node_key))
         .route("/api/status", get(status))
         .route("/api/cluster", get(cluster))
         .route("/metrics", get(prometheus))
         .merge(crate::dashboard::routes(&state))
         .with_state(state)
+}
+
+/// The one boot loader served over HTTP (to UEFI HTTP boot clients), from the TFTP root.
+pub const HTTP_LOADER: &str = "ipxe.efi";
+
+/// The URL a UEFI HTTP boot client is offered: [`HTTP_LOADER`] on this server.
+pub fn loader_url(master: Ipv4Addr, http_port: u16) -> String {
+    format!("http://{master}:{http_port}/loader/{HTTP_LOADER}")
 }
 
 fn text(code: StatusCode, msg: String) -> Response {
@@ -222,7 +231,7 @@ async fn image_file(
         );
     }
     let path = image_dir::version_dir(&config.image_dir, &version).join(name);
-    let mut f = match tokio::fs::File::open(&path).await {
+    let f = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!("cannot open {}: {e}", path.display());
@@ -232,13 +241,95 @@ async fn image_file(
             );
         }
     };
+    let stage = if *name == image_dir::KERNEL {
+        Stage::Kernel
+    } else {
+        Stage::Initrd
+    };
+    let from_start = || {
+        if let IpAddr::V4(ip) = peer.ip().to_canonical() {
+            st.stages.record_ip(ip, stage);
+        }
+    };
+    file_response(
+        f,
+        &version,
+        name,
+        "application/octet-stream",
+        &headers,
+        from_start,
+    )
+    .await
+}
+
+/// `/loader/ipxe.efi`: the iPXE binary from the TFTP root, for UEFI HTTP boot clients (their
+/// DHCP offer names this URL, see [`loader_url`]), so such a node uses no TFTP at all.
+async fn loader(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(file): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if file != HTTP_LOADER {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("no boot loader `{file}`: HTTP boot serves {HTTP_LOADER}"),
+        );
+    }
+    let root = st.config.get().tftp_root.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        let root = root.canonicalize().map_err(|e| e.to_string())?;
+        crate::confined::open_regular(&root, std::path::Path::new(HTTP_LOADER), HTTP_LOADER)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let f = match opened {
+        Ok(Ok((f, _))) => tokio::fs::File::from_std(f),
+        Ok(Err(e)) => {
+            tracing::error!(%peer, "cannot serve the HTTP boot loader: {e}");
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("cannot serve {HTTP_LOADER}: {e}"),
+            );
+        }
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let from_start = || {
+        tracing::info!(%peer, file = HTTP_LOADER, "serving the boot loader over HTTP");
+        if let IpAddr::V4(ip) = peer.ip().to_canonical() {
+            st.stages.record_ip(ip, Stage::Loader);
+        }
+    };
+    // edk2 decides what it downloaded by this type (or else by the `.efi` of the URL).
+    file_response(
+        f,
+        "loader",
+        HTTP_LOADER,
+        "application/efi",
+        &headers,
+        from_start,
+    )
+    .await
+}
+
+/// The file `f` as a response: an ETag from `scope`, `name`, size and mtime; a single byte range
+/// (206), 304 for a current copy, 416; HEAD alike (axum drops the body). `from_start` runs when
+/// the body sent starts at byte 0 (a boot stage), not for a resumed part or a 304.
+async fn file_response(
+    mut f: tokio::fs::File,
+    scope: &str,
+    name: &str,
+    content_type: &'static str,
+    headers: &axum::http::HeaderMap,
+    from_start: impl FnOnce(),
+) -> Response {
     let meta = f.metadata().await.ok();
     let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
     let mtime = meta
         .and_then(|m| m.modified().ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
-    let tag = range::etag(&version, name, len, mtime);
+    let tag = range::etag(scope, name, len, mtime);
     let h = |k: header::HeaderName| headers.get(k).and_then(|v| v.to_str().ok());
     let answer = range::answer(
         &tag,
@@ -264,15 +355,8 @@ async fn image_file(
         range::Answer::Whole => (StatusCode::OK, 0, len),
         range::Answer::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
     };
-    if let IpAddr::V4(ip) = peer.ip().to_canonical()
-        && start == 0
-    {
-        let stage = if *name == image_dir::KERNEL {
-            Stage::Kernel
-        } else {
-            Stage::Initrd
-        };
-        st.stages.record_ip(ip, stage);
+    if start == 0 {
+        from_start();
     }
     if start > 0 {
         use tokio::io::AsyncSeekExt;
@@ -292,7 +376,7 @@ async fn image_file(
     let hs = r.headers_mut();
     hs.insert(
         header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/octet-stream"),
+        axum::http::HeaderValue::from_static(content_type),
     );
     if let Ok(v) = axum::http::HeaderValue::from_str(&count.to_string()) {
         hs.insert(header::CONTENT_LENGTH, v);
