@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use crate::boot_stage::BootStages;
 use crate::boot_window::FileCounts;
 use crate::config::Config;
+use crate::config::wire::DhcpMode;
 use crate::dhcp::server::{self as dhcp_server, DhcpServer};
 use crate::dhcp::stats::DhcpStats;
 use crate::http::limits::{self, LimitedListener};
@@ -60,6 +61,12 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
 
     // Bind everything first, so a busy port or a wrong address stops us before we answer anyone.
     let dhcp_sock = dhcp_server::bind(&config.interface, config.ports.dhcp)?;
+    let proxy = config.dhcp_mode == DhcpMode::Proxy;
+    let pxe_sock = if proxy {
+        Some(dhcp_server::bind(&config.interface, config.ports.pxe)?)
+    } else {
+        None
+    };
     let tftp_addr = SocketAddr::new(ip, config.ports.tftp);
     let tftp = tftp::bind(
         tftp_addr,
@@ -181,6 +188,10 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
         stages.clone(),
         pending.clone(),
     )?;
+    let dhcp = match pxe_sock {
+        Some(sock) => dhcp.with_pxe_port(sock)?,
+        None => dhcp,
+    };
     let state = http::AppState {
         config: live.clone(),
         pending: pending.clone(),
@@ -207,10 +218,17 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
         }
         Err(e) => tracing::warn!("{e}; running with the privileges ombootd was started with"),
     }
-    println!(
-        "listening for DHCP on {} (0.0.0.0:{})",
-        config.interface, config.ports.dhcp
-    );
+    if proxy {
+        println!(
+            "listening for proxyDHCP on {} (0.0.0.0:{} and 0.0.0.0:{}): boot files only, the site's DHCP server gives the addresses",
+            config.interface, config.ports.dhcp, config.ports.pxe
+        );
+    } else {
+        println!(
+            "listening for DHCP on {} (0.0.0.0:{})",
+            config.interface, config.ports.dhcp
+        );
+    }
     println!("listening for TFTP on {tftp_addr}");
     println!("listening for HTTP on {http_addr}");
     println!(

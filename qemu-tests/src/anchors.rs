@@ -43,6 +43,27 @@ pub fn unpack(package: &str, dir: &Path) -> Result<PathBuf> {
     Ok(root)
 }
 
+/// dnsmasq's package and the libraries it needs that a minimal Debian lacks.
+pub const DNSMASQ_PACKAGES: [&str; 7] = [
+    "dnsmasq-base",
+    "libnetfilter-conntrack3",
+    "libnfnetlink0",
+    "libnftables1",
+    "libnftnl11",
+    "libjansson4",
+    "libxtables12",
+];
+
+/// dnsmasq unpacked in `dir` (see [`unpack`]): its binary and the `LD_LIBRARY_PATH` it runs with.
+pub fn dnsmasq(dir: &Path) -> Result<(PathBuf, String)> {
+    let roots = DNSMASQ_PACKAGES
+        .iter()
+        .map(|p| unpack(p, dir))
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&Path> = roots.iter().map(PathBuf::as_path).collect();
+    Ok((roots[0].join("usr/sbin/dnsmasq"), library_path(&refs)))
+}
+
 /// The `LD_LIBRARY_PATH` that lets unpacked binaries find the libraries of unpacked `roots`.
 pub fn library_path(roots: &[&Path]) -> String {
     roots

@@ -63,6 +63,7 @@ impl LabConfig {
             cluster: Default::default(),
             nfs: Default::default(),
             cluster_dir: None,
+            dhcp_mode: Default::default(),
             unknown_macs: Default::default(),
             pool: None,
             ipv6_ra: true,

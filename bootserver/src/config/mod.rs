@@ -26,6 +26,8 @@ pub struct Ports {
     pub http: u16,
     /// NFS + MOUNT port.
     pub nfs: u16,
+    /// PXE boot server port (proxyDHCP only).
+    pub pxe: u16,
 }
 
 /// One node of the table.
@@ -94,6 +96,8 @@ pub struct Config {
     pub cluster_dir: Option<ClusterDir>,
     /// The node root's export takes calls from unprivileged source ports too.
     pub nfs_insecure: bool,
+    /// DHCP server, or proxyDHCP beside the site's server.
+    pub dhcp_mode: wire::DhcpMode,
     /// What to do with MACs outside the table.
     pub unknown_macs: wire::UnknownMacs,
     /// The dynamic pool, if any.
@@ -223,6 +227,7 @@ impl Validator<'_> {
             tftp: w.ports.tftp,
             http: w.ports.http,
             nfs: w.ports.nfs,
+            pxe: w.ports.pxe,
         };
 
         let pool = match &w.pool {
@@ -255,6 +260,24 @@ impl Validator<'_> {
                 Some(pool)
             }
         };
+        if w.dhcp_mode == wire::DhcpMode::Proxy {
+            // In proxy mode the site's server gives every address: a pool here would be a
+            // second, conflicting source of them.
+            if let Some(p) = &w.pool {
+                return Err(self.err(
+                    p.span(),
+                    "pool",
+                    "with dhcp_mode = \"proxy\" the site's DHCP server gives the addresses: remove `pool`",
+                ));
+            }
+            if w.unknown_macs == wire::UnknownMacs::Boot {
+                return Err(self.err(
+                    0..0,
+                    "unknown_macs",
+                    "\"boot\" needs addresses from ombootd's pool, which dhcp_mode = \"proxy\" does not give: use \"ignore\" or \"register\"",
+                ));
+            }
+        }
         if w.unknown_macs == wire::UnknownMacs::Boot && pool.is_none() {
             return Err(self.err(
                 0..0,
@@ -402,6 +425,7 @@ impl Validator<'_> {
             cluster,
             cluster_dir,
             nfs_insecure: w.nfs.insecure,
+            dhcp_mode: w.dhcp_mode,
             unknown_macs: w.unknown_macs,
             pool,
             ipv6_ra: w.ipv6_ra,
@@ -453,7 +477,8 @@ ip = "10.77.0.11"
                 dhcp: 67,
                 tftp: 69,
                 http: 8080,
-                nfs: 2049
+                nfs: 2049,
+                pxe: 4011
             }
         );
         assert_eq!(c.lease_secs, 3600);
@@ -542,6 +567,33 @@ ip = "10.77.0.11"
                 .to_string()
                 .contains("`node1` is listed twice")
         );
+    }
+
+    #[test]
+    fn proxy_mode_refuses_a_pool_and_booting_unknown_macs() {
+        let proxy = |extra: &str| {
+            GOOD.replace(
+                "state_dir",
+                &format!("dhcp_mode = \"proxy\"\n{extra}state_dir"),
+            )
+        };
+        let c = parse(&proxy("")).unwrap();
+        assert_eq!(c.dhcp_mode, wire::DhcpMode::Proxy);
+        let e = parse(&proxy("pool = \"10.77.0.100-10.77.0.110\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pool") && e.contains("site's DHCP server"),
+            "{e}"
+        );
+        let e = parse(&proxy("unknown_macs = \"boot\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown_macs") && e.contains("proxy"), "{e}");
+        let e = parse(&GOOD.replace("state_dir", "dhcp_mode = \"relay\"\nstate_dir"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dhcp_mode"), "{e}");
     }
 
     #[test]

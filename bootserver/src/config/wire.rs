@@ -61,6 +61,12 @@ pub struct WireConfig {
     /// counted as `rate_limited`. Clients without an address are limited per MAC instead.
     #[serde(default = "default_dhcp_source_rate")]
     pub dhcp_source_rate: Spanned<u32>,
+    /// `server` (the default): ombootd gives the nodes their addresses. `proxy`: the network
+    /// already has a DHCP server that gives them (it must give each table node its table
+    /// address); ombootd answers only network-boot clients of the table, with the boot file and
+    /// no address (proxyDHCP, on the DHCP port and the PXE port 4011).
+    #[serde(default)]
+    pub dhcp_mode: DhcpMode,
     /// What to do with a MAC not in the table: `ignore` it (no answer), `register` it in the
     /// pending list, where `ombootd node approve MAC --name N` makes it a node, or `boot` it with
     /// an address from `pool` (without the cluster key).
@@ -74,6 +80,17 @@ pub struct WireConfig {
     /// The nodes ombootd boots; a MAC not listed here gets no answer.
     #[serde(default, rename = "node")]
     pub nodes: Vec<WireNode>,
+}
+
+/// Whether ombootd is the network's DHCP server or a proxyDHCP server beside another one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DhcpMode {
+    /// Addresses and boot information.
+    #[default]
+    Server,
+    /// Boot information only; the site's DHCP server gives the addresses.
+    Proxy,
 }
 
 /// What ombootd does with DHCP from a MAC that is not in the node table.
@@ -106,6 +123,10 @@ pub struct WirePorts {
     /// NFSv3 and MOUNT port (2049; nodes mount with `port=` and `mountport=` set to it).
     #[serde(default = "default_nfs")]
     pub nfs: u16,
+    /// The PXE boot server port (4011), where PXE firmware asks a proxyDHCP server for its boot
+    /// file; served with `dhcp_mode = "proxy"` only.
+    #[serde(default = "default_pxe")]
+    pub pxe: u16,
 }
 
 impl Default for WirePorts {
@@ -115,6 +136,7 @@ impl Default for WirePorts {
             tftp: default_tftp(),
             http: default_http(),
             nfs: default_nfs(),
+            pxe: default_pxe(),
         }
     }
 }
@@ -214,6 +236,9 @@ fn default_cluster_nfs() -> Spanned<u16> {
 }
 fn default_dhcp() -> u16 {
     67
+}
+fn default_pxe() -> u16 {
+    4011
 }
 fn default_tftp() -> u16 {
     69

@@ -66,6 +66,8 @@ pub enum DropReason {
     PoolExhausted(MacAddr),
     /// A message type a server does not act on.
     Unsupported(MessageType),
+    /// proxyDHCP: not a network-boot client we have a loader for; the site's server answers it.
+    NotForProxy,
 }
 
 /// Does `datagram` carry the DHCP magic cookie (RFC 2131 §3: 99.130.83.99 at offset 236,
@@ -94,6 +96,17 @@ pub fn decode(datagram: &[u8]) -> Result<Message, Undecodable> {
     Ok(Message::decode(&mut Decoder::new(datagram))?)
 }
 
+/// The message type and client MAC of a request a server should read: a BOOTREQUEST from
+/// Ethernet with option 53.
+pub fn sender(req: &Message) -> Result<(MessageType, MacAddr), DropReason> {
+    if req.opcode() != Opcode::BootRequest || req.htype() != HType::Eth || req.hlen() != 6 {
+        return Err(DropReason::NotAClientRequest);
+    }
+    let kind = req.opts().msg_type().ok_or(DropReason::NoMessageType)?;
+    let mac = MacAddr::from_chaddr(req.chaddr()).ok_or(DropReason::NotAClientRequest)?;
+    Ok((kind, mac))
+}
+
 /// Decide the reply to `req`, at time `now` (seconds since the epoch).
 pub fn handle(
     req: &Message,
@@ -101,14 +114,9 @@ pub fn handle(
     leases: &mut dyn LeaseStore,
     now: u64,
 ) -> Result<Outcome, LeaseError> {
-    if req.opcode() != Opcode::BootRequest || req.htype() != HType::Eth || req.hlen() != 6 {
-        return Ok(Outcome::Drop(DropReason::NotAClientRequest));
-    }
-    let Some(kind) = req.opts().msg_type() else {
-        return Ok(Outcome::Drop(DropReason::NoMessageType));
-    };
-    let Some(mac) = MacAddr::from_chaddr(req.chaddr()) else {
-        return Ok(Outcome::Drop(DropReason::NotAClientRequest));
+    let (kind, mac) = match sender(req) {
+        Ok(x) => x,
+        Err(why) => return Ok(Outcome::Drop(why)),
     };
     let server_id = match req.opts().get(OptionCode::ServerIdentifier) {
         Some(DhcpOption::ServerIdentifier(ip)) => Some(*ip),
@@ -315,7 +323,7 @@ pub fn boot_file_for(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::Path;
 
     use dhcproto::v4::{Architecture, Flags};
@@ -325,7 +333,7 @@ mod tests {
 
     const MAC: [u8; 6] = [0x52, 0x54, 0, 0x77, 0, 1];
 
-    const CONFIG: &str = r#"
+    pub(crate) const CONFIG: &str = r#"
 interface = "ombr0"
 master_ip = "10.77.0.1"
 subnet = "10.77.0.0/24"

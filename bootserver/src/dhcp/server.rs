@@ -13,11 +13,12 @@ use super::arp;
 use super::boot_client::BootClient;
 use super::handler::{self, DropReason, Outcome, Undecodable};
 use super::log_gate::LogGate;
+use super::proxy::{self, Port};
 use super::rate_limit::{PER_MAC, Rate, RateLimits};
 use super::reply_addr::{CLIENT_PORT, Destination, SERVER_PORT};
 use super::stats::{DhcpStats, Event};
 use crate::boot_stage::{self as stage, BootStages};
-use crate::config::wire::UnknownMacs;
+use crate::config::wire::{DhcpMode, UnknownMacs};
 use crate::leases::LeaseStore;
 use crate::leases::commits::Commits;
 use crate::live::LiveConfig;
@@ -102,6 +103,8 @@ pub struct DhcpServer {
     stages: Arc<BootStages>,
     /// Unknown MACs kept for approval.
     pending: Arc<Pending>,
+    /// The PXE boot server port (4011), in proxy mode.
+    pxe_socket: Option<Arc<UdpSocket>>,
 }
 
 impl std::fmt::Debug for DhcpServer {
@@ -138,14 +141,32 @@ impl DhcpServer {
             started: std::time::Instant::now(),
             stages,
             pending,
+            pxe_socket: None,
         })
     }
 
+    /// Also serve the PXE boot server port (proxyDHCP: PXE firmware asks it for its boot file).
+    pub fn with_pxe_port(mut self, socket: std::net::UdpSocket) -> std::io::Result<Self> {
+        self.pxe_socket = Some(Arc::new(UdpSocket::from_std(socket)?));
+        Ok(self)
+    }
+
     /// Serve until the task is dropped. Per-datagram failures are counted and logged, never fatal.
-    pub async fn run(self) -> std::io::Result<()> {
+    pub async fn run(mut self) -> std::io::Result<()> {
+        let pxe = self.pxe_socket.take();
+        let me = Arc::new(self);
+        if let Some(socket) = pxe {
+            tokio::spawn(me.clone().serve(socket, Port::Pxe));
+        }
+        let socket = me.socket.clone();
+        me.serve(socket, Port::Dhcp).await
+    }
+
+    /// The receive loop of one port.
+    async fn serve(self: Arc<Self>, socket: Arc<UdpSocket>, port: Port) -> std::io::Result<()> {
         let mut buf = vec![0u8; 1500];
         loop {
-            let (len, from) = match self.socket.recv_from(&mut buf).await {
+            let (len, from) = match socket.recv_from(&mut buf).await {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!("DHCP receive failed: {e}");
@@ -161,8 +182,9 @@ impl DhcpServer {
             let limited = self
                 .limits
                 .lock()
+                .ok()
                 .map(|mut l| l.check(&buf[..len], source, now_ms));
-            if let Ok(Err(why)) = limited {
+            if let Some(Err(why)) = limited {
                 self.stats.count(Event::RateLimited);
                 tracing::debug!(%from, ?why, "dropped a DHCP datagram over its sender's rate");
                 continue;
@@ -180,7 +202,7 @@ impl DhcpServer {
                     continue;
                 }
             };
-            let Some(reply) = self.answer(&req) else {
+            let Some(reply) = self.answer(&req, port, from) else {
                 continue;
             };
             match reply.after {
@@ -189,7 +211,7 @@ impl DhcpServer {
                 Some(generation) if generation > self.commits.durable() => {
                     self.commits.want();
                     let (socket, stats, stages, commits) = (
-                        self.socket.clone(),
+                        socket.clone(),
                         self.stats.clone(),
                         self.stages.clone(),
                         self.commits.clone(),
@@ -203,21 +225,25 @@ impl DhcpServer {
                         }
                     });
                 }
-                _ => send(&self.socket, &self.stats, &self.stages, reply).await,
+                _ => send(&socket, &self.stats, &self.stages, reply).await,
             }
         }
     }
 
-    /// The reply to `req`, if any, encoded and addressed.
-    fn answer(&self, req: &Message) -> Option<Prepared> {
+    /// The reply to `req`, received on `port` from `from`, if any, encoded and addressed.
+    fn answer(&self, req: &Message, port: Port, from: SocketAddr) -> Option<Prepared> {
         let config = self.config.get();
-        let (outcome, generation) = {
+        let proxy = config.dhcp_mode == DhcpMode::Proxy;
+        let (outcome, generation) = if proxy {
+            // No address, no lease: nothing to wait for on disk.
+            (Ok(proxy::handle(req, &config, port)), None)
+        } else {
             let Ok(mut leases) = self.leases.lock() else {
                 self.stats.count(Event::Failed);
                 return None;
             };
             let outcome = handler::handle(req, &config, &mut *leases, self.clock.now().as_secs());
-            (outcome, leases.generation())
+            (outcome, Some(leases.generation()))
         };
         let (msg, kind, dest, node, boot_file) = match outcome {
             Ok(Outcome::Reply {
@@ -263,6 +289,10 @@ impl DhcpServer {
                 tracing::debug!("dropped a request without option 53 (BOOTP)");
                 return None;
             }
+            Ok(Outcome::Drop(DropReason::NotForProxy)) => {
+                // The site's server answers it; not worth a counter of ours.
+                return None;
+            }
             Ok(Outcome::Drop(reason)) => {
                 self.stats.count(Event::Ignored);
                 tracing::debug!(?reason, "no DHCP reply");
@@ -283,19 +313,24 @@ impl DhcpServer {
         if bytes.len() < MIN_BOOTP_LEN {
             bytes.resize(MIN_BOOTP_LEN, 0);
         }
-        let to = match dest {
-            Destination::Relay(ip) => SocketAddrV4::new(ip, SERVER_PORT),
-            Destination::Unicast(ip) => SocketAddrV4::new(ip, CLIENT_PORT),
-            Destination::UnicastNoArp { ip, mac } => {
-                match arp::insert(&self.socket, &config.interface, ip, mac) {
-                    Ok(()) => SocketAddrV4::new(ip, CLIENT_PORT),
-                    Err(e) => {
-                        tracing::debug!("ARP insert failed ({e}); broadcasting instead");
-                        SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT)
+        let to = match (dest, port, from) {
+            // The PXE port answers where the request came from (the client's port, 68 or 4011).
+            (_, Port::Pxe, SocketAddr::V4(from)) => from,
+            (_, Port::Pxe, SocketAddr::V6(_)) => return None,
+            (dest, Port::Dhcp, _) => match dest {
+                Destination::Relay(ip) => SocketAddrV4::new(ip, SERVER_PORT),
+                Destination::Unicast(ip) => SocketAddrV4::new(ip, CLIENT_PORT),
+                Destination::UnicastNoArp { ip, mac } => {
+                    match arp::insert(&self.socket, &config.interface, ip, mac) {
+                        Ok(()) => SocketAddrV4::new(ip, CLIENT_PORT),
+                        Err(e) => {
+                            tracing::debug!("ARP insert failed ({e}); broadcasting instead");
+                            SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT)
+                        }
                     }
                 }
-            }
-            Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
+                Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
+            },
         };
         Some(Prepared {
             bytes,
@@ -306,7 +341,8 @@ impl DhcpServer {
             boot_file,
             mac: MacAddr::from_chaddr(req.chaddr()),
             boot_offer: kind == MessageType::Offer && BootClient::of(req) != BootClient::Plain,
-            after: (kind == MessageType::Ack).then_some(generation),
+            after: generation.filter(|_| kind == MessageType::Ack),
+            proxy,
         })
     }
 }
@@ -325,6 +361,8 @@ struct Prepared {
     boot_offer: bool,
     /// The lease generation that must be on disk first (ACKs only).
     after: Option<u64>,
+    /// A proxyDHCP reply (no address).
+    proxy: bool,
 }
 
 async fn send(socket: &UdpSocket, stats: &DhcpStats, stages: &BootStages, p: Prepared) {
@@ -337,6 +375,7 @@ async fn send(socket: &UdpSocket, stats: &DhcpStats, stages: &BootStages, p: Pre
         boot_file,
         mac,
         boot_offer,
+        proxy,
         ..
     } = p;
     match socket.send_to(&bytes, to).await {
@@ -350,7 +389,8 @@ async fn send(socket: &UdpSocket, stats: &DhcpStats, stages: &BootStages, p: Pre
                 };
                 stages.record(mac, event);
             }
-            tracing::info!(%node, %ip, to = %to, boot_file = boot_file.as_deref().unwrap_or("-"), "DHCP {kind:?}");
+            let what = if proxy { "proxyDHCP" } else { "DHCP" };
+            tracing::info!(%node, %ip, to = %to, boot_file = boot_file.as_deref().unwrap_or("-"), "{what} {kind:?}");
         }
         Err(e) => {
             stats.count(Event::Failed);

@@ -59,20 +59,14 @@ struct Anchors {
 fn anchors_unpacked() -> anyhow::Result<Anchors> {
     let dir = workspace_root().join("build/anchors");
     let mut roots = std::collections::BTreeMap::new();
-    for p in [
+    let kea = [
         "kea-admin",
         "kea-common",
         "kea-dhcp4-server",
         "liblog4cplus-2.0.5",
         "libmariadb3",
-        "dnsmasq-base",
-        "libnetfilter-conntrack3",
-        "libnfnetlink0",
-        "libnftables1",
-        "libnftnl11",
-        "libjansson4",
-        "libxtables12",
-    ] {
+    ];
+    for p in kea.into_iter().chain(anchors::DNSMASQ_PACKAGES) {
         roots.insert(p, anchors::unpack(p, &dir)?);
     }
     let refs: Vec<&Path> = roots.values().map(PathBuf::as_path).collect();
