@@ -160,21 +160,22 @@ impl BootWindows {
             .collect()
     }
 
-    /// Whether the key may go to the client at `ip`, whose link-layer address is `seen_mac`, at
-    /// `now`; the node table is `nodes` (MAC, reserved IP). Taking it closes the window.
+    /// Whether the key may go to the client at `ip`, whose link-layer address is known as
+    /// `link`, at `now`; the node table is `nodes` (MAC, reserved IP). Taking it closes the window.
     pub fn take_key(
         &mut self,
         nodes: &[(MacAddr, Ipv4Addr)],
         ip: Ipv4Addr,
-        seen_mac: Option<MacAddr>,
+        link: Link,
         now: u64,
     ) -> Result<MacAddr, Refusal> {
         let &(mac, _) = nodes
             .iter()
             .find(|(_, reserved)| *reserved == ip)
             .ok_or(Refusal::NotANode)?;
-        if seen_mac != Some(mac) {
-            return Err(Refusal::WrongMac);
+        match link {
+            Link::Seen(seen) if seen != Some(mac) => return Err(Refusal::WrongMac),
+            Link::Seen(_) | Link::Routed => {}
         }
         let w = self.open.get_mut(&mac).ok_or(Refusal::NoWindow)?;
         if now.saturating_sub(w.opened) > WINDOW_SECS {
@@ -186,6 +187,16 @@ impl BootWindows {
         w.taken = true;
         Ok(mac)
     }
+}
+
+/// What the master knows of the link-layer address a key request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// The served interface's neighbour table has this MAC for the address (`None`: no entry).
+    Seen(Option<MacAddr>),
+    /// The node is on a relayed subnet, behind a router: its MAC is out of sight, so only its
+    /// address and the boot window are checked.
+    Routed,
 }
 
 #[cfg(test)]
@@ -208,31 +219,65 @@ mod tests {
         let mut w = BootWindows::default();
         // Not booting yet.
         assert_eq!(
-            w.take_key(&nodes, ip1, Some(m1), 100),
+            w.take_key(&nodes, ip1, Link::Seen(Some(m1)), 100),
             Err(Refusal::NoWindow)
         );
         assert_eq!(w.open(&mut counts, m1, "v1", 100).unwrap(), 1);
         // Someone else's address, a spoofed IP from another MAC, an address no node has.
         assert_eq!(
-            w.take_key(&nodes, ip2, Some(m2), 101),
+            w.take_key(&nodes, ip2, Link::Seen(Some(m2)), 101),
             Err(Refusal::NoWindow)
         );
         assert_eq!(
-            w.take_key(&nodes, ip1, Some(m2), 101),
+            w.take_key(&nodes, ip1, Link::Seen(Some(m2)), 101),
             Err(Refusal::WrongMac)
         );
-        assert_eq!(w.take_key(&nodes, ip1, None, 101), Err(Refusal::WrongMac));
         assert_eq!(
-            w.take_key(&nodes, Ipv4Addr::new(10, 77, 0, 99), Some(m1), 101),
+            w.take_key(&nodes, ip1, Link::Seen(None), 101),
+            Err(Refusal::WrongMac)
+        );
+        assert_eq!(
+            w.take_key(
+                &nodes,
+                Ipv4Addr::new(10, 77, 0, 99),
+                Link::Seen(Some(m1)),
+                101
+            ),
             Err(Refusal::NotANode)
         );
-        assert_eq!(w.take_key(&nodes, ip1, Some(m1), 102), Ok(m1));
-        assert_eq!(w.take_key(&nodes, ip1, Some(m1), 103), Err(Refusal::Taken));
+        // Behind a relay the MAC is out of sight: the address and the window still count.
+        assert_eq!(
+            w.take_key(&nodes, Ipv4Addr::new(10, 77, 0, 99), Link::Routed, 101),
+            Err(Refusal::NotANode)
+        );
+        assert_eq!(w.take_key(&nodes, ip1, Link::Seen(Some(m1)), 102), Ok(m1));
+        assert_eq!(
+            w.take_key(&nodes, ip1, Link::Seen(Some(m1)), 103),
+            Err(Refusal::Taken)
+        );
         // The next boot opens a new window with the next number; a late request finds it shut.
         assert_eq!(w.open(&mut counts, m1, "v1", 1000).unwrap(), 2);
         assert_eq!(
-            w.take_key(&nodes, ip1, Some(m1), 1000 + WINDOW_SECS + 1),
+            w.take_key(&nodes, ip1, Link::Seen(Some(m1)), 1000 + WINDOW_SECS + 1),
             Err(Refusal::NoWindow)
+        );
+    }
+
+    #[test]
+    fn a_routed_node_takes_its_key_once_within_its_window() {
+        let nodes = table();
+        let (m1, ip1) = nodes[0];
+        let mut counts = MemoryCounts::default();
+        let mut w = BootWindows::default();
+        assert_eq!(
+            w.take_key(&nodes, ip1, Link::Routed, 10),
+            Err(Refusal::NoWindow)
+        );
+        w.open(&mut counts, m1, "v1", 10).unwrap();
+        assert_eq!(w.take_key(&nodes, ip1, Link::Routed, 11), Ok(m1));
+        assert_eq!(
+            w.take_key(&nodes, ip1, Link::Routed, 12),
+            Err(Refusal::Taken)
         );
     }
 

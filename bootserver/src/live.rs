@@ -31,7 +31,7 @@ pub struct Reloaded {
 /// from `old`; and what changed.
 pub fn merge(old: &Config, new: Config) -> (Config, Reloaded) {
     let mut need_restart = Vec::new();
-    let fixed: [(&'static str, bool); 12] = [
+    let fixed: [(&'static str, bool); 13] = [
         ("interface", old.interface != new.interface),
         ("master_ip", old.master_ip != new.master_ip),
         ("subnet", old.subnet != new.subnet),
@@ -43,6 +43,8 @@ pub fn merge(old: &Config, new: Config) -> (Config, Reloaded) {
         ("cluster_dir", old.cluster_dir != new.cluster_dir),
         ("nfs", old.nfs_insecure != new.nfs_insecure),
         ("dhcp_mode", old.dhcp_mode != new.dhcp_mode),
+        // The NFS exports admit the subnets they were opened with.
+        ("relayed_subnet", old.relayed != new.relayed),
         (
             "dhcp_source_rate",
             old.dhcp_source_rate != new.dhcp_source_rate,

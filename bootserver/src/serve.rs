@@ -111,7 +111,7 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
                 )
             })?;
     let gate = |insecure| nfs::gate::Gate {
-        subnet: Some(config.subnet),
+        subnets: Some(config.subnets()),
         insecure,
     };
     let mut nfs = nfs::bind(

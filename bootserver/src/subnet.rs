@@ -46,6 +46,21 @@ impl Subnet {
     pub fn prefix(&self) -> u8 {
         self.prefix
     }
+
+    /// Whether the two share any address.
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        let wider = if self.prefix <= other.prefix {
+            self
+        } else {
+            other
+        };
+        let narrower = if std::ptr::eq(wider, self) {
+            other
+        } else {
+            self
+        };
+        u32::from(narrower.network) & u32::from(wider.mask()) == u32::from(wider.network)
+    }
 }
 
 impl FromStr for Subnet {
@@ -109,5 +124,14 @@ mod tests {
             e.to_string(),
             "`10.77.0.1/24` has host bits set; did you mean 10.77.0.0/24?"
         );
+    }
+
+    #[test]
+    fn overlap() {
+        let n = |t: &str| t.parse::<Subnet>().unwrap();
+        assert!(n("10.77.0.0/16").overlaps(&n("10.77.3.0/24")));
+        assert!(n("10.77.3.0/24").overlaps(&n("10.77.0.0/16")));
+        assert!(!n("10.77.0.0/24").overlaps(&n("10.78.0.0/24")));
+        assert!(n("10.77.0.0/24").overlaps(&n("10.77.0.0/24")));
     }
 }

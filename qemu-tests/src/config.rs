@@ -68,6 +68,7 @@ impl LabConfig {
             pool: None,
             ipv6_ra: true,
             dhcp_source_rate: set(2000),
+            relayed_subnets: Vec::new(),
             nodes: Vec::new(),
         })
     }

@@ -70,7 +70,7 @@ fn udhcpc(lab: &Lab, c: &ClientNs, extra: &[&str]) -> Output {
     let script = lab.dir().join("udhcpc.sh");
     std::fs::write(
         &script,
-        "#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE ip=$ip mask=$subnet hostname=$hostname siaddr=$siaddr boot_file=$boot_file serverid=$serverid lease=$lease\"\nexit 0\n",
+        "#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE ip=$ip mask=$subnet hostname=$hostname siaddr=$siaddr boot_file=$boot_file serverid=$serverid lease=$lease router=$router\"\nexit 0\n",
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -1305,6 +1305,152 @@ fn unknown_macs_boot_from_the_pool_without_the_cluster_key() {
     assert!(
         log.contains("declined its address") && log.contains("no address left in the pool"),
         "{log}"
+    );
+    lab.teardown().unwrap();
+}
+
+/// Runs `args` (an `ip`, `sysctl`… command line) in namespace `ns` and asserts it worked.
+fn sh(lab: &Lab, ns: &str, args: &[&str]) {
+    let mut cmd = Command::new(args[0]);
+    cmd.args(&args[1..]);
+    let out = lab.run(cmd, ns, T).unwrap();
+    assert!(out.status.success(), "{args:?}: {}", text(&out));
+}
+
+#[test]
+fn nodes_behind_a_dhcp_relay_get_their_subnet_and_their_key() {
+    // The lab network 10.77.0.0/24 and, behind a router at 10.77.0.254, the subnet
+    // 10.78.0.0/24, whose router forwards DHCP to ombootd (dnsmasq as the relay agent).
+    let lab = Lab::new("relay").unwrap();
+    let img = fake_image(&lab);
+    let mut cfg = lab
+        .ombootd_config(&img)
+        .node("node1", MacAddr::lab(1), NODE1.parse().unwrap())
+        .node("node5", MacAddr::lab(5), "10.78.0.15".parse().unwrap());
+    cfg.relayed_subnets
+        .push(bootserver::config::wire::WireRelayedSubnet {
+            subnet: omlab::config::set("10.78.0.0/24".to_owned()),
+            router: omlab::config::set(Ipv4Addr::new(10, 78, 0, 1)),
+        });
+    let path = lab.write_ombootd_config(&cfg).unwrap();
+    let ombootd = lab.start_ombootd(&ombootd(), &path).unwrap();
+
+    let router = lab.add_client_ns("router", true).unwrap();
+    lab.add_client_addr(&router, "10.77.0.254/24").unwrap();
+    // The far segment: a client namespace whose other end moves into the router.
+    let far = client(&lab, "far", MacAddr::lab(5), false);
+    sh(
+        &lab,
+        lab.netns(),
+        &["ip", "link", "set", "far", "netns", router.netns()],
+    );
+    for args in [
+        &["ip", "addr", "add", "10.78.0.1/24", "dev", "far"][..],
+        &["ip", "link", "set", "far", "up"],
+        &["sysctl", "-qw", "net.ipv4.ip_forward=1"],
+    ] {
+        sh(&lab, router.netns(), args);
+    }
+    sh(
+        &lab,
+        lab.netns(),
+        &["ip", "route", "add", "10.78.0.0/24", "via", "10.77.0.254"],
+    );
+    let (dnsmasq, libs) =
+        omlab::anchors::dnsmasq(&omlab::cluster::workspace_root().join("build/anchors")).unwrap();
+    let mut relay = Command::new(&dnsmasq);
+    relay
+        .args([
+            "--keep-in-foreground",
+            "--no-daemon",
+            "--port=0",
+            "--log-dhcp",
+            "--log-facility=-",
+            "--user=root",
+            "--dhcp-relay=10.78.0.1,10.77.0.1",
+        ])
+        .arg(format!(
+            "--pid-file={}",
+            lab.dir().join("relay.pid").display()
+        ))
+        .env("LD_LIBRARY_PATH", &libs);
+    let relay = lab.spawn("relay", relay, router.netns()).unwrap();
+    lab.wait_for_output(&relay, "DHCP relay", T).unwrap();
+
+    // node5, on the far segment: its address, the far subnet's mask and the relay as router.
+    let out = udhcpc(&lab, &far, &[]);
+    let t = text(&out);
+    assert!(
+        out.status.success()
+            && t.contains("LEASE ip=10.78.0.15 mask=255.255.255.0 hostname=node5 ")
+            && t.contains(" router=10.78.0.1"),
+        "{t}"
+    );
+    // node1 moved to the far segment: no address there, and the log says why.
+    sh(
+        &lab,
+        far.netns(),
+        &[
+            "ip",
+            "link",
+            "set",
+            "eth0",
+            "address",
+            &MacAddr::lab(1).to_string(),
+        ],
+    );
+    let out = udhcpc(&lab, &far, &[]);
+    assert!(
+        !out.status.success(),
+        "node1 got an address behind the relay: {}",
+        text(&out)
+    );
+    let log = std::fs::read_to_string(ombootd.log()).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("another network than its address's")
+                && l.contains("node=node1")
+                && l.contains("network=10.78.0.0/24")),
+        "{log}"
+    );
+
+    // Routed, node5 boots as any node: its script opens its window, and the key goes to its
+    // address once, though the master cannot see its MAC behind the router.
+    sh(
+        &lab,
+        far.netns(),
+        &[
+            "ip",
+            "link",
+            "set",
+            "eth0",
+            "address",
+            &MacAddr::lab(5).to_string(),
+        ],
+    );
+    lab.add_client_addr(&far, "10.78.0.15/24").unwrap();
+    sh(
+        &lab,
+        far.netns(),
+        &["ip", "route", "add", "default", "via", "10.78.0.1"],
+    );
+    let script = format!("/boot/{}.ipxe", MacAddr::lab(5).hyphenated());
+    assert_eq!(curl(&lab, &far, &script, &["-o", "/dev/null"]).0, 200);
+    let key = std::fs::read(lab.dir().join("image/cluster.key")).unwrap();
+    let got = lab.dir().join("far.key");
+    let got_arg = got.to_string_lossy().into_owned();
+    assert_eq!(curl(&lab, &far, "/node/key", &["-o", &got_arg]).0, 200);
+    assert_eq!(std::fs::read(&got).unwrap(), key);
+    assert_eq!(curl(&lab, &far, "/node/key", &["-o", "/dev/null"]).0, 403);
+    // From an address of the far subnet that is no node's, the routed check still refuses.
+    lab.add_client_addr(&far, "10.78.0.99/24").unwrap();
+    let (code, body) = curl(&lab, &far, "/node/key", &["--interface", "10.78.0.99"]);
+    assert_eq!(code, 403, "{body}");
+    let relayed = std::fs::read_to_string(lab.dir().join("relay.log")).unwrap();
+    // It went through the relay agent, not around it.
+    assert!(
+        relayed.contains("DHCP relay at 10.78.0.1 -> 10.77.0.1"),
+        "{relayed}"
     );
     lab.teardown().unwrap();
 }

@@ -30,6 +30,26 @@ pub struct Ports {
     pub pxe: u16,
 }
 
+/// A subnet behind a DHCP relay agent (`[[relayed_subnet]]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relayed {
+    /// The subnet.
+    pub subnet: Subnet,
+    /// The relay agent's address there: the giaddr of its requests and the nodes' gateway.
+    pub router: Ipv4Addr,
+}
+
+/// The network a DHCP request came from: the served interface's, or a relayed subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    /// Its subnet.
+    pub subnet: Subnet,
+    /// The default gateway its nodes are given, if any.
+    pub router: Option<Ipv4Addr>,
+    /// Reached through a relay agent (the master cannot see the nodes' MACs there).
+    pub relayed: bool,
+}
+
 /// One node of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -106,6 +126,8 @@ pub struct Config {
     pub ipv6_ra: bool,
     /// DHCP messages per second from one source address.
     pub dhcp_source_rate: u32,
+    /// Subnets behind DHCP relay agents.
+    pub relayed: Vec<Relayed>,
 }
 
 impl Config {
@@ -130,6 +152,39 @@ impl Config {
     /// The node with this MAC, if it is in the table.
     pub fn node_by_mac(&self, mac: MacAddr) -> Option<&Node> {
         self.nodes.iter().find(|n| n.mac == mac)
+    }
+
+    /// The network a DHCP request with this giaddr came from: the served interface's when it is
+    /// 0.0.0.0 (or an address of that subnet), else the relayed subnet holding it; `None` for a
+    /// relay agent on a subnet we do not serve.
+    pub fn network_of(&self, giaddr: Ipv4Addr) -> Option<Network> {
+        if giaddr.is_unspecified() || self.subnet.contains_host(giaddr) {
+            return Some(Network {
+                subnet: self.subnet,
+                router: self.router,
+                relayed: false,
+            });
+        }
+        self.relayed
+            .iter()
+            .find(|r| r.subnet.contains_host(giaddr))
+            .map(|r| Network {
+                subnet: r.subnet,
+                router: Some(r.router),
+                relayed: true,
+            })
+    }
+
+    /// Every subnet whose nodes ombootd serves: the interface's, then the relayed ones.
+    pub fn subnets(&self) -> Vec<Subnet> {
+        std::iter::once(self.subnet)
+            .chain(self.relayed.iter().map(|r| r.subnet))
+            .collect()
+    }
+
+    /// Whether `ip` lies in a relayed subnet (its MAC is out of the master's sight).
+    pub fn is_relayed(&self, ip: Ipv4Addr) -> bool {
+        self.relayed.iter().any(|r| r.subnet.contains_host(ip))
     }
 }
 
@@ -286,6 +341,44 @@ impl Validator<'_> {
             ));
         }
 
+        let mut relayed: Vec<Relayed> = Vec::with_capacity(w.relayed_subnets.len());
+        for (i, r) in w.relayed_subnets.iter().enumerate() {
+            let field = |f: &str| format!("relayed_subnet[{i}].{f}");
+            let net: Subnet =
+                r.subnet
+                    .get_ref()
+                    .parse()
+                    .map_err(|e: crate::subnet::SubnetParseError| {
+                        self.err(r.subnet.span(), field("subnet"), e.to_string())
+                    })?;
+            if net.overlaps(&subnet) {
+                return Err(self.err(
+                    r.subnet.span(),
+                    field("subnet"),
+                    format!("{net} overlaps the served subnet {subnet}"),
+                ));
+            }
+            if let Some(j) = relayed.iter().position(|o| o.subnet.overlaps(&net)) {
+                return Err(self.err(
+                    r.subnet.span(),
+                    field("subnet"),
+                    format!("{net} overlaps relayed_subnet[{j}] ({})", relayed[j].subnet),
+                ));
+            }
+            let router = *r.router.get_ref();
+            if !net.contains_host(router) {
+                return Err(self.err(
+                    r.router.span(),
+                    field("router"),
+                    format!("{router} is not a host address in {net}"),
+                ));
+            }
+            relayed.push(Relayed {
+                subnet: net,
+                router,
+            });
+        }
+
         let mut nodes = Vec::with_capacity(w.nodes.len());
         for (i, n) in w.nodes.into_iter().enumerate() {
             let field = |f: &str| format!("node[{i}].{f}");
@@ -332,12 +425,25 @@ impl Validator<'_> {
                 ));
             }
             let ip = *n.ip.get_ref();
-            if !subnet.contains_host(ip) || ip == master_ip || Some(ip) == router {
+            let behind_relay = relayed.iter().find(|r| r.subnet.contains_host(ip));
+            if let Some(r) = behind_relay {
+                if ip == r.router {
+                    return Err(self.err(
+                        n.ip.span(),
+                        field("ip"),
+                        format!("{ip} is the relay's own address in {}", r.subnet),
+                    ));
+                }
+            } else if !subnet.contains_host(ip) || ip == master_ip || Some(ip) == router {
+                let others: String = relayed
+                    .iter()
+                    .map(|r| format!(" or {}", r.subnet))
+                    .collect();
                 return Err(self.err(
                     n.ip.span(),
                     field("ip"),
                     format!(
-                        "{ip} is not a free host address in {subnet} (the master is {master_ip})"
+                        "{ip} is not a free host address in {subnet}{others} (the master is {master_ip})"
                     ),
                 ));
             }
@@ -430,6 +536,7 @@ impl Validator<'_> {
             pool,
             ipv6_ra: w.ipv6_ra,
             dhcp_source_rate,
+            relayed,
             key_file,
         })
     }
@@ -567,6 +674,50 @@ ip = "10.77.0.11"
                 .to_string()
                 .contains("`node1` is listed twice")
         );
+    }
+
+    #[test]
+    fn relayed_subnets_are_checked_and_hold_nodes() {
+        let with = |relayed: &str, ip: &str| {
+            GOOD.replace("10.77.0.11", ip)
+                .replace("[[node]]", &format!("{relayed}\n[[node]]"))
+        };
+        let r = "[[relayed_subnet]]\nsubnet = \"10.78.0.0/24\"\nrouter = \"10.78.0.1\"\n";
+        let c = parse(&with(r, "10.78.0.11")).unwrap();
+        assert_eq!(c.relayed.len(), 1);
+        assert!(c.is_relayed("10.78.0.11".parse().unwrap()));
+        assert_eq!(c.subnets().len(), 2);
+        let net = c.network_of("10.78.0.1".parse().unwrap()).unwrap();
+        assert!(net.relayed && net.router == Some("10.78.0.1".parse().unwrap()));
+        assert!(c.network_of("10.79.0.1".parse().unwrap()).is_none());
+        for (relayed, ip, want) in [
+            (r, "10.78.0.1", "the relay's own address"),
+            (
+                r,
+                "10.79.0.11",
+                "10.79.0.11 is not a free host address in 10.77.0.0/24 or 10.78.0.0/24",
+            ),
+            (
+                "[[relayed_subnet]]\nsubnet = \"10.77.0.0/16\"\nrouter = \"10.77.9.1\"\n",
+                "10.77.0.11",
+                "overlaps the served subnet",
+            ),
+            (
+                "[[relayed_subnet]]\nsubnet = \"10.78.0.0/24\"\nrouter = \"10.79.0.1\"\n",
+                "10.77.0.11",
+                "10.79.0.1 is not a host address in 10.78.0.0/24",
+            ),
+            (
+                &format!(
+                    "{r}[[relayed_subnet]]\nsubnet = \"10.78.0.128/25\"\nrouter = \"10.78.0.129\"\n"
+                ),
+                "10.77.0.11",
+                "overlaps relayed_subnet[0]",
+            ),
+        ] {
+            let e = parse(&with(relayed, ip)).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
     }
 
     #[test]

@@ -77,9 +77,28 @@ pub struct WireConfig {
     /// may fall in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<Spanned<String>>,
+    /// Other subnets, whose nodes reach ombootd through a DHCP relay agent: a router that
+    /// forwards their DHCP with its own address there as giaddr. A node's `ip` may lie in one.
+    #[serde(
+        default,
+        rename = "relayed_subnet",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub relayed_subnets: Vec<WireRelayedSubnet>,
     /// The nodes ombootd boots; a MAC not listed here gets no answer.
     #[serde(default, rename = "node")]
     pub nodes: Vec<WireNode>,
+}
+
+/// `[[relayed_subnet]]`: a subnet behind a DHCP relay agent.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireRelayedSubnet {
+    /// The subnet, in CIDR form (such as `10.78.0.0/24`).
+    pub subnet: Spanned<String>,
+    /// The relay agent's address on it (the giaddr it sends), which is also the nodes' default
+    /// gateway there: they reach the master through it.
+    pub router: Spanned<Ipv4Addr>,
 }
 
 /// Whether ombootd is the network's DHCP server or a proxyDHCP server beside another one.

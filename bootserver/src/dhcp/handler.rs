@@ -13,7 +13,7 @@ use dhcproto::{Decodable, Decoder};
 use super::boot_client::BootClient;
 use super::reply_addr::{self, Destination};
 use crate::config::wire::UnknownMacs;
-use crate::config::{Config, Node};
+use crate::config::{Config, Network, Node};
 use crate::leases::{Lease, LeaseError, LeaseState, LeaseStore};
 use crate::mac::MacAddr;
 
@@ -68,6 +68,18 @@ pub enum DropReason {
     Unsupported(MessageType),
     /// proxyDHCP: not a network-boot client we have a loader for; the site's server answers it.
     NotForProxy,
+    /// Forwarded by a relay agent on a subnet we do not serve (no `[[relayed_subnet]]` holds
+    /// its giaddr).
+    UnknownRelay(Ipv4Addr),
+    /// A table node asked from another network than its address's.
+    WrongNetwork {
+        /// The node.
+        node: String,
+        /// Its table address.
+        ip: Ipv4Addr,
+        /// The network it asked from.
+        network: String,
+    },
 }
 
 /// Does `datagram` carry the DHCP magic cookie (RFC 2131 §3: 99.130.83.99 at offset 236,
@@ -129,10 +141,15 @@ pub fn handle(
     // §4.3.2: SELECTING carries the server identifier; INIT-REBOOT a requested address;
     // RENEWING/REBINDING only ciaddr.
     let asked = requested.unwrap_or(req.ciaddr());
+    // Which network the client is on: ours, or the subnet of the relay agent that forwarded it.
+    let Some(net) = cfg.network_of(req.giaddr()) else {
+        return Ok(Outcome::Drop(DropReason::UnknownRelay(req.giaddr())));
+    };
     let (node, pooled) = match cfg.node_by_mac(mac) {
         Some(n) => (n.clone(), false),
         None => match (cfg.unknown_macs, cfg.pool) {
-            (UnknownMacs::Boot, Some(pool)) => {
+            // The pool lies in the served subnet: only clients on it get its addresses.
+            (UnknownMacs::Boot, Some(pool)) if !net.relayed => {
                 let mac_text = mac.to_string();
                 let taken = |ip| {
                     leases.declined(ip, now)
@@ -162,6 +179,22 @@ pub fn handle(
         },
     };
     let node = &node;
+    if !pooled && !net.subnet.contains_host(node.ip) {
+        // The node asks from another network than its address's: moved to another segment, or
+        // its entry is wrong. It gets no address there (and a NAK for a REQUEST).
+        if kind == MessageType::Request {
+            let why = format!(
+                "{} of {} is not in this network ({})",
+                node.ip, node.name, net.subnet
+            );
+            return Ok(nak(req, cfg, &net, node, why));
+        }
+        return Ok(Outcome::Drop(DropReason::WrongNetwork {
+            node: node.name.clone(),
+            ip: node.ip,
+            network: net.subnet.to_string(),
+        }));
+    }
     let lease = |state, secs| Lease {
         mac: mac.to_string(),
         ip: node.ip,
@@ -173,7 +206,7 @@ pub fn handle(
     match kind {
         MessageType::Discover => {
             leases.put(mac, lease(LeaseState::Offered, OFFER_HOLD_SECS))?;
-            Ok(reply(req, cfg, node, MessageType::Offer))
+            Ok(reply(req, cfg, &net, node, MessageType::Offer))
         }
         MessageType::Request => {
             if server_id.is_some_and(|id| id != cfg.master_ip) {
@@ -186,19 +219,19 @@ pub fn handle(
                 return Ok(Outcome::Drop(DropReason::OtherServerSelected));
             }
             if asked != node.ip {
-                let why = if !cfg.subnet.contains_host(asked) {
-                    format!("{asked} is not in this network ({})", cfg.subnet)
+                let why = if !net.subnet.contains_host(asked) {
+                    format!("{asked} is not in this network ({})", net.subnet)
                 } else if pooled {
                     format!("{asked} is not free for {mac}")
                 } else {
                     format!("{} is reserved for {} ({})", node.ip, node.name, node.mac)
                 };
-                return Ok(nak(req, cfg, node, why));
+                return Ok(nak(req, cfg, &net, node, why));
             }
             leases.put(mac, lease(LeaseState::Bound, u64::from(cfg.lease_secs)))?;
-            Ok(reply(req, cfg, node, MessageType::Ack))
+            Ok(reply(req, cfg, &net, node, MessageType::Ack))
         }
-        MessageType::Inform => Ok(reply(req, cfg, node, MessageType::Ack)),
+        MessageType::Inform => Ok(reply(req, cfg, &net, node, MessageType::Ack)),
         MessageType::Release => {
             if server_id.is_none_or(|id| id == cfg.master_ip) {
                 leases.remove(mac)?;
@@ -227,8 +260,8 @@ pub fn handle(
 }
 
 /// A NAK saying `why` (RFC 2131 §4.3.2: the client starts over).
-fn nak(req: &Message, cfg: &Config, node: &Node, why: String) -> Outcome {
-    let mut out = reply(req, cfg, node, MessageType::Nak);
+fn nak(req: &Message, cfg: &Config, net: &Network, node: &Node, why: String) -> Outcome {
+    let mut out = reply(req, cfg, net, node, MessageType::Nak);
     if let Outcome::Reply { msg, .. } = &mut out {
         msg.opts_mut().insert(DhcpOption::Message(why));
     }
@@ -236,7 +269,7 @@ fn nak(req: &Message, cfg: &Config, node: &Node, why: String) -> Outcome {
 }
 
 /// Build the reply of type `kind` (RFC 2131 Table 3) and decide where it goes.
-fn reply(req: &Message, cfg: &Config, node: &Node, kind: MessageType) -> Outcome {
+fn reply(req: &Message, cfg: &Config, net: &Network, node: &Node, kind: MessageType) -> Outcome {
     let is_inform = req.opts().msg_type() == Some(MessageType::Inform);
     let mut m = Message::default();
     m.set_opcode(Opcode::BootReply)
@@ -264,9 +297,9 @@ fn reply(req: &Message, cfg: &Config, node: &Node, kind: MessageType) -> Outcome
         }
         m.set_siaddr(cfg.master_ip);
         let opts = m.opts_mut();
-        opts.insert(DhcpOption::SubnetMask(cfg.subnet.mask()));
-        opts.insert(DhcpOption::BroadcastAddr(cfg.subnet.broadcast()));
-        if let Some(r) = cfg.router {
+        opts.insert(DhcpOption::SubnetMask(net.subnet.mask()));
+        opts.insert(DhcpOption::BroadcastAddr(net.subnet.broadcast()));
+        if let Some(r) = net.router {
             opts.insert(DhcpOption::Router(vec![r]));
         }
         opts.insert(DhcpOption::Hostname(node.name.clone()));
@@ -473,6 +506,81 @@ ip = "10.77.0.11"
             Some(&DhcpOption::ClassIdentifier(b"HTTPClient".to_vec()))
         );
         assert_eq!(m.opts().get(OptionCode::TFTPServerName), None);
+    }
+
+    /// node1 on the served subnet, node2 behind a relay agent at 10.78.0.1.
+    fn relayed_cfg() -> Config {
+        let text = CONFIG.replace(
+            "[[node]]",
+            "[[relayed_subnet]]\nsubnet = \"10.78.0.0/24\"\nrouter = \"10.78.0.1\"\n\n[[node]]",
+        ) + "[[node]]\nmac = \"52:54:00:77:00:02\"\nname = \"node2\"\nip = \"10.78.0.12\"\n";
+        Config::parse(&text, Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_relayed_client_gets_its_subnet_and_the_reply_goes_to_the_relay() {
+        let node2 = [0x52, 0x54, 0, 0x77, 0, 2];
+        let mut r = req(MessageType::Discover, node2, vec![]);
+        r.set_giaddr(Ipv4Addr::new(10, 78, 0, 1));
+        let mut leases = MemoryLeases::default();
+        let (m, kind, dest, _) = reply_of(handle(&r, &relayed_cfg(), &mut leases, 0).unwrap());
+        assert_eq!(kind, MessageType::Offer);
+        assert_eq!(m.yiaddr(), Ipv4Addr::new(10, 78, 0, 12));
+        assert_eq!(m.giaddr(), Ipv4Addr::new(10, 78, 0, 1));
+        assert_eq!(dest, Destination::Relay(Ipv4Addr::new(10, 78, 0, 1)));
+        assert_eq!(
+            m.opts().get(OptionCode::Router),
+            Some(&DhcpOption::Router(vec![Ipv4Addr::new(10, 78, 0, 1)]))
+        );
+        assert_eq!(
+            m.opts().get(OptionCode::BroadcastAddr),
+            Some(&DhcpOption::BroadcastAddr(Ipv4Addr::new(10, 78, 0, 255)))
+        );
+    }
+
+    #[test]
+    fn a_node_on_the_wrong_network_or_an_unknown_relay_gets_no_address() {
+        let cfg = relayed_cfg();
+        let mut leases = MemoryLeases::default();
+        // node1 (10.77.0.11) behind the relay.
+        let mut r = req(MessageType::Discover, MAC, vec![]);
+        r.set_giaddr(Ipv4Addr::new(10, 78, 0, 1));
+        assert!(matches!(
+            handle(&r, &cfg, &mut leases, 0).unwrap(),
+            Outcome::Drop(DropReason::WrongNetwork { ref node, .. }) if node == "node1"
+        ));
+        let mut r = req(
+            MessageType::Request,
+            MAC,
+            vec![DhcpOption::RequestedIpAddress([10, 77, 0, 11].into())],
+        );
+        r.set_giaddr(Ipv4Addr::new(10, 78, 0, 1));
+        let (m, kind, _, _) = reply_of(handle(&r, &cfg, &mut leases, 0).unwrap());
+        assert_eq!(kind, MessageType::Nak);
+        assert_eq!(
+            m.opts().get(OptionCode::Message),
+            Some(&DhcpOption::Message(
+                "10.77.0.11 of node1 is not in this network (10.78.0.0/24)".into()
+            ))
+        );
+        // node2 (10.78.0.12) on the served segment itself.
+        let r = req(MessageType::Discover, [0x52, 0x54, 0, 0x77, 0, 2], vec![]);
+        assert!(matches!(
+            handle(&r, &cfg, &mut leases, 0).unwrap(),
+            Outcome::Drop(DropReason::WrongNetwork { ref node, .. }) if node == "node2"
+        ));
+        // A relay agent of a subnet we do not serve.
+        let mut r = req(MessageType::Discover, MAC, vec![]);
+        r.set_giaddr(Ipv4Addr::new(10, 99, 0, 1));
+        assert!(matches!(
+            handle(&r, &cfg, &mut leases, 0).unwrap(),
+            Outcome::Drop(DropReason::UnknownRelay(ip)) if ip == Ipv4Addr::new(10, 99, 0, 1)
+        ));
+        assert_eq!(
+            leases.get(MacAddr(MAC)),
+            None,
+            "no lease for a refused client"
+        );
     }
 
     #[test]

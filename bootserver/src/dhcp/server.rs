@@ -289,6 +289,38 @@ impl DhcpServer {
                 tracing::debug!("dropped a request without option 53 (BOOTP)");
                 return None;
             }
+            Ok(Outcome::Drop(DropReason::WrongNetwork { node, ip, network })) => {
+                self.stats.count(Event::Ignored);
+                let (mac, now) = (
+                    MacAddr::from_chaddr(req.chaddr()),
+                    self.clock.now().as_secs(),
+                );
+                let loud =
+                    mac.is_some_and(|m| self.log_gate.lock().is_ok_and(|mut g| g.allow(m, now)));
+                let msg = "a node asks from another network than its address's: no answer (fix its `ip`, or declare its subnet as [[relayed_subnet]])";
+                if loud {
+                    tracing::warn!(%node, %ip, %network, "{msg}");
+                } else {
+                    tracing::debug!(%node, %ip, %network, "{msg}");
+                }
+                return None;
+            }
+            Ok(Outcome::Drop(DropReason::UnknownRelay(giaddr))) => {
+                self.stats.count(Event::Ignored);
+                let (mac, now) = (
+                    MacAddr::from_chaddr(req.chaddr()),
+                    self.clock.now().as_secs(),
+                );
+                let loud =
+                    mac.is_some_and(|m| self.log_gate.lock().is_ok_and(|mut g| g.allow(m, now)));
+                let msg = "DHCP forwarded by a relay agent of a subnet not served: no answer (declare it as [[relayed_subnet]])";
+                if loud {
+                    tracing::info!(%giaddr, "{msg}");
+                } else {
+                    tracing::debug!(%giaddr, "{msg}");
+                }
+                return None;
+            }
             Ok(Outcome::Drop(DropReason::NotForProxy)) => {
                 // The site's server answers it; not worth a counter of ours.
                 return None;

@@ -22,7 +22,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 use crate::boot_stage::{self as stage, BootStages, Seen, Stage};
-use crate::boot_window::{BootCounts, BootWindows};
+use crate::boot_window::{BootCounts, BootWindows, Link};
 use crate::config::wire::UnknownMacs;
 use crate::config::{Config, Node};
 use crate::dhcp::log_gate::LogGate;
@@ -402,11 +402,18 @@ async fn node_key(
     };
     let nodes: Vec<(MacAddr, Ipv4Addr)> = config.nodes.iter().map(|n| (n.mac, n.ip)).collect();
     let (boots, clock, iface) = (st.boots.clone(), st.clock.clone(), config.interface.clone());
+    // A node of a relayed subnet is behind a router: the neighbour table holds the router's MAC.
+    let routed = config.is_relayed(ip);
     let decided = tokio::task::spawn_blocking(move || {
-        let seen = neighbors::mac_of(ip, &iface);
+        let seen = (!routed).then(|| neighbors::mac_of(ip, &iface)).flatten();
         let now = clock.now().as_secs();
         let mut b = boots.lock().ok()?;
-        let r = b.windows.take_key(&nodes, ip, seen, now);
+        let link = if routed {
+            Link::Routed
+        } else {
+            Link::Seen(seen)
+        };
+        let r = b.windows.take_key(&nodes, ip, link, now);
         let log = r.is_ok() || b.log.allow(seen.unwrap_or(MacAddr([0; 6])), now);
         Some((r, seen, log))
     })

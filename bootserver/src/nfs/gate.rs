@@ -22,10 +22,11 @@ pub enum Refusal {
 }
 
 /// An export's admission rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gate {
-    /// The nodes' subnet; `None` admits every address (tests on loopback).
-    pub subnet: Option<Subnet>,
+    /// The nodes' subnets (the served one and the relayed ones); `None` admits every address
+    /// (tests on loopback).
+    pub subnets: Option<Vec<Subnet>>,
     /// Admit unprivileged source ports.
     pub insecure: bool,
 }
@@ -33,17 +34,18 @@ pub struct Gate {
 impl Gate {
     /// Admit anyone: for tests of the file system behind the port.
     pub const OPEN: Gate = Gate {
-        subnet: None,
+        subnets: None,
         insecure: true,
     };
 
     /// Whether a connection from `peer` may be served.
     pub fn admits(&self, peer: SocketAddr) -> Result<(), Refusal> {
-        if let Some(net) = self.subnet {
-            let inside = match peer.ip() {
-                IpAddr::V4(ip) => net.contains_host(ip),
-                IpAddr::V6(ip) => ip.to_ipv4_mapped().is_some_and(|v4| net.contains_host(v4)),
+        if let Some(nets) = &self.subnets {
+            let v4 = match peer.ip() {
+                IpAddr::V4(ip) => Some(ip),
+                IpAddr::V6(ip) => ip.to_ipv4_mapped(),
             };
+            let inside = v4.is_some_and(|ip| nets.iter().any(|n| n.contains_host(ip)));
             if !inside {
                 return Err(Refusal::Outside);
             }
@@ -98,7 +100,10 @@ mod tests {
 
     fn gate(insecure: bool) -> Gate {
         Gate {
-            subnet: Some("10.77.0.0/24".parse().unwrap()),
+            subnets: Some(vec![
+                "10.77.0.0/24".parse().unwrap(),
+                "10.78.0.0/24".parse().unwrap(),
+            ]),
             insecure,
         }
     }
