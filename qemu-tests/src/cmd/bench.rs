@@ -81,6 +81,17 @@ enum What {
         #[arg(long, default_value_t = 2.5)]
         max_drops_pct: f64,
     },
+    /// Boot: power-on to up of one BIOS node from ombootd and from dnsmasq (DHCP + TFTP,
+    /// serving the same script, kernel and initrd), alternating; then a boot storm from
+    /// ombootd; writes build/bench/boot.json.
+    Boot {
+        /// Boots per server (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Nodes powered on at once in the storm (0: none).
+        #[arg(long, default_value_t = 8)]
+        storm: u8,
+    },
     /// Gossip at scale, in-process (no lab): omd's agents over a simulated lossy LAN against
     /// the membership, fresh-load-record and load-news targets; writes build/bench/gossip.json.
     Gossip {
@@ -122,6 +133,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             secs,
             max_drops_pct,
         } => super::bench_dhcp::run(rates, secs, max_drops_pct),
+        What::Boot { runs, storm } => super::bench_boot::run(runs, storm),
         What::Gossip {
             nodes,
             loss,

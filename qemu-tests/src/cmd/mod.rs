@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_balance;
+mod bench_boot;
 mod bench_dashboard;
 mod bench_dhcp;
 mod bench_gossip;
