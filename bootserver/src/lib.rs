@@ -11,6 +11,7 @@ pub mod config;
 pub mod confined;
 pub mod dashboard;
 pub mod dhcp;
+pub mod dhcp6;
 pub mod http;
 pub mod image;
 pub mod leases;

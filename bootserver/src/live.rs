@@ -31,7 +31,7 @@ pub struct Reloaded {
 /// from `old`; and what changed.
 pub fn merge(old: &Config, new: Config) -> (Config, Reloaded) {
     let mut need_restart = Vec::new();
-    let fixed: [(&'static str, bool); 13] = [
+    let fixed: [(&'static str, bool); 14] = [
         ("interface", old.interface != new.interface),
         ("master_ip", old.master_ip != new.master_ip),
         ("subnet", old.subnet != new.subnet),
@@ -45,6 +45,7 @@ pub fn merge(old: &Config, new: Config) -> (Config, Reloaded) {
         ("dhcp_mode", old.dhcp_mode != new.dhcp_mode),
         // The NFS exports admit the subnets they were opened with.
         ("relayed_subnet", old.relayed != new.relayed),
+        ("ipv6_boot", old.ipv6_boot != new.ipv6_boot),
         (
             "dhcp_source_rate",
             old.dhcp_source_rate != new.dhcp_source_rate,

@@ -81,7 +81,7 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
         .await
         .map_err(|e| addr_error("HTTP", http_addr, e))?;
     let advertiser = if config.ipv6_ra {
-        match crate::ra::Advertiser::bind(&config.interface) {
+        match crate::ra::Advertiser::bind(&config.interface, config.ipv6_boot.as_ref()) {
             Ok(a) => Some(a),
             Err(e) => {
                 tracing::warn!(
@@ -95,6 +95,32 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
         None
     };
     let advertising = advertiser.is_some();
+    // IPv6 netboot: DHCPv6 on the interface, HTTP on the master's IPv6 address too.
+    let ipv6 = match config.ipv6_boot {
+        None => None,
+        Some(boot) => {
+            let mac = crate::ra::mac_of(&config.interface)
+                .with_context(|| format!("cannot read the MAC of {}", config.interface))?;
+            let (sock, duid) = crate::dhcp6::server::bind(&config.interface, mac)
+                .with_context(|| format!("cannot open the DHCPv6 port on {}", config.interface))?;
+            let addr = SocketAddr::new(IpAddr::V6(boot.master()), config.ports.http);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| addr_error("HTTP", addr, e))?;
+            let server = crate::dhcp6::server::Dhcp6Server::new(sock, duid, live.clone(), boot)?;
+            Some((server, listener, addr, boot))
+        }
+    };
+    let (dhcp6, http6, ipv6_shown) = match ipv6 {
+        Some((server, listener, addr, boot)) => (Some(server), Some(listener), Some((addr, boot))),
+        None => (None, None, None),
+    };
+    let serve_dhcp6 = async move {
+        match dhcp6 {
+            Some(d) => d.run().await,
+            None => std::future::pending().await,
+        }
+    };
     let advertise = async move {
         match advertiser {
             Some(a) => a.run().await,
@@ -236,11 +262,26 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
         config.state_dir.join(dashboard::token::FILE).display()
     );
     println!("listening for NFS on {nfs_addr}");
-    if advertising {
-        println!(
+    match (advertising, ipv6_shown) {
+        (true, Some((addr, boot))) => {
+            println!(
+                "advertising on {} for IPv6: no router, addresses by DHCPv6 in {}/{}",
+                config.interface,
+                boot.network(),
+                boot.prefix_len()
+            );
+            println!(
+                "listening for DHCPv6 on {} ([::]:{})",
+                config.interface,
+                crate::dhcp6::server::SERVER_PORT
+            );
+            println!("listening for HTTP on {addr}");
+        }
+        (true, None) => println!(
             "advertising on {} for IPv6: no router, nothing to configure",
             config.interface
-        );
+        ),
+        (false, _) => {}
     }
     if let Some(addr) = shared_addr {
         println!("listening for NFS (cluster) on {addr}");
@@ -254,6 +295,7 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
         config.image_dir.display()
     );
 
+    let state6 = state.clone();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = dhcp.run() => r.context("the DHCP server stopped")?,
@@ -262,6 +304,16 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
             LimitedListener::new(http_listener, limits::MAX_CONNECTIONS, limits::IDLE).tap_io(|_| ()),
             http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
         ) => r.context("the HTTP server stopped")?,
+        r = async {
+            match http6 {
+                Some(l) => axum::serve(
+                    LimitedListener::new(l, limits::MAX_CONNECTIONS, limits::IDLE).tap_io(|_| ()),
+                    http::router(state6).into_make_service_with_connect_info::<SocketAddr>(),
+                ).await,
+                None => std::future::pending().await,
+            }
+        } => r.context("the HTTP server on IPv6 stopped")?,
+        () = serve_dhcp6 => {}
         r = nfs.serve() => r.context("the NFS server stopped")?,
         () = leases::flusher::run(leases.clone(), commits.clone()) => {}
         () = dashboard::feed::run(dashboard, live.clone(), stages.clone(), pending.clone()) => {}

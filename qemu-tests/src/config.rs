@@ -67,6 +67,7 @@ impl LabConfig {
             unknown_macs: Default::default(),
             pool: None,
             ipv6_ra: true,
+            ipv6_boot: None,
             dhcp_source_rate: set(2000),
             relayed_subnets: Vec::new(),
             nodes: Vec::new(),

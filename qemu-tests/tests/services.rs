@@ -1085,6 +1085,20 @@ fn nodes_are_added_approved_and_removed_while_serving() {
     lab.teardown().unwrap();
 }
 
+/// Solicits a router advertisement from `c`'s eth0 (a raw ICMPv6 socket in Python) and returns
+/// the first one received, in hex.
+fn router_advertisement(lab: &Lab, c: &ClientNs) -> String {
+    let solicit = "import socket, time\ns = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)\ns.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth0')\ns.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)\nidx = socket.if_nametoindex('eth0')\ns.settimeout(1)\nend = time.time() + 10\nwhile time.time() < end:\n    try:\n        s.sendto(bytes([133, 0, 0, 0, 0, 0, 0, 0]), ('ff02::2', 0, 0, idx))\n    except OSError as e:\n        time.sleep(0.5)\n        continue\n    try:\n        while True:\n            d, a = s.recvfrom(1500)\n            if d[0] == 134:\n                print('RA', d.hex())\n                raise SystemExit(0)\n    except socket.timeout:\n        pass\nraise SystemExit(1)\n";
+    let mut py = Command::new("python3");
+    py.args(["-c", solicit]);
+    let out = lab.run(py, c.netns(), T).unwrap();
+    let t = text(&out);
+    t.lines()
+        .find_map(|l| l.strip_prefix("RA "))
+        .unwrap_or_else(|| panic!("no advertisement: {t}"))
+        .to_owned()
+}
+
 #[test]
 fn a_router_solicitation_gets_an_advertisement_that_configures_nothing() {
     let (lab, ombootd) = lab_with_ombootd("ra");
@@ -1093,15 +1107,7 @@ fn a_router_solicitation_gets_an_advertisement_that_configures_nothing() {
         .unwrap();
     assert!(line.contains("nothing to configure"), "{line}");
     let c = client(&lab, "c1", MacAddr::lab(1), true);
-    let solicit = "import socket, time\ns = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)\ns.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'eth0')\ns.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)\nidx = socket.if_nametoindex('eth0')\ns.settimeout(1)\nend = time.time() + 10\nwhile time.time() < end:\n    try:\n        s.sendto(bytes([133, 0, 0, 0, 0, 0, 0, 0]), ('ff02::2', 0, 0, idx))\n    except OSError as e:\n        time.sleep(0.5)\n        continue\n    try:\n        while True:\n            d, a = s.recvfrom(1500)\n            if d[0] == 134:\n                print('RA', d.hex())\n                raise SystemExit(0)\n    except socket.timeout:\n        pass\nraise SystemExit(1)\n";
-    let mut py = Command::new("python3");
-    py.args(["-c", solicit]);
-    let out = lab.run(py, c.netns(), T).unwrap();
-    let t = text(&out);
-    let ra = t
-        .lines()
-        .find_map(|l| l.strip_prefix("RA "))
-        .unwrap_or_else(|| panic!("no advertisement: {t}"));
+    let ra = router_advertisement(&lab, &c);
     // Type 134, code 0; M = O = 0; router lifetime 0; the master's link-layer address.
     assert!(ra.starts_with("8600"), "{ra}");
     assert_eq!(&ra[10..16], "000000", "flags and lifetime: {ra}");
@@ -1452,5 +1458,129 @@ fn nodes_behind_a_dhcp_relay_get_their_subnet_and_their_key() {
         relayed.contains("DHCP relay at 10.78.0.1 -> 10.77.0.1"),
         "{relayed}"
     );
+    lab.teardown().unwrap();
+}
+
+#[test]
+fn ipv6_netboot_gives_a_node_its_address_and_the_loader_url() {
+    let lab = Lab::new("dhcp6").unwrap();
+    sh(
+        &lab,
+        lab.netns(),
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd77::1/64",
+            "dev",
+            lab.bridge(),
+            "nodad",
+        ],
+    );
+    let img = fake_image(&lab);
+    let mut cfg = lab
+        .ombootd_config(&img)
+        .node("node1", MacAddr::lab(1), NODE1.parse().unwrap());
+    cfg.ipv6_boot = Some(omlab::config::set("fd77::1/64".to_owned()));
+    let path = lab.write_ombootd_config(&cfg).unwrap();
+    let ombootd = lab.start_ombootd(&ombootd(), &path).unwrap();
+    let line = lab
+        .wait_for_output(&ombootd, "listening for DHCPv6", Duration::from_secs(1))
+        .unwrap();
+    assert!(line.contains("[::]:547"), "{line}");
+
+    let (dhclient, _) = {
+        let root = omlab::anchors::unpack(
+            "isc-dhcp-client",
+            &omlab::cluster::workspace_root().join("build/anchors"),
+        )
+        .unwrap();
+        (root.join("sbin/dhclient"), root)
+    };
+    let conf = lab.dir().join("dhclient6.conf");
+    // edk2's HTTP boot client says architecture 16 and asks for the boot file URL.
+    std::fs::write(
+        &conf,
+        "send dhcp6.client-arch-type 16;\nalso request dhcp6.bootfile-url;\n",
+    )
+    .unwrap();
+    let script = lab.dir().join("dhclient6.sh");
+    let out = lab.dir().join("dhclient6.out");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$reason\" = BOUND6 ] && echo \"V6LEASE addr=$new_ip6_address url=$new_dhcp6_bootfile_url\" >> {}\nexit 0\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run_dhclient = |c: &ClientNs, name: &str| {
+        // The link-local address must have finished duplicate detection before dhclient binds.
+        for _ in 0..50 {
+            let mut ip = Command::new("ip");
+            ip.args(["-6", "addr", "show", "dev", "eth0", "scope", "link"]);
+            let o = text(&lab.run(ip, c.netns(), T).unwrap());
+            if o.contains("inet6") && !o.contains("tentative") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut cmd = Command::new(&dhclient);
+        cmd.args(["-6", "-d", "-cf"])
+            .arg(&conf)
+            .arg("-sf")
+            .arg(&script)
+            .arg("-lf")
+            .arg(lab.dir().join(format!("{name}.leases")))
+            .arg("-pf")
+            .arg(lab.dir().join(format!("{name}.pid")))
+            .arg("eth0");
+        lab.spawn(name, cmd, c.netns()).unwrap()
+    };
+    let lease = || std::fs::read_to_string(&out).unwrap_or_default();
+
+    // node1: its IPv4 address inside the prefix, and the loader's URL.
+    let c = client(&lab, "c1", MacAddr::lab(1), true);
+    let ra = router_advertisement(&lab, &c);
+    assert_eq!(
+        &ra[10..16],
+        "c00000",
+        "M and O set, no default router: {ra}"
+    );
+    let p = run_dhclient(&c, "dhclient1");
+    let t = std::time::Instant::now();
+    while !lease().contains("V6LEASE") && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    lab.stop(&p).unwrap();
+    assert!(
+        lease().contains("V6LEASE addr=fd77::a4d:b url=http://[fd77::1]:8080/loader/ipxe.efi"),
+        "{}\n{}",
+        lease(),
+        std::fs::read_to_string(lab.dir().join("dhclient1.log")).unwrap_or_default()
+    );
+    // At that address the node fetches the loader over IPv6.
+    lab.add_client_addr(&c, "fd77::a4d:b/64").unwrap();
+    let efi = lab.dir().join("efi6.bin");
+    let mut curl = Command::new("curl");
+    curl.args(["-sf", "-g", "-o"])
+        .arg(&efi)
+        .arg("http://[fd77::1]:8080/loader/ipxe.efi");
+    let o = lab.run(curl, c.netns(), T).unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(&efi).unwrap(),
+        std::fs::read(lab.dir().join("image/tftp/ipxe.efi")).unwrap()
+    );
+
+    // A MAC outside the table gets no answer.
+    std::fs::remove_file(&out).ok();
+    let stranger = client(&lab, "c2", MacAddr::lab(9), true);
+    let p = run_dhclient(&stranger, "dhclient2");
+    std::thread::sleep(Duration::from_secs(5));
+    lab.stop(&p).unwrap();
+    assert_eq!(lease(), "", "a stranger got an IPv6 lease");
     lab.teardown().unwrap();
 }

@@ -128,6 +128,8 @@ pub struct Config {
     pub dhcp_source_rate: u32,
     /// Subnets behind DHCP relay agents.
     pub relayed: Vec<Relayed>,
+    /// IPv6 netboot (DHCPv6), if on.
+    pub ipv6_boot: Option<crate::dhcp6::prefix::Ipv6Boot>,
 }
 
 impl Config {
@@ -341,6 +343,25 @@ impl Validator<'_> {
             ));
         }
 
+        let ipv6_boot = match &w.ipv6_boot {
+            None => None,
+            Some(b) => {
+                let boot: crate::dhcp6::prefix::Ipv6Boot =
+                    b.get_ref()
+                        .parse()
+                        .map_err(|e: crate::dhcp6::prefix::Ipv6BootError| {
+                            self.err(b.span(), "ipv6_boot", e.to_string())
+                        })?;
+                if !w.ipv6_ra {
+                    return Err(self.err(
+                        b.span(),
+                        "ipv6_boot",
+                        "needs ipv6_ra = true: the router advertisements send the nodes to DHCPv6",
+                    ));
+                }
+                Some(boot)
+            }
+        };
         let mut relayed: Vec<Relayed> = Vec::with_capacity(w.relayed_subnets.len());
         for (i, r) in w.relayed_subnets.iter().enumerate() {
             let field = |f: &str| format!("relayed_subnet[{i}].{f}");
@@ -537,6 +558,7 @@ impl Validator<'_> {
             ipv6_ra: w.ipv6_ra,
             dhcp_source_rate,
             relayed,
+            ipv6_boot,
             key_file,
         })
     }

@@ -56,6 +56,14 @@ pub struct WireConfig {
     /// router, no prefix, no DHCPv6): they end iPXE's wait for IPv6 configuration at boot.
     #[serde(default = "default_true")]
     pub ipv6_ra: bool,
+    /// IPv6 netboot: the master's IPv6 address on `interface` with the prefix length, such as
+    /// `fd77::1/64` (configure that address there). The router advertisements then send the
+    /// nodes to DHCPv6 and mark the prefix on-link, and ombootd answers DHCPv6 (RFC 8415) on
+    /// `interface`: each table node gets the prefix with its IPv4 address as the last 32 bits,
+    /// and a UEFI HTTP boot client the loader's URL (RFC 5970). Needs `ipv6_ra`. Absent: no
+    /// DHCPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_boot: Option<Spanned<String>>,
     /// DHCP messages per second taken from one source address (a relay, or renewing nodes
     /// behind one address), with a burst of twice as many; over it they are dropped undecoded and
     /// counted as `rate_limited`. Clients without an address are limited per MAC instead.

@@ -349,7 +349,7 @@ pub fn boot_file_for(
             mac.hyphenated()
         )),
         BootClient::UefiPxe => Some("ipxe.efi".to_string()),
-        BootClient::UefiHttp => Some(crate::http::loader_url(master, http_port)),
+        BootClient::UefiHttp => Some(crate::http::loader_url(master.into(), http_port)),
         BootClient::BiosPxe => Some("undionly.kpxe".to_string()),
         BootClient::UnsupportedPxe(_) | BootClient::Plain => None,
     }

@@ -115,9 +115,14 @@ pub fn router(state: AppState) -> Router {
 /// The one boot loader served over HTTP (to UEFI HTTP boot clients), from the TFTP root.
 pub const HTTP_LOADER: &str = "ipxe.efi";
 
-/// The URL a UEFI HTTP boot client is offered: [`HTTP_LOADER`] on this server.
-pub fn loader_url(master: Ipv4Addr, http_port: u16) -> String {
-    format!("http://{master}:{http_port}/loader/{HTTP_LOADER}")
+/// The URL a UEFI HTTP boot client is offered: [`HTTP_LOADER`] on this server, at its IPv4 or
+/// (IPv6 netboot) IPv6 address.
+pub fn loader_url(master: IpAddr, http_port: u16) -> String {
+    let host = match master {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    format!("http://{host}:{http_port}/loader/{HTTP_LOADER}")
 }
 
 fn text(code: StatusCode, msg: String) -> Response {
@@ -276,7 +281,13 @@ async fn loader(
             format!("no boot loader `{file}`: HTTP boot serves {HTTP_LOADER}"),
         );
     }
-    let root = st.config.get().tftp_root.clone();
+    let config = st.config.get();
+    let root = config.tftp_root.clone();
+    // An IPv6 netboot client's address holds its IPv4 one.
+    let node_ip = match peer.ip().to_canonical() {
+        IpAddr::V4(ip) => Some(ip),
+        IpAddr::V6(ip) => config.ipv6_boot.and_then(|b| b.ipv4_of(ip)),
+    };
     let opened = tokio::task::spawn_blocking(move || {
         let root = root.canonicalize().map_err(|e| e.to_string())?;
         crate::confined::open_regular(&root, std::path::Path::new(HTTP_LOADER), HTTP_LOADER)
@@ -296,7 +307,7 @@ async fn loader(
     };
     let from_start = || {
         tracing::info!(%peer, file = HTTP_LOADER, "serving the boot loader over HTTP");
-        if let IpAddr::V4(ip) = peer.ip().to_canonical() {
+        if let Some(ip) = node_ip {
             st.stages.record_ip(ip, Stage::Loader);
         }
     };

@@ -1,6 +1,7 @@
 //! Privileged: IPv6 router advertisements on the served interface only, so that iPXE's IPv6
 //! configuration, which waits for one, ends at once instead of after its timeout (about 13 s of
-//! every boot in the lab). The advertisement configures nothing ([`packet`]). It answers each
+//! every boot in the lab). The advertisement configures nothing ([`packet`]), unless IPv6
+//! netboot is on: then it sends the nodes to DHCPv6 and marks the prefix on-link. It answers each
 //! solicitation, at most one a second, and repeats every [`EVERY`].
 
 pub mod packet;
@@ -26,14 +27,16 @@ pub struct Advertiser {
     ra: Vec<u8>,
 }
 
-fn ifindex(iface: &str) -> std::io::Result<u32> {
+/// The index of `iface`.
+pub fn ifindex(iface: &str) -> std::io::Result<u32> {
     let text = std::fs::read_to_string(format!("/sys/class/net/{iface}/ifindex"))?;
     text.trim()
         .parse()
         .map_err(|_| std::io::Error::other(format!("no index for {iface}")))
 }
 
-fn mac_of(iface: &str) -> std::io::Result<[u8; 6]> {
+/// The Ethernet address of `iface`.
+pub fn mac_of(iface: &str) -> std::io::Result<[u8; 6]> {
     let text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))?;
     let mac: crate::mac::MacAddr = text
         .trim()
@@ -43,8 +46,12 @@ fn mac_of(iface: &str) -> std::io::Result<[u8; 6]> {
 }
 
 impl Advertiser {
-    /// Open the socket on `iface` (needs CAP_NET_RAW: call it before privileges are dropped).
-    pub fn bind(iface: &str) -> std::io::Result<Self> {
+    /// Open the socket on `iface` (needs CAP_NET_RAW: call it before privileges are dropped);
+    /// with `boot`, the advertisements send the nodes to DHCPv6 for that prefix.
+    pub fn bind(
+        iface: &str,
+        boot: Option<&crate::dhcp6::prefix::Ipv6Boot>,
+    ) -> std::io::Result<Self> {
         let sock = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
         sock.bind_device(Some(iface.as_bytes()))?;
         sock.set_multicast_hops_v6(HOP_LIMIT)?;
@@ -59,7 +66,7 @@ impl Advertiser {
         Ok(Self {
             sock,
             ifindex,
-            ra: packet::advertisement(mac_of(iface)?),
+            ra: packet::advertisement(mac_of(iface)?, boot.map(|b| (b.network(), b.prefix_len()))),
         })
     }
 
