@@ -696,20 +696,35 @@ fn a_dhcp_flood_from_one_mac_leaves_a_node_answered_at_its_first_discover() {
 #[test]
 fn ombootd_keeps_only_the_capabilities_it_serves_with() {
     let (lab, ombootd) = lab_with_ombootd("caps");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", ombootd.pid())).unwrap();
-    let mask = |field: &str| {
-        let hex = status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .unwrap_or_else(|| panic!("{field} missing: {status}"));
-        u64::from_str_radix(hex.trim(), 16).unwrap()
-    };
+    // Capabilities are per thread: every thread of ombootd, not only the main one (the
+    // runtime's workers start before the drop), and after it has served a little.
+    let c = client(&lab, "c1", MacAddr::lab(1), true);
+    assert!(udhcpc(&lab, &c, &[]).status.success());
     // NET_ADMIN 12, DAC_READ_SEARCH 2, DAC_OVERRIDE 1, FOWNER 3, CHOWN 0, FSETID 4.
     let kept: u64 = [12, 2, 1, 3, 0, 4].iter().map(|b| 1u64 << b).sum();
-    assert_eq!(mask("CapEff:"), kept, "{status}");
-    assert_eq!(mask("CapPrm:"), kept, "{status}");
-    assert_eq!(mask("CapBnd:"), kept, "{status}");
-    assert_eq!(mask("NoNewPrivs:"), 1, "{status}");
+    let tasks = format!("/proc/{}/task", ombootd.pid());
+    let mut seen = 0;
+    for task in std::fs::read_dir(&tasks).unwrap() {
+        let path = task.unwrap().path().join("status");
+        let Ok(status) = std::fs::read_to_string(&path) else {
+            continue; // the thread ended meanwhile
+        };
+        let caps = bootserver::privileges::all_threads::ThreadCaps::parse(&status)
+            .unwrap_or_else(|| panic!("no capability lines: {status}"));
+        assert_eq!(
+            caps,
+            bootserver::privileges::all_threads::ThreadCaps {
+                effective: kept,
+                permitted: kept,
+                bounding: kept,
+                no_new_privs: true
+            },
+            "{}: {status}",
+            path.display()
+        );
+        seen += 1;
+    }
+    assert!(seen > 2, "only {seen} threads in {tasks}");
     lab.teardown().unwrap();
 }
 

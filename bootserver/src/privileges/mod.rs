@@ -1,6 +1,9 @@
 //! What ombootd keeps of root once its sockets are bound: the capabilities its services use
 //! while running, nothing else, and never more (no_new_privs, a trimmed bounding set).
-//! Privileged acts only; the list is one constant a test compares with the systemd unit.
+//! Privileged acts only; the list is one constant a test compares with the systemd unit. Every
+//! thread drops them, not only the caller ([`all_threads`]).
+
+pub mod all_threads;
 
 use caps::{CapSet, Capability, CapsHashSet};
 
@@ -53,11 +56,21 @@ pub fn drop_to_kept() -> Result<CapsHashSet, DropError> {
             source: caps::errors::CapsError::from(std::io::Error::last_os_error().to_string()),
         });
     }
+    // The other threads (the runtime's, started before) drop the same themselves.
+    let mask = |set: &CapsHashSet| set.iter().fold(0u64, |m, c| m | (1u64 << c.index()));
+    let bounding = caps::all()
+        .iter()
+        .filter(|c| !keep.contains(c))
+        .fold(0u64, |m, c| m | (1u64 << c.index()));
+    all_threads::drop_everywhere(mask(&kept), bounding).map_err(|e| DropError {
+        what: "drop them in every thread",
+        source: caps::errors::CapsError::from(e),
+    })?;
     Ok(kept)
 }
 
 /// The systemd unit shipped for ombootd.
-pub const UNIT: &str = include_str!("../systemd/ombootd.service");
+pub const UNIT: &str = include_str!("../../systemd/ombootd.service");
 
 #[cfg(test)]
 mod tests {
