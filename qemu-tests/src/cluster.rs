@@ -99,8 +99,14 @@ pub fn built_image(needed: &str) -> Result<PathBuf> {
 
 /// Writes the config serving `image` to `plan` and starts the workspace's debug ombootd.
 pub fn start_master(lab: &Lab, image: &Path, plan: &[Planned]) -> Result<Proc> {
-    let config = lab.write_ombootd_config(&config_for(lab, image, plan))?;
-    lab.start_ombootd(&workspace_root().join("target/debug/ombootd"), &config)
+    start_master_with(lab, &config_for(lab, image, plan))
+}
+
+/// Writes `config` (a [`config_for`] changed by the caller) and starts the workspace's debug
+/// ombootd on it.
+pub fn start_master_with(lab: &Lab, config: &LabConfig) -> Result<Proc> {
+    let path = lab.write_ombootd_config(config)?;
+    lab.start_ombootd(&workspace_root().join("target/debug/ombootd"), &path)
 }
 
 /// The lab's ombootd config serving `image` to `plan`.

@@ -22,13 +22,7 @@ fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
     // A short lease: each node's renewal service must renew it (at half time) within the test.
     let mut config = cluster::config_for(&lab, &image, &plan);
     config.lease_secs = omlab::config::set(LEASE_SECS);
-    let config = lab.write_ombootd_config(&config).unwrap();
-    let _ombootd = lab
-        .start_ombootd(
-            &cluster::workspace_root().join("target/debug/ombootd"),
-            &config,
-        )
-        .unwrap();
+    let _ombootd = cluster::start_master_with(&lab, &config).unwrap();
 
     let results = cluster::boot_all(&lab, &plan, Duration::from_secs(300));
     let mut nodes = Vec::new();

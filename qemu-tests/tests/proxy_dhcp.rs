@@ -62,13 +62,7 @@ fn nodes_boot_through_proxy_dhcp_beside_the_site_dhcp_server() {
 
     let mut config = cluster::config_for(&lab, &image, &plan);
     config.dhcp_mode = DhcpMode::Proxy;
-    let config = lab.write_ombootd_config(&config).unwrap();
-    let ombootd = lab
-        .start_ombootd(
-            &cluster::workspace_root().join("target/debug/ombootd"),
-            &config,
-        )
-        .unwrap();
+    let ombootd = cluster::start_master_with(&lab, &config).unwrap();
 
     let results = cluster::boot_all(&lab, &plan, Duration::from_secs(300));
     let mut nodes = Vec::new();

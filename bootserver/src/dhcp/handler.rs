@@ -268,9 +268,9 @@ fn nak(req: &Message, cfg: &Config, net: &Network, node: &Node, why: String) -> 
     out
 }
 
-/// Build the reply of type `kind` (RFC 2131 Table 3) and decide where it goes.
-fn reply(req: &Message, cfg: &Config, net: &Network, node: &Node, kind: MessageType) -> Outcome {
-    let is_inform = req.opts().msg_type() == Some(MessageType::Inform);
+/// A BOOTREPLY to `req` with the fields a server copies from it (RFC 2131 Table 3: xid, flags,
+/// giaddr, chaddr), no options yet.
+pub fn reply_to(req: &Message) -> Message {
     let mut m = Message::default();
     m.set_opcode(Opcode::BootReply)
         .set_htype(HType::Eth)
@@ -278,6 +278,13 @@ fn reply(req: &Message, cfg: &Config, net: &Network, node: &Node, kind: MessageT
         .set_flags(req.flags())
         .set_giaddr(req.giaddr())
         .set_chaddr(req.chaddr());
+    m
+}
+
+/// Build the reply of type `kind` (RFC 2131 Table 3) and decide where it goes.
+fn reply(req: &Message, cfg: &Config, net: &Network, node: &Node, kind: MessageType) -> Outcome {
+    let is_inform = req.opts().msg_type() == Some(MessageType::Inform);
+    let mut m = reply_to(req);
     let opts = m.opts_mut();
     opts.insert(DhcpOption::MessageType(kind));
     opts.insert(DhcpOption::ServerIdentifier(cfg.master_ip));
@@ -382,7 +389,7 @@ ip = "10.77.0.11"
         Config::parse(CONFIG, Path::new("t.toml")).unwrap()
     }
 
-    fn req(kind: MessageType, mac: [u8; 6], opts: Vec<DhcpOption>) -> Message {
+    pub(crate) fn req(kind: MessageType, mac: [u8; 6], opts: Vec<DhcpOption>) -> Message {
         let z = Ipv4Addr::UNSPECIFIED;
         let mut m = Message::new_with_id(42, z, z, z, z, &mac);
         m.set_flags(Flags::default().set_broadcast());
@@ -393,7 +400,7 @@ ip = "10.77.0.11"
         m
     }
 
-    fn reply_of(o: Outcome) -> (Message, MessageType, Destination, Option<String>) {
+    pub(crate) fn reply_of(o: Outcome) -> (Message, MessageType, Destination, Option<String>) {
         match o {
             Outcome::Reply {
                 msg,

@@ -7,7 +7,7 @@
 //! finding no PXE vendor options (43) in it, asks the PXE port (4011) and boots the file of the
 //! ACK it gets there. REQUESTs on the DHCP port belong to the site's server.
 
-use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode, OptionCode};
+use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 
 use super::boot_client::BootClient;
 use super::handler::{self, DropReason, Outcome};
@@ -45,14 +45,8 @@ pub fn handle(req: &Message, cfg: &Config, port: Port) -> Outcome {
         (_, other) => return Outcome::Drop(DropReason::Unsupported(other)),
     };
 
-    let mut m = Message::default();
-    m.set_opcode(Opcode::BootReply)
-        .set_htype(HType::Eth)
-        .set_xid(req.xid())
-        .set_flags(req.flags())
-        .set_giaddr(req.giaddr())
-        .set_chaddr(req.chaddr())
-        .set_siaddr(cfg.master_ip);
+    let mut m = handler::reply_to(req);
+    m.set_siaddr(cfg.master_ip);
     if reply_kind == MessageType::Ack {
         m.set_ciaddr(req.ciaddr());
     }
@@ -93,6 +87,7 @@ mod tests {
     use dhcproto::v4::{Architecture, Flags};
 
     use super::*;
+    use crate::dhcp::handler::tests::{reply_of, req};
     use crate::dhcp::reply_addr::Destination;
     use crate::mac::MacAddr;
 
@@ -106,19 +101,6 @@ mod tests {
         .unwrap()
     }
 
-    fn req(kind: MessageType, mac: [u8; 6], opts: Vec<DhcpOption>) -> Message {
-        let mut m = Message::default();
-        m.set_opcode(Opcode::BootRequest)
-            .set_htype(HType::Eth)
-            .set_xid(7)
-            .set_chaddr(&mac);
-        m.opts_mut().insert(DhcpOption::MessageType(kind));
-        for o in opts {
-            m.opts_mut().insert(o);
-        }
-        m
-    }
-
     fn pxe(arch: u16) -> Vec<DhcpOption> {
         vec![
             DhcpOption::ClassIdentifier(b"PXEClient:Arch:00000:UNDI:002001".to_vec()),
@@ -127,22 +109,9 @@ mod tests {
         ]
     }
 
-    fn reply(o: Outcome) -> (Message, MessageType, Destination, Option<String>) {
-        match o {
-            Outcome::Reply {
-                msg,
-                kind,
-                dest,
-                boot_file,
-                ..
-            } => (*msg, kind, dest, boot_file),
-            Outcome::Drop(why) => panic!("dropped: {why:?}"),
-        }
-    }
-
     #[test]
     fn a_pxe_discover_gets_the_boot_file_and_no_address() {
-        let (m, kind, dest, boot) = reply(handle(
+        let (m, kind, dest, boot) = reply_of(handle(
             &req(MessageType::Discover, MAC, pxe(0)),
             &cfg(),
             Port::Dhcp,
@@ -178,7 +147,7 @@ mod tests {
         let mut r = req(MessageType::Request, MAC, pxe(7));
         r.set_ciaddr(Ipv4Addr::new(10, 77, 0, 11))
             .set_flags(Flags::default());
-        let (m, kind, _, boot) = reply(handle(&r, &cfg(), Port::Pxe));
+        let (m, kind, _, boot) = reply_of(handle(&r, &cfg(), Port::Pxe));
         assert_eq!(kind, MessageType::Ack);
         assert_eq!(m.ciaddr(), Ipv4Addr::new(10, 77, 0, 11));
         assert_eq!(m.yiaddr(), Ipv4Addr::UNSPECIFIED);
@@ -194,7 +163,7 @@ mod tests {
     fn ipxe_and_http_clients_get_their_urls() {
         let mut opts = pxe(7);
         opts.push(DhcpOption::UserClass(b"iPXE".to_vec()));
-        let (_, _, _, boot) = reply(handle(
+        let (_, _, _, boot) = reply_of(handle(
             &req(MessageType::Discover, MAC, opts),
             &cfg(),
             Port::Dhcp,
@@ -207,7 +176,7 @@ mod tests {
             DhcpOption::ClassIdentifier(b"HTTPClient:Arch:00016:UNDI:003001".to_vec()),
             DhcpOption::ClientSystemArchitecture(Architecture(16)),
         ];
-        let (m, _, _, boot) = reply(handle(
+        let (m, _, _, boot) = reply_of(handle(
             &req(MessageType::Discover, MAC, http),
             &cfg(),
             Port::Dhcp,

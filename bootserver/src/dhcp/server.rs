@@ -230,6 +230,14 @@ impl DhcpServer {
         }
     }
 
+    /// Whether a line about `req` is logged at its level (else at debug): one a minute per MAC,
+    /// so a flood cannot fill the log.
+    fn loud(&self, req: &Message) -> bool {
+        let now = self.clock.now().as_secs();
+        MacAddr::from_chaddr(req.chaddr())
+            .is_some_and(|m| self.log_gate.lock().is_ok_and(|mut g| g.allow(m, now)))
+    }
+
     /// The reply to `req`, received on `port` from `from`, if any, encoded and addressed.
     fn answer(&self, req: &Message, port: Port, from: SocketAddr) -> Option<Prepared> {
         let config = self.config.get();
@@ -291,14 +299,8 @@ impl DhcpServer {
             }
             Ok(Outcome::Drop(DropReason::WrongNetwork { node, ip, network })) => {
                 self.stats.count(Event::Ignored);
-                let (mac, now) = (
-                    MacAddr::from_chaddr(req.chaddr()),
-                    self.clock.now().as_secs(),
-                );
-                let loud =
-                    mac.is_some_and(|m| self.log_gate.lock().is_ok_and(|mut g| g.allow(m, now)));
                 let msg = "a node asks from another network than its address's: no answer (fix its `ip`, or declare its subnet as [[relayed_subnet]])";
-                if loud {
+                if self.loud(req) {
                     tracing::warn!(%node, %ip, %network, "{msg}");
                 } else {
                     tracing::debug!(%node, %ip, %network, "{msg}");
@@ -307,14 +309,8 @@ impl DhcpServer {
             }
             Ok(Outcome::Drop(DropReason::UnknownRelay(giaddr))) => {
                 self.stats.count(Event::Ignored);
-                let (mac, now) = (
-                    MacAddr::from_chaddr(req.chaddr()),
-                    self.clock.now().as_secs(),
-                );
-                let loud =
-                    mac.is_some_and(|m| self.log_gate.lock().is_ok_and(|mut g| g.allow(m, now)));
                 let msg = "DHCP forwarded by a relay agent of a subnet not served: no answer (declare it as [[relayed_subnet]])";
-                if loud {
+                if self.loud(req) {
                     tracing::info!(%giaddr, "{msg}");
                 } else {
                     tracing::debug!(%giaddr, "{msg}");
