@@ -156,6 +156,7 @@ kernel_args = "console=ttyS0,115200"
 lease_secs = 3600
 ipv6_ra = true
 dhcp_source_rate = 2000
+dhcp_mode = "server"
 unknown_macs = "ignore"
 
 [ports]
@@ -163,6 +164,7 @@ dhcp = 67
 tftp = 69
 http = 8080
 nfs = 2049
+pxe = 4011
 
 [cluster]
 observe = true
