@@ -96,24 +96,22 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
     };
     let advertising = advertiser.is_some();
     // IPv6 netboot: DHCPv6 on the interface, HTTP on the master's IPv6 address too.
-    let ipv6 = match config.ipv6_boot {
-        None => None,
-        Some(boot) => {
+    let http6_addr = config
+        .ipv6_boot
+        .map(|b| SocketAddr::new(IpAddr::V6(b.master()), config.ports.http));
+    let (dhcp6, http6) = match (config.ipv6_boot, http6_addr) {
+        (Some(boot), Some(addr)) => {
             let mac = crate::ra::mac_of(&config.interface)
                 .with_context(|| format!("cannot read the MAC of {}", config.interface))?;
             let (sock, duid) = crate::dhcp6::server::bind(&config.interface, mac)
                 .with_context(|| format!("cannot open the DHCPv6 port on {}", config.interface))?;
-            let addr = SocketAddr::new(IpAddr::V6(boot.master()), config.ports.http);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| addr_error("HTTP", addr, e))?;
             let server = crate::dhcp6::server::Dhcp6Server::new(sock, duid, live.clone(), boot)?;
-            Some((server, listener, addr, boot))
+            (Some(server), Some(listener))
         }
-    };
-    let (dhcp6, http6, ipv6_shown) = match ipv6 {
-        Some((server, listener, addr, boot)) => (Some(server), Some(listener), Some((addr, boot))),
-        None => (None, None, None),
+        _ => (None, None),
     };
     let serve_dhcp6 = async move {
         match dhcp6 {
@@ -262,26 +260,26 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
         config.state_dir.join(dashboard::token::FILE).display()
     );
     println!("listening for NFS on {nfs_addr}");
-    match (advertising, ipv6_shown) {
-        (true, Some((addr, boot))) => {
-            println!(
-                "advertising on {} for IPv6: no router, addresses by DHCPv6 in {}/{}",
-                config.interface,
-                boot.network(),
-                boot.prefix_len()
-            );
-            println!(
-                "listening for DHCPv6 on {} ([::]:{})",
-                config.interface,
-                crate::dhcp6::server::SERVER_PORT
-            );
-            println!("listening for HTTP on {addr}");
-        }
+    match (advertising, config.ipv6_boot) {
+        (true, Some(boot)) => println!(
+            "advertising on {} for IPv6: no router, addresses by DHCPv6 in {}/{}",
+            config.interface,
+            boot.network(),
+            boot.prefix_len()
+        ),
         (true, None) => println!(
             "advertising on {} for IPv6: no router, nothing to configure",
             config.interface
         ),
         (false, _) => {}
+    }
+    if let Some(addr) = http6_addr {
+        println!(
+            "listening for DHCPv6 on {} ([::]:{})",
+            config.interface,
+            crate::dhcp6::server::SERVER_PORT
+        );
+        println!("listening for HTTP on {addr}");
     }
     if let Some(addr) = shared_addr {
         println!("listening for NFS (cluster) on {addr}");
@@ -313,16 +311,10 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
             Ok(Err(e)) => anyhow::bail!("the TFTP server stopped: {e}"),
             _ => anyhow::bail!("the TFTP server stopped"),
         },
-        r = axum::serve(
-            LimitedListener::new(http_listener, limits::MAX_CONNECTIONS, limits::IDLE).tap_io(|_| ()),
-            http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        ) => r.context("the HTTP server stopped")?,
+        r = serve_http(http_listener, state) => r.context("the HTTP server stopped")?,
         r = async {
             match http6 {
-                Some(l) => axum::serve(
-                    LimitedListener::new(l, limits::MAX_CONNECTIONS, limits::IDLE).tap_io(|_| ()),
-                    http::router(state6).into_make_service_with_connect_info::<SocketAddr>(),
-                ).await,
+                Some(l) => serve_http(l, state6).await,
                 None => std::future::pending().await,
             }
         } => r.context("the HTTP server on IPv6 stopped")?,
@@ -340,6 +332,18 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
     // What changed since the last write (a RELEASE, say) reaches the disk before we go.
     leases::flusher::flush(&leases, &commits).await;
     Ok(())
+}
+
+/// Serve the HTTP routes on `listener`, within the connection limits, until an error.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    state: http::AppState,
+) -> std::io::Result<()> {
+    axum::serve(
+        LimitedListener::new(listener, limits::MAX_CONNECTIONS, limits::IDLE).tap_io(|_| ()),
+        http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
 }
 
 /// How often the config file is checked for changes.

@@ -54,14 +54,50 @@ pub const DNSMASQ_PACKAGES: [&str; 7] = [
     "libxtables12",
 ];
 
-/// dnsmasq unpacked in `dir` (see [`unpack`]): its binary and the `LD_LIBRARY_PATH` it runs with.
-pub fn dnsmasq(dir: &Path) -> Result<(PathBuf, String)> {
+/// dnsmasq unpacked, ready to run in a lab namespace.
+#[derive(Debug, Clone)]
+pub struct Dnsmasq {
+    /// The binary.
+    pub bin: PathBuf,
+    /// The `LD_LIBRARY_PATH` it runs with.
+    pub libs: String,
+}
+
+impl Dnsmasq {
+    /// dnsmasq as every lab use runs it: in the foreground, no DNS, as root, its pid and lease
+    /// files `<dir>/<name>.pid` and `<dir>/<name>.leases`; the caller adds what it serves.
+    pub fn command(&self, dir: &Path, name: &str) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args([
+            "--keep-in-foreground",
+            "--no-daemon",
+            "--port=0",
+            "--user=root",
+        ])
+        .arg(format!(
+            "--pid-file={}",
+            dir.join(format!("{name}.pid")).display()
+        ))
+        .arg(format!(
+            "--dhcp-leasefile={}",
+            dir.join(format!("{name}.leases")).display()
+        ))
+        .env("LD_LIBRARY_PATH", &self.libs);
+        cmd
+    }
+}
+
+/// dnsmasq unpacked in `dir` (see [`unpack`]).
+pub fn dnsmasq(dir: &Path) -> Result<Dnsmasq> {
     let roots = DNSMASQ_PACKAGES
         .iter()
         .map(|p| unpack(p, dir))
         .collect::<Result<Vec<_>>>()?;
     let refs: Vec<&Path> = roots.iter().map(PathBuf::as_path).collect();
-    Ok((roots[0].join("usr/sbin/dnsmasq"), library_path(&refs)))
+    Ok(Dnsmasq {
+        bin: roots[0].join("usr/sbin/dnsmasq"),
+        libs: library_path(&refs),
+    })
 }
 
 /// The `LD_LIBRARY_PATH` that lets unpacked binaries find the libraries of unpacked `roots`.

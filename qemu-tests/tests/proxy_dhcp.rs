@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
 use std::time::Duration;
 
 use bootserver::config::wire::DhcpMode;
@@ -18,8 +17,7 @@ const SITE_IP: &str = "10.77.0.2";
 #[test]
 fn nodes_boot_through_proxy_dhcp_beside_the_site_dhcp_server() {
     let image = cluster::built_image("rootfs/sbin/init").unwrap();
-    let (dnsmasq, libs) =
-        anchors::dnsmasq(&cluster::workspace_root().join("build/anchors")).unwrap();
+    let dnsmasq = anchors::dnsmasq(&cluster::workspace_root().join("build/anchors")).unwrap();
     let lab = Lab::new("proxy").unwrap();
     // node1: BIOS with the NIC's iPXE ROM; node3: UEFI without ROM (edk2's own PXE client).
     let plan: Vec<_> = cluster::every_boot_path(512, false)
@@ -31,28 +29,15 @@ fn nodes_boot_through_proxy_dhcp_beside_the_site_dhcp_server() {
     let site = lab.add_client_ns("site", true).unwrap();
     lab.add_client_addr(&site, &format!("{SITE_IP}/24"))
         .unwrap();
-    let mut cmd = Command::new(&dnsmasq);
+    let mut cmd = dnsmasq.command(lab.dir(), "site");
     cmd.args([
-        "--keep-in-foreground",
-        "--no-daemon",
-        "--port=0",
         "--no-ping",
         "--log-dhcp",
         "--log-facility=-",
         "--interface=eth0",
         "--bind-interfaces",
         "--dhcp-range=10.77.0.100,10.77.0.150,255.255.255.0,1h",
-        "--user=root",
-    ])
-    .arg(format!(
-        "--dhcp-leasefile={}",
-        lab.dir().join("site.leases").display()
-    ))
-    .arg(format!(
-        "--pid-file={}",
-        lab.dir().join("site.pid").display()
-    ))
-    .env("LD_LIBRARY_PATH", &libs);
+    ]);
     for p in &plan {
         cmd.arg(format!("--dhcp-host={},{}", p.node.mac(), p.ip));
     }

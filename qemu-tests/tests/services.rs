@@ -1377,24 +1377,14 @@ fn nodes_behind_a_dhcp_relay_get_their_subnet_and_their_key() {
         lab.netns(),
         &["ip", "route", "add", "10.78.0.0/24", "via", "10.77.0.254"],
     );
-    let (dnsmasq, libs) =
+    let dnsmasq =
         omlab::anchors::dnsmasq(&omlab::cluster::workspace_root().join("build/anchors")).unwrap();
-    let mut relay = Command::new(&dnsmasq);
-    relay
-        .args([
-            "--keep-in-foreground",
-            "--no-daemon",
-            "--port=0",
-            "--log-dhcp",
-            "--log-facility=-",
-            "--user=root",
-            "--dhcp-relay=10.78.0.1,10.77.0.1",
-        ])
-        .arg(format!(
-            "--pid-file={}",
-            lab.dir().join("relay.pid").display()
-        ))
-        .env("LD_LIBRARY_PATH", &libs);
+    let mut relay = dnsmasq.command(lab.dir(), "relay");
+    relay.args([
+        "--log-dhcp",
+        "--log-facility=-",
+        "--dhcp-relay=10.78.0.1,10.77.0.1",
+    ]);
     let relay = lab.spawn("relay", relay, router.netns()).unwrap();
     lab.wait_for_output(&relay, "DHCP relay", T).unwrap();
 

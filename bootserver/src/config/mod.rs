@@ -186,7 +186,7 @@ impl Config {
 
     /// Whether `ip` lies in a relayed subnet (its MAC is out of the master's sight).
     pub fn is_relayed(&self, ip: Ipv4Addr) -> bool {
-        self.relayed.iter().any(|r| r.subnet.contains_host(ip))
+        self.network_of(ip).is_some_and(|n| n.relayed)
     }
 }
 

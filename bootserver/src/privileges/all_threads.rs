@@ -153,7 +153,9 @@ pub fn drop_everywhere(keep: u64, bounding: u64) -> Result<(), String> {
     let wanted = |c: &ThreadCaps| {
         c.effective == keep && c.permitted == keep && c.bounding & bounding == 0 && c.no_new_privs
     };
-    for _pass in 0..5 {
+    // Five rounds of signals; the sixth look only checks.
+    let mut pass = 0;
+    loop {
         let behind: Vec<i64> = threads()
             .map_err(|e| format!("cannot list this process's threads: {e}"))?
             .into_iter()
@@ -162,6 +164,9 @@ pub fn drop_everywhere(keep: u64, bounding: u64) -> Result<(), String> {
             .collect();
         if behind.is_empty() {
             return Ok(());
+        }
+        if pass == 5 {
+            return Err(format!("threads {behind:?} still hold capabilities"));
         }
         let before = DONE.load(Ordering::SeqCst);
         let mut sent = 0;
@@ -179,17 +184,7 @@ pub fn drop_everywhere(keep: u64, bounding: u64) -> Result<(), String> {
         if FAILED.load(Ordering::SeqCst) > 0 {
             return Err("a thread could not drop its capabilities".into());
         }
-    }
-    let left: Vec<i64> = threads()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|(tid, caps)| *tid != me && !caps.as_ref().is_some_and(wanted))
-        .map(|(tid, _)| tid)
-        .collect();
-    if left.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("threads {left:?} still hold capabilities"))
+        pass += 1;
     }
 }
 

@@ -58,7 +58,7 @@ pub fn run(runs: usize, storm: u8) -> anyhow::Result<()> {
     })?;
     step("node image", node_image)?;
     let root = workspace_root();
-    let (dnsmasq, libs) = step("dnsmasq (unpacked, not installed)", || {
+    let dnsmasq = step("dnsmasq (unpacked, not installed)", || {
         Ok(anchors::dnsmasq(&root.join("build/anchors"))?)
     })?;
     let image = cluster::built_image("rootfs/sbin/init")?;
@@ -78,7 +78,7 @@ pub fn run(runs: usize, storm: u8) -> anyhow::Result<()> {
 
             // dnsmasq for DHCP and TFTP; ombootd only for the root and the key.
             let master = start_ombootd(&lab, &image, &plan, true)?;
-            let site = start_dnsmasq(&lab, &dnsmasq, &libs, &image, node)?;
+            let site = start_dnsmasq(&lab, &dnsmasq, &image, node)?;
             let up = boot_once(&lab, node)?;
             println!("run {}: dnsmasq  up in {:.1} s", i + 1, up);
             theirs.push(up);
@@ -183,8 +183,7 @@ fn boot_once(lab: &Lab, p: &cluster::Planned) -> anyhow::Result<f64> {
 /// the node's boot window, so the node still gets its key.
 fn start_dnsmasq(
     lab: &Lab,
-    dnsmasq: &Path,
-    libs: &str,
+    dnsmasq: &anchors::Dnsmasq,
     image: &Path,
     p: &cluster::Planned,
 ) -> anyhow::Result<Proc> {
@@ -215,14 +214,10 @@ fn start_dnsmasq(
     let name = format!("{}.ipxe", p.node.name());
     std::fs::write(tftp.join(&name), script)?;
 
-    let mut cmd = Command::new(dnsmasq);
+    let mut cmd = dnsmasq.command(lab.dir(), "dnsmasq");
     cmd.args([
-        "--keep-in-foreground",
-        "--no-daemon",
-        "--port=0",
         "--log-facility=-",
         "--bind-interfaces",
-        "--user=root",
         "--enable-tftp",
         // iPXE says so with its option 175; the ROM asks for the script, a bare PXE ROM for iPXE.
         "--dhcp-match=set:ipxe,175",
@@ -235,16 +230,7 @@ fn start_dnsmasq(
     ))
     .arg(format!("--dhcp-host={mac},{},{}", p.ip, p.node.name()))
     .arg(format!("--dhcp-boot=tag:ipxe,{name}"))
-    .arg(format!("--tftp-root={}", tftp.display()))
-    .arg(format!(
-        "--dhcp-leasefile={}",
-        lab.dir().join("dnsmasq.leases").display()
-    ))
-    .arg(format!(
-        "--pid-file={}",
-        lab.dir().join("dnsmasq.pid").display()
-    ))
-    .env("LD_LIBRARY_PATH", libs);
+    .arg(format!("--tftp-root={}", tftp.display()));
     let proc = lab.spawn("dnsmasq", cmd, lab.netns())?;
     lab.wait_for_output(&proc, "TFTP root is", Duration::from_secs(10))?;
     Ok(proc)

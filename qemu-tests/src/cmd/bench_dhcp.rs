@@ -52,8 +52,9 @@ struct Step {
 struct Anchors {
     perfdhcp: PathBuf,
     kea: PathBuf,
-    dnsmasq: PathBuf,
+    /// Kea's libraries.
     libs: String,
+    dnsmasq: anchors::Dnsmasq,
 }
 
 fn anchors_unpacked() -> anyhow::Result<Anchors> {
@@ -66,7 +67,7 @@ fn anchors_unpacked() -> anyhow::Result<Anchors> {
         "liblog4cplus-2.0.5",
         "libmariadb3",
     ];
-    for p in kea.into_iter().chain(anchors::DNSMASQ_PACKAGES) {
+    for p in kea {
         roots.insert(p, anchors::unpack(p, &dir)?);
     }
     let refs: Vec<&Path> = roots.values().map(PathBuf::as_path).collect();
@@ -81,8 +82,8 @@ fn anchors_unpacked() -> anyhow::Result<Anchors> {
     Ok(Anchors {
         perfdhcp: roots["kea-admin"].join("usr/sbin/perfdhcp"),
         kea: roots["kea-dhcp4-server"].join("usr/sbin/kea-dhcp4"),
-        dnsmasq: roots["dnsmasq-base"].join("usr/sbin/dnsmasq"),
         libs,
+        dnsmasq: anchors::dnsmasq(&dir)?,
     })
 }
 
@@ -216,27 +217,12 @@ fn start(lab: &Lab, server: Server, a: &Anchors) -> anyhow::Result<Proc> {
             Ok(p)
         }
         Server::Dnsmasq => {
-            let mut cmd = Command::new(&a.dnsmasq);
-            cmd.args([
-                "--keep-in-foreground",
-                "--no-daemon",
-                "--port=0",
-                "--no-ping",
-            ])
-            .arg(format!("--interface={}", lab.bridge()))
-            .arg("--bind-interfaces")
-            .arg(format!("--dhcp-range={},{},255.255.0.0,1h", POOL.0, POOL.1))
-            .arg("--dhcp-lease-max=70000")
-            .arg(format!(
-                "--dhcp-leasefile={}",
-                state.join("dnsmasq.leases").display()
-            ))
-            .arg(format!(
-                "--pid-file={}",
-                state.join("dnsmasq.pid").display()
-            ))
-            .arg("--user=root")
-            .env("LD_LIBRARY_PATH", &a.libs);
+            let mut cmd = a.dnsmasq.command(&state, "dnsmasq");
+            cmd.arg("--no-ping")
+                .arg(format!("--interface={}", lab.bridge()))
+                .arg("--bind-interfaces")
+                .arg(format!("--dhcp-range={},{},255.255.0.0,1h", POOL.0, POOL.1))
+                .arg("--dhcp-lease-max=70000");
             let p = lab.spawn("dnsmasq", cmd, lab.netns())?;
             std::thread::sleep(Duration::from_secs(1));
             Ok(p)
