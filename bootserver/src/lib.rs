@@ -20,6 +20,7 @@ pub mod mac;
 pub mod neighbors;
 pub mod nfs;
 pub mod node_admin;
+pub mod open_files;
 pub mod pending;
 pub mod pool;
 pub mod privileges;

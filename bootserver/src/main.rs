@@ -136,7 +136,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("OMBOOTD_LOG")
-                .unwrap_or_else(|_| "info,nfs3_server=warn,async_tftp=warn".into()),
+                .unwrap_or_else(|_| "info,nfs3_server=warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

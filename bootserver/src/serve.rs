@@ -39,6 +39,13 @@ fn addr_error(what: &str, addr: SocketAddr, e: std::io::Error) -> anyhow::Error 
 /// when it changes.
 pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
     image::check(&config.image_dir, &config.tftp_root)?;
+    match crate::open_files::raise_to_hard() {
+        Ok((before, after)) if after > before => {
+            tracing::info!("open-file limit raised from {before} to {after}");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+    }
     std::fs::create_dir_all(&config.state_dir).with_context(|| {
         format!(
             "cannot create the state directory {}",
@@ -71,10 +78,10 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
     let tftp = tftp::bind(
         tftp_addr,
         &config.tftp_root,
+        &config.interface,
         tftp_stats.clone(),
         stages.clone(),
     )
-    .await
     .map_err(|e| addr_error("TFTP", tftp_addr, e))?;
     let http_addr = SocketAddr::new(ip, config.ports.http);
     let http_listener = tokio::net::TcpListener::bind(http_addr)
@@ -294,14 +301,13 @@ pub async fn serve(config: Config, path: &std::path::Path) -> Result<()> {
     );
 
     let state6 = state.clone();
-    // async-tftp runs on async-io: on a thread of its own, whose block_on drives async-io's
-    // reactor itself, a lock-step block costs no hop to another thread and no poll of this
-    // task's other branches (it was polled inside the select below: 4.83 s for 50 MiB).
+    // TFTP is blocking code on threads of its own (see tftp::server): a lock-step block
+    // costs no hop through this runtime.
     let (tftp_tx, tftp_done) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("tftp".into())
         .spawn(move || {
-            let _ = tftp_tx.send(async_io::block_on(tftp.serve()));
+            let _ = tftp_tx.send(tftp.serve());
         })
         .context("cannot start the TFTP thread")?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

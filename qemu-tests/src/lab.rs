@@ -45,6 +45,12 @@ impl ClientNs {
     pub fn lab_iface(&self) -> &str {
         &self.lab_iface
     }
+    /// A UDP socket bound to `addr` inside this namespace, for a test that speaks a protocol
+    /// by hand (a forged, replayed or misplaced packet).
+    pub fn udp_socket(&self, addr: std::net::SocketAddr) -> Result<std::net::UdpSocket> {
+        netns::make_in(&self.netns, move || std::net::UdpSocket::bind(addr))
+            .map_err(io(format!("bind a UDP socket to {addr} in {}", self.netns)))
+    }
 }
 
 /// One lab. All methods take `&self`, so nodes can boot from several threads at once.

@@ -4,12 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::Ipv4Addr;
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use bootserver::tftp::packet as tftp;
 use omlab::{ClientNs, Lab, LabMac, MacAddr, Proc};
 
 const T: Duration = Duration::from_secs(30);
@@ -273,8 +275,6 @@ fn tftp_sends_exact_content_honours_options_and_refuses_escapes() {
 
     // A tsize probe as PXE firmware makes it: RRQ with tsize, the OACK, then an ERROR
     // (code 8, options refused) to ask again later. Counted, and no INFO line of a transfer.
-    // async-tftp does not heed the ERROR: the transfer ends after its retries, at the 1 s
-    // timeout this probe asks for (RFC 2349).
     let probe = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.settimeout(5)\ns.sendto(b'\\x00\\x01ipxe.efi\\x00octet\\x00tsize\\x000\\x00timeout\\x001\\x00', ('10.77.0.1', 69))\nd, a = s.recvfrom(600)\nassert d[:2] == b'\\x00\\x06', d\ns.sendto(b'\\x00\\x05\\x00\\x08tsize probe\\x00', a)\nprint('probed', d)\n";
     let mut py = Command::new("python3");
     py.args(["-c", probe]);
@@ -305,6 +305,345 @@ fn tftp_sends_exact_content_honours_options_and_refuses_escapes() {
 
     let s = status(&lab, &c);
     assert_eq!(s["tftp"]["refused"], 4, "{s}");
+    lab.teardown().unwrap();
+}
+
+/// A hand-made TFTP client's socket at NODE1:`port` in `c`: it answers nothing by itself.
+fn tftp_socket(c: &ClientNs, port: u16) -> UdpSocket {
+    let s = c
+        .udp_socket(SocketAddr::new(NODE1.parse().unwrap(), port))
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s
+}
+
+/// The next datagram on `s` before its read timeout.
+fn tftp_recv(s: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
+    let mut buf = [0u8; 2048];
+    match s.recv_from(&mut buf) {
+        Ok((n, from)) => Some((buf[..n].to_vec(), from)),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+        Err(e) => panic!("recv: {e}"),
+    }
+}
+
+/// Every datagram on `s` within `window`.
+fn tftp_recv_all(s: &UdpSocket, window: Duration) -> Vec<Vec<u8>> {
+    let end = std::time::Instant::now() + window;
+    let mut got = Vec::new();
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return got;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match tftp_recv(s) {
+            Some((p, _)) => got.push(p),
+            None => return got,
+        }
+    }
+}
+
+/// Sends `rrq` to the server port from `s`; the first answer and the transfer's address.
+fn tftp_ask(s: &UdpSocket, rrq: &[u8]) -> (Vec<u8>, SocketAddr) {
+    s.send_to(rrq, "10.77.0.1:69").unwrap();
+    tftp_recv(s).expect("no answer to the request")
+}
+
+fn tftp_parse(p: &[u8]) -> tftp::Packet<'_> {
+    tftp::parse(p).unwrap_or_else(|e| panic!("{e}: {p:?}"))
+}
+
+#[test]
+fn tftp_follows_rfc_1350_and_its_options_with_a_hand_made_client() {
+    let (lab, _ombootd) = lab_with_ombootd("tftprfc");
+    let c = client(&lab, "c1", MacAddr::lab(1), true);
+    lab.add_client_addr(&c, "10.77.0.11/24").unwrap();
+    let tftp_root = lab.dir().join("image/tftp");
+    let kpxe = std::fs::read(tftp_root.join("undionly.kpxe")).unwrap();
+    let rrq = |file: &str, mode: &str, opts: &[(&str, &str)]| {
+        tftp::request_bytes(tftp::RRQ, file, mode, opts)
+    };
+
+    // An ERROR from the client ends the transfer at once: no OACK is sent again after it,
+    // although the client asked for a 1 s timeout.
+    let s = tftp_socket(&c, 3001);
+    let (oack, server) = tftp_ask(
+        &s,
+        &rrq("ipxe.efi", "octet", &[("tsize", "0"), ("timeout", "1")]),
+    );
+    assert!(
+        matches!(tftp_parse(&oack), tftp::Packet::Oack(_)),
+        "{oack:?}"
+    );
+    s.send_to(
+        &tftp::error(tftp::ErrorCode::OptionsRefused, "tsize probe"),
+        server,
+    )
+    .unwrap();
+    let after = tftp_recv_all(&s, Duration::from_millis(2500));
+    assert!(
+        after.is_empty(),
+        "the server went on after the client's ERROR: {after:?}"
+    );
+
+    // The same request again from the same port while its transfer waits is that transfer:
+    // one answer. Another request from that port, as firmware sends after a tsize probe, gets
+    // a transfer of its own.
+    let s = tftp_socket(&c, 3007);
+    let probe = rrq("undionly.kpxe", "octet", &[("tsize", "0")]);
+    let (_, first) = tftp_ask(&s, &probe);
+    s.send_to(&probe, "10.77.0.1:69").unwrap();
+    let again = tftp_recv_all(&s, Duration::from_millis(500));
+    assert!(
+        again.is_empty(),
+        "a repeated request started a second transfer: {again:?}"
+    );
+    s.send_to(
+        &tftp::error(tftp::ErrorCode::OptionsRefused, "probe"),
+        first,
+    )
+    .unwrap();
+    let (oack, second) = tftp_ask(&s, &rrq("undionly.kpxe", "octet", &[("blksize", "1024")]));
+    assert_eq!(
+        tftp_parse(&oack),
+        tftp::Packet::Oack(vec![("blksize", "1024")])
+    );
+    assert_ne!(
+        first, second,
+        "a new transfer answers from a port of its own"
+    );
+    assert_ne!(second.port(), 69);
+    s.send_to(&tftp::error(tftp::ErrorCode::NotDefined, "enough"), second)
+        .unwrap();
+
+    // Lock-step, no options: DATA 1; a duplicate ACK sends nothing (RFC 1123's Sorcerer's
+    // Apprentice rule), the next ACK the next block.
+    let s = tftp_socket(&c, 3002);
+    let (d1, server) = tftp_ask(&s, &rrq("undionly.kpxe", "octet", &[]));
+    assert_eq!(
+        tftp_parse(&d1),
+        tftp::Packet::Data {
+            block: 1,
+            data: &kpxe[..512]
+        }
+    );
+    s.send_to(&tftp::ack(1), server).unwrap();
+    let (d2, _) = tftp_recv(&s).expect("no block 2");
+    assert_eq!(
+        tftp_parse(&d2),
+        tftp::Packet::Data {
+            block: 2,
+            data: &kpxe[512..1024]
+        }
+    );
+    s.send_to(&tftp::ack(1), server).unwrap();
+    let dup = tftp_recv_all(&s, Duration::from_millis(600));
+    assert!(
+        dup.is_empty(),
+        "a duplicate ACK made the server send: {dup:?}"
+    );
+    s.send_to(&tftp::ack(2), server).unwrap();
+    let (d3, _) = tftp_recv(&s).expect("no block 3");
+    assert!(matches!(
+        tftp_parse(&d3),
+        tftp::Packet::Data { block: 3, .. }
+    ));
+
+    // A packet from another port of the client is answered with ERROR 5 (by the next
+    // timeout at the latest), and the transfer goes on.
+    let stranger = tftp_socket(&c, 3003);
+    stranger.send_to(&tftp::ack(3), server).unwrap();
+    let (e5, from) = tftp_recv(&stranger).expect("no ERROR for the stranger");
+    assert_eq!(from, server);
+    assert!(
+        matches!(tftp_parse(&e5), tftp::Packet::Error { code: 5, .. }),
+        "{e5:?}"
+    );
+    s.send_to(&tftp::ack(3), server).unwrap();
+    let next = tftp_recv_all(&s, Duration::from_millis(1500));
+    assert!(
+        next.iter().any(|p| p[..4] == [0, 3, 0, 4]),
+        "block 4 did not follow: {next:?}"
+    );
+    s.send_to(&tftp::error(tftp::ErrorCode::NotDefined, "enough"), server)
+        .unwrap();
+
+    // No ACK at all: block 1 goes again at each timeout (1 s, as asked), five times, then the
+    // transfer is given up and nothing more comes.
+    let s = tftp_socket(&c, 3004);
+    let (oack, server) = tftp_ask(&s, &rrq("undionly.kpxe", "octet", &[("timeout", "1")]));
+    assert_eq!(
+        tftp_parse(&oack),
+        tftp::Packet::Oack(vec![("timeout", "1")])
+    );
+    s.send_to(&tftp::ack(0), server).unwrap();
+    let copies = tftp_recv_all(&s, Duration::from_secs(9));
+    assert_eq!(copies.len(), 6, "block 1 and five retransmissions");
+    assert!(copies.iter().all(|p| p[..4] == [0, 3, 0, 1]), "{copies:?}");
+
+    // netascii: LF as CR LF, CR as CR NUL. tsize is not answered in netascii, and with no
+    // other option there is no OACK: DATA 1 comes first.
+    std::fs::write(tftp_root.join("notes.txt"), b"one\ntwo\rthree\n").unwrap();
+    let s = tftp_socket(&c, 3005);
+    let (d1, server) = tftp_ask(&s, &rrq("notes.txt", "NetAscii", &[("tsize", "0")]));
+    assert_eq!(
+        tftp_parse(&d1),
+        tftp::Packet::Data {
+            block: 1,
+            data: b"one\r\ntwo\r\0three\r\n"
+        }
+    );
+    s.send_to(&tftp::ack(1), server).unwrap();
+    // curl asks tsize and blksize in netascii, and keeps the bytes as they came.
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "tftp://10.77.0.1/notes.txt;mode=netascii"]);
+    let out = lab.run(cmd, c.netns(), T).unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(out.stdout, b"one\r\ntwo\r\0three\r\n");
+
+    // What is not served: a write (ERROR 2), mail and unknown modes (ERROR 4); a datagram
+    // that is not a request gets nothing back.
+    let s = tftp_socket(&c, 3006);
+    let code = |p: &[u8]| match tftp_parse(p) {
+        tftp::Packet::Error { code, .. } => code,
+        other => panic!("not an ERROR: {other:?}"),
+    };
+    let (e, _) = tftp_ask(&s, &tftp::request_bytes(tftp::WRQ, "x.bin", "octet", &[]));
+    assert_eq!(code(&e), 2);
+    let (e, _) = tftp_ask(&s, &rrq("undionly.kpxe", "mail", &[]));
+    assert_eq!(code(&e), 4);
+    let (e, _) = tftp_ask(&s, &rrq("undionly.kpxe", "image", &[]));
+    assert_eq!(code(&e), 4);
+    s.send_to(b"\x00\x01no terminator", "10.77.0.1:69").unwrap();
+    s.send_to(&tftp::ack(7), "10.77.0.1:69").unwrap();
+    let none = tftp_recv_all(&s, Duration::from_millis(800));
+    assert!(none.is_empty(), "a non-request was answered: {none:?}");
+
+    // A file of whole blocks ends with an empty block: atftp gets exactly 1024 bytes.
+    let whole: Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(tftp_root.join("whole.bin"), &whole).unwrap();
+    let got = lab.dir().join("whole.out");
+    let out = atftp(&lab, &c, "whole.bin", &got, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read(&got).unwrap(), whole);
+
+    // Block numbers wrap after 65535: 3 MB in 32-byte blocks is 93,751 blocks (a window of
+    // 64 keeps it quick), fetched whole by atftp.
+    let got = lab.dir().join("wrapped.bin");
+    let out = atftp(&lab, &c, "big.bin", &got, &["blksize 32", "windowsize 64"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        text(&out)
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        std::fs::read(&got).unwrap() == std::fs::read(tftp_root.join("big.bin")).unwrap(),
+        "the wrapped transfer differs"
+    );
+
+    // Many transfers at once: 100 lock-step atftp clients, every file intact.
+    let ok = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..100)
+            .map(|i| {
+                let (lab, c, kpxe) = (&lab, &c, &kpxe);
+                scope.spawn(move || {
+                    let out = lab.dir().join(format!("many-{i}.kpxe"));
+                    let mut cmd = Command::new("atftp");
+                    cmd.args(["--tftp-timeout", "2", "-g", "-r", "undionly.kpxe", "-l"])
+                        .arg(&out)
+                        .arg("10.77.0.1");
+                    let r = lab.run(cmd, c.netns(), Duration::from_secs(120)).unwrap();
+                    r.status.success() && std::fs::read(&out).is_ok_and(|b| b == *kpxe)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(false))
+            .filter(|ok| *ok)
+            .count()
+    });
+    assert_eq!(ok, 100, "transfers at once that arrived intact");
+
+    let st = status(&lab, &c);
+    let n = |k: &str| st["tftp"][k].as_u64().unwrap();
+    assert_eq!(n("gave_up"), 1, "{st}");
+    assert!(n("ended_early") >= 2, "{st}");
+    assert!(n("unknown_tid") >= 1, "{st}");
+    assert!(n("malformed") >= 4, "{st}");
+    lab.teardown().unwrap();
+}
+
+/// Threads of process `pid` now.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn a_tftp_request_flood_is_bounded_and_others_are_still_served() {
+    let (lab, ombootd) = lab_with_ombootd("tftpflood");
+    let attacker = client(&lab, "c9", MacAddr::lab(9), true);
+    lab.add_client_addr(&attacker, "10.77.0.99/24").unwrap();
+    let node = client(&lab, "c1", MacAddr::lab(1), true);
+    lab.add_client_addr(&node, "10.77.0.11/24").unwrap();
+    let before = threads(ombootd.pid());
+    // 2000 distinct requests for the big file, each asking the largest blocks and window, and
+    // never acknowledged: each would be a transfer holding its first window for half a minute.
+    let s = attacker
+        .udp_socket(SocketAddr::new("10.77.0.99".parse().unwrap(), 3009))
+        .unwrap();
+    for i in 0..2000u32 {
+        let blksize = (8000 + i).to_string();
+        let rrq = tftp::request_bytes(
+            tftp::RRQ,
+            "big.bin",
+            "octet",
+            &[("blksize", &blksize), ("windowsize", "64")],
+        );
+        s.send_to(&rrq, "10.77.0.1:69").unwrap();
+        if i % 50 == 49 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // A node fetching its loader meanwhile gets it whole.
+    let got = lab.dir().join("during.kpxe");
+    let out = atftp(&lab, &node, "undionly.kpxe", &got, &["blksize 1428"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(&got).unwrap(),
+        std::fs::read(lab.dir().join("image/tftp/undionly.kpxe")).unwrap()
+    );
+    let during = threads(ombootd.pid());
+    let st = status(&lab, &node);
+    let n = |k: &str| st["tftp"][k].as_u64().unwrap();
+    // The attacker's address holds at most MAX_PER_SOURCE transfers; the rest are counted.
+    assert!(
+        during <= before + bootserver::tftp::server::MAX_PER_SOURCE + 1,
+        "{before} threads before the flood, {during} during it"
+    );
+    assert!(n("limited") >= 1000, "{st}");
+    assert_eq!(
+        n("sent"),
+        bootserver::tftp::server::MAX_PER_SOURCE as u64 + 1,
+        "{st}"
+    );
+    // Blocks were cut to the bridge's MTU: the first DATA of a transfer is 1468 bytes.
+    let mut buf = [0u8; 70000];
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let (len, _) = s.recv_from(&mut buf).unwrap();
+    assert!(
+        matches!(tftp_parse(&buf[..len]), tftp::Packet::Oack(ref o) if o.contains(&("blksize", "1468"))),
+        "{:?}",
+        &buf[..len.min(64)]
+    );
     lab.teardown().unwrap();
 }
 
@@ -700,15 +1039,31 @@ fn ombootd_keeps_only_the_capabilities_it_serves_with() {
     // runtime's workers start before the drop), and after it has served a little.
     let c = client(&lab, "c1", MacAddr::lab(1), true);
     assert!(udhcpc(&lab, &c, &[]).status.success());
+    // A TFTP transfer left waiting for its ACK: its thread, started after the drop, is read too.
+    lab.add_client_addr(&c, "10.77.0.11/24").unwrap();
+    let s = tftp_socket(&c, 3001);
+    let (d1, _) = tftp_ask(
+        &s,
+        &tftp::request_bytes(tftp::RRQ, "undionly.kpxe", "octet", &[]),
+    );
+    assert!(matches!(
+        tftp_parse(&d1),
+        tftp::Packet::Data { block: 1, .. }
+    ));
+    let mut transfer_threads = 0;
     // NET_ADMIN 12, DAC_READ_SEARCH 2, DAC_OVERRIDE 1, FOWNER 3, CHOWN 0, FSETID 4.
     let kept: u64 = [12, 2, 1, 3, 0, 4].iter().map(|b| 1u64 << b).sum();
     let tasks = format!("/proc/{}/task", ombootd.pid());
     let mut seen = 0;
     for task in std::fs::read_dir(&tasks).unwrap() {
-        let path = task.unwrap().path().join("status");
+        let task = task.unwrap().path();
+        let path = task.join("status");
         let Ok(status) = std::fs::read_to_string(&path) else {
             continue; // the thread ended meanwhile
         };
+        if std::fs::read_to_string(task.join("comm")).is_ok_and(|c| c.trim() == "tftp-send") {
+            transfer_threads += 1;
+        }
         let caps = bootserver::privileges::all_threads::ThreadCaps::parse(&status)
             .unwrap_or_else(|| panic!("no capability lines: {status}"));
         assert_eq!(
@@ -725,6 +1080,7 @@ fn ombootd_keeps_only_the_capabilities_it_serves_with() {
         seen += 1;
     }
     assert!(seen > 2, "only {seen} threads in {tasks}");
+    assert_eq!(transfer_threads, 1, "the waiting TFTP transfer's thread");
     lab.teardown().unwrap();
 }
 

@@ -1,9 +1,11 @@
-//! Fuzz target: a TFTP request datagram; its file name goes through our confined handler as
-//! async-tftp hands it over (RRQ opens, WRQ is refused), and nothing outside the root may be read.
+//! Fuzz target: a datagram on the TFTP port through the server's request path (parse, mode,
+//! confined open, option negotiation); RRQ opens, WRQ is refused, and nothing outside the root
+//! may be read.
 
 #![no_main]
 
 use std::fs;
+use std::io::Read;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::os::unix::fs::symlink;
@@ -11,10 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
-use async_tftp::server::Handler;
-use bootserver::tftp::{ConfinedTftpHandler, TftpStats};
-use futures_lite::AsyncReadExt;
-use futures_lite::future::block_on;
+use bootserver::tftp::packet::ErrorCode;
+use bootserver::tftp::request::{self, Answer};
+use bootserver::tftp::{ConfinedTftpHandler, TftpStats, options, server};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &[u8] = b"outside the served root";
@@ -50,36 +51,33 @@ fn root() -> &'static Path {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // async-tftp's packet parser is private: take what it hands the handler, the opcode and the
-    // NUL-terminated UTF-8 name after it. Mode and options never reach our code.
-    let Some((op, rest)) = data.split_first_chunk::<2>() else {
-        return;
-    };
-    let Some(end) = rest.iter().position(|&b| b == 0) else {
-        return;
-    };
-    let Ok(name) = std::str::from_utf8(&rest[..end]) else {
-        return;
-    };
+    // The server's own path for a datagram on port 69: the decision, then for a read the
+    // confined open and the option negotiation. Nothing outside the root may be read.
     let stats = Arc::new(TftpStats::default());
-    let mut handler = ConfinedTftpHandler::new(root(), stats.clone()).expect("the root opens");
+    let handler = ConfinedTftpHandler::new(root(), stats.clone()).expect("the root opens");
     let client = SocketAddr::from(([10, 77, 0, 11], 2070));
-    match u16::from_be_bytes(*op) {
-        1 => {
-            if let Ok((mut file, _)) = block_on(handler.read_req_open(&client, Path::new(name))) {
+    match request::answer(data) {
+        Answer::Read {
+            filename,
+            mode,
+            options: asked,
+        } => {
+            if let Ok(mut opened) = handler.open_read(&client, filename) {
+                let n = options::negotiate(&asked, mode, opened.len, server::ETHERNET_LIMITS);
+                assert!(n.block_size >= 8 && n.window >= 1, "{n:?}");
                 let mut content = Vec::new();
-                block_on(file.read_to_end(&mut content)).expect("a served file reads");
-                assert_ne!(content, SECRET, "{name:?} served a file outside the root");
+                opened.file.read_to_end(&mut content).expect("a served file reads");
+                assert_ne!(content, SECRET, "{filename:?} served a file outside the root");
             }
             let counted = stats.sent.load(Ordering::Relaxed)
                 + stats.refused.load(Ordering::Relaxed)
                 + stats.not_found.load(Ordering::Relaxed);
-            assert_eq!(counted, 1, "{name:?}: a read request is counted once");
+            assert_eq!(counted, 1, "{filename:?}: a read request is counted once");
         }
-        2 => {
-            let wrote = block_on(handler.write_req_open(&client, Path::new(name), None));
-            assert!(wrote.is_err(), "{name:?}: a write request was accepted");
+        Answer::Write { filename } => {
+            let refusal = handler.refuse_write(&client, filename);
+            assert_eq!(refusal.code, ErrorCode::AccessViolation);
         }
-        _ => {}
+        Answer::Error { .. } | Answer::Drop(_) => {}
     }
 });

@@ -66,9 +66,19 @@ pub fn render(s: &Status, now: u64) -> String {
         &mut out,
         "ombootd_tftp_requests_total",
         "counter",
-        "TFTP read requests by result.",
+        "TFTP requests and transfers by result.",
     );
-    for what in ["sent", "ended_early", "refused", "not_found"] {
+    for what in [
+        "sent",
+        "ended_early",
+        "gave_up",
+        "refused",
+        "not_found",
+        "malformed",
+        "unknown_tid",
+        "busy",
+        "limited",
+    ] {
         let n = s
             .tftp
             .get(what)

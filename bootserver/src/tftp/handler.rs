@@ -5,15 +5,12 @@
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 
-use async_tftp::packet;
-use blocking::Unblock;
 use serde::Serialize;
 
+use super::packet::ErrorCode;
 use crate::boot_stage::{BootStages, Stage};
 use crate::confined;
 
@@ -25,13 +22,67 @@ pub struct TftpStats {
     /// Transfers the client ended before the last byte: mostly firmware that asks for a file's
     /// size (tsize) and aborts, to ask again with its block size.
     pub ended_early: AtomicU64,
+    /// Transfers given up: the client stopped answering.
+    pub gave_up: AtomicU64,
     /// Requests refused for safety (escape attempts, writes).
     pub refused: AtomicU64,
     /// Requests for files that are not there.
     pub not_found: AtomicU64,
+    /// Datagrams on the TFTP port that are not a request we can read, or ask an unknown mode.
+    pub malformed: AtomicU64,
+    /// Packets from another address or port than a transfer's client (answered with ERROR 5).
+    pub unknown_tid: AtomicU64,
+    /// Requests turned away because the system was out of threads or file descriptors.
+    pub busy: AtomicU64,
+    /// Requests dropped unanswered: their address had [`super::server::MAX_PER_SOURCE`]
+    /// transfers running already.
+    pub limited: AtomicU64,
 }
 
-/// async-tftp handler confined to one directory.
+impl TftpStats {
+    /// Adds one to `counter`.
+    pub fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A file opened for a transfer.
+#[derive(Debug)]
+pub struct Opened {
+    /// The file.
+    pub file: File,
+    /// Its size in bytes.
+    pub len: u64,
+}
+
+/// A request turned down: the ERROR to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The code.
+    pub code: ErrorCode,
+    /// The message; it names no path, so an attacker learns nothing of the tree around the root.
+    pub message: &'static str,
+}
+
+impl Refusal {
+    /// File not found (1).
+    pub const NOT_FOUND: Self = Self {
+        code: ErrorCode::FileNotFound,
+        message: "File not found",
+    };
+    /// Access violation (2).
+    pub const DENIED: Self = Self {
+        code: ErrorCode::AccessViolation,
+        message: "Permission denied",
+    };
+    /// Not defined (0): out of file descriptors or threads.
+    pub const BUSY: Self = Self {
+        code: ErrorCode::NotDefined,
+        message: "Server busy, try again",
+    };
+}
+
+/// Opens the files of one directory for TFTP.
 #[derive(Debug)]
 pub struct ConfinedTftpHandler {
     root: PathBuf,
@@ -62,111 +113,50 @@ impl ConfinedTftpHandler {
         self
     }
 
-    fn open(
-        &self,
-        client: &SocketAddr,
-        path: &Path,
-    ) -> Result<(Transfer, Option<u64>), packet::Error> {
-        let name = path.to_string_lossy();
-        let opened = confined::relative_name(&name)
-            .and_then(|rel| confined::open_regular(&self.root, &rel, &name));
+    /// The counters.
+    pub fn stats(&self) -> &Arc<TftpStats> {
+        &self.stats
+    }
+
+    /// Opens `name` for `client`'s read request, or says why not; counts either way.
+    pub fn open_read(&self, client: &SocketAddr, name: &str) -> Result<Opened, Refusal> {
+        let opened = confined::relative_name(name)
+            .and_then(|rel| confined::open_regular(&self.root, &rel, name));
         match opened {
             Ok((file, len)) => {
-                self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                TftpStats::count(&self.stats.sent);
                 tracing::debug!(%client, file = %name, bytes = len, "TFTP read request");
                 if let (Some(stages), std::net::IpAddr::V4(ip)) =
                     (&self.stages, client.ip().to_canonical())
                 {
                     stages.record_ip(ip, Stage::Tftp);
                 }
-                let transfer = Transfer {
-                    // The file is read off the runtime in 256 KiB chunks: with the default 8 KiB,
-                    // a lock-step transfer waited on a thread hop every few blocks.
-                    file: Unblock::with_capacity(READ_CHUNK, file),
-                    client: *client,
-                    name: name.into_owned(),
-                    len,
-                    read: 0,
-                    stats: self.stats.clone(),
-                };
-                Ok((transfer, Some(len)))
+                Ok(Opened { file, len })
             }
             Err(e) if e.is_refusal() => {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                TftpStats::count(&self.stats.refused);
                 tracing::warn!(%client, "TFTP refused: {e}");
-                Err(packet::Error::PermissionDenied)
+                Err(Refusal::DENIED)
+            }
+            Err(confined::ConfinedError::Io { source, .. })
+                if matches!(source.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) =>
+            {
+                TftpStats::count(&self.stats.busy);
+                tracing::warn!(%client, file = %name, "TFTP request turned away: {source}");
+                Err(Refusal::BUSY)
             }
             Err(e) => {
-                self.stats.not_found.fetch_add(1, Ordering::Relaxed);
+                TftpStats::count(&self.stats.not_found);
                 tracing::info!(%client, "TFTP not found: {e}");
-                Err(packet::Error::FileNotFound)
+                Err(Refusal::NOT_FOUND)
             }
         }
     }
-}
 
-/// Bytes read from the file per trip to the blocking pool.
-const READ_CHUNK: usize = 256 * 1024;
-
-/// A file being sent; when the transfer ends it logs how: the whole file at INFO, a transfer
-/// the client cut short (a tsize probe, most often) at DEBUG and counted.
-#[derive(Debug)]
-pub struct Transfer {
-    file: Unblock<File>,
-    client: SocketAddr,
-    name: String,
-    len: u64,
-    read: u64,
-    stats: Arc<TftpStats>,
-}
-
-impl futures_lite::AsyncRead for Transfer {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.file).poll_read(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            self.read += n as u64;
-        }
-        r
-    }
-}
-
-impl Drop for Transfer {
-    fn drop(&mut self) {
-        let (client, file) = (self.client, &self.name);
-        if self.read >= self.len {
-            tracing::info!(%client, %file, bytes = self.len, "TFTP sent");
-        } else {
-            self.stats.ended_early.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%client, %file, read = self.read, bytes = self.len, "TFTP transfer ended by the client before the end (a tsize probe, or it gave up)");
-        }
-    }
-}
-
-impl async_tftp::server::Handler for ConfinedTftpHandler {
-    type Reader = Transfer;
-    type Writer = futures_lite::io::Sink;
-
-    async fn read_req_open(
-        &mut self,
-        client: &SocketAddr,
-        path: &Path,
-    ) -> Result<(Self::Reader, Option<u64>), packet::Error> {
-        // Opening is a few syscalls on a local directory; not worth a thread hop.
-        self.open(client, path)
-    }
-
-    async fn write_req_open(
-        &mut self,
-        client: &SocketAddr,
-        path: &Path,
-        _size: Option<u64>,
-    ) -> Result<Self::Writer, packet::Error> {
-        self.stats.refused.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(%client, file = %path.display(), "TFTP write refused: the server is read-only");
-        Err(packet::Error::IllegalOperation)
+    /// Refuses `client`'s write request: the server is read-only.
+    pub fn refuse_write(&self, client: &SocketAddr, name: &str) -> Refusal {
+        TftpStats::count(&self.stats.refused);
+        tracing::warn!(%client, file = %name, "TFTP write refused: the server is read-only");
+        Refusal::DENIED
     }
 }

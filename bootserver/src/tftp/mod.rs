@@ -1,42 +1,51 @@
-//! Read-only TFTP (RFC 1350; options RFC 2347, blksize RFC 2348, tsize RFC 2349, windowsize RFC 7440).
+//! Read-only TFTP: RFC 1350, with options (RFC 2347), blksize (RFC 2348), timeout and tsize
+//! (RFC 2349) and windowsize (RFC 7440), in octet and netascii modes.
 //!
-//! async-tftp speaks the protocol; [`handler::ConfinedTftpHandler`] decides which files it may send.
+//! [`packet`] is the codec, [`request`] and [`options`] decide what a request gets,
+//! [`session`] is a transfer's state machine, [`blocks`] reads the file, [`handler`] decides
+//! which files may be sent, [`server`] owns the server port and [`transfer`] the sockets and
+//! thread of each transfer.
 
+pub mod blocks;
 pub mod handler;
+pub mod netascii;
+pub mod options;
+pub mod packet;
+pub mod request;
+pub mod server;
+pub mod session;
+pub mod transfer;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use async_tftp::server::TftpServerBuilder;
-
 use crate::boot_stage::BootStages;
 
 pub use handler::{ConfinedTftpHandler, TftpStats};
+pub use server::TftpServer;
+pub use transfer::MAX_SEND_RETRIES;
 
-/// Retransmissions of an unanswered packet before a transfer is dropped.
-pub const MAX_SEND_RETRIES: u32 = 5;
-
-/// Bind the TFTP server on `addr`, serving `root`, recording what it sends in `stages`. Returns
-/// the server, ready to `serve()`.
-pub async fn bind(
+/// Bind the TFTP server on `addr`, serving `root` with blocks that fit `interface`'s MTU,
+/// recording what it sends in `stages`. Returns the server, ready to `serve()` on a thread of
+/// its own.
+pub fn bind(
     addr: SocketAddr,
     root: &Path,
+    interface: &str,
     stats: Arc<TftpStats>,
     stages: Arc<BootStages>,
-) -> Result<async_tftp::server::TftpServer<ConfinedTftpHandler>, std::io::Error> {
+) -> std::io::Result<TftpServer> {
     let handler = ConfinedTftpHandler::new(root, stats)?.with_stages(stages);
-    TftpServerBuilder::with_handler(handler)
-        .bind(addr)
-        // Large windows speed up iPXE/edk2 downloads; 64 blocks of 1468 bytes stays well under socket buffers.
-        .window_size_limit(64)
-        // async-tftp ignores a client's ERROR (the end of every firmware's tsize probe) and
-        // would retransmit to it 100 times, 5 minutes at 3 s; atftpd gives up after 5.
-        .max_send_retries(MAX_SEND_RETRIES)
-        .build()
-        .await
-        .map_err(|e| match e {
-            async_tftp::Error::Io(io) => io,
-            other => std::io::Error::other(other.to_string()),
-        })
+    let limits = mtu(interface).map_or(server::ETHERNET_LIMITS, server::limits_for_mtu);
+    TftpServer::bind(addr, handler, limits)
+}
+
+/// The MTU of `interface`, from sysfs.
+fn mtu(interface: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/sys/class/net/{interface}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }

@@ -92,6 +92,18 @@ enum What {
         #[arg(long, default_value_t = 8)]
         storm: u8,
     },
+    /// NFS: from one booted node, a sequential read of one large file of the image and `ls -lR
+    /// /usr`, over ombootd's export of the node root and over nfs-ganesha's of the same
+    /// directory, alternating; writes build/bench/nfs.json.
+    Nfs {
+        /// Rounds per server (the median is reported), after one warm-up round each.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// The file read, a path inside the image root (default: the largest file under
+        /// /usr/lib).
+        #[arg(long)]
+        file: Option<String>,
+    },
     /// Gossip at scale, in-process (no lab): omd's agents over a simulated lossy LAN against
     /// the membership, fresh-load-record and load-news targets; writes build/bench/gossip.json.
     Gossip {
@@ -134,6 +146,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             max_drops_pct,
         } => super::bench_dhcp::run(rates, secs, max_drops_pct),
         What::Boot { runs, storm } => super::bench_boot::run(runs, storm),
+        What::Nfs { runs, ref file } => super::bench_nfs::run(runs, file.as_deref()),
         What::Gossip {
             nodes,
             loss,
@@ -229,24 +242,28 @@ fn tftp(size_mib: usize, runs: usize, clients: usize) -> anyhow::Result<()> {
         let want = std::fs::read(tftp_root.join("big.bin"))?;
         let mut rows = Vec::new();
         for window in WINDOWS {
-            for s in &servers {
-                let mut times = Vec::with_capacity(runs);
-                // One warm-up transfer (page cache, server start-up), then the measured runs.
-                for i in 0..=runs {
+            // The servers take turns within each run, so a slow spell of the host (a busy
+            // neighbour, idle vCPUs that wake slowly) falls on all of them alike. Run 0 is a
+            // warm-up (page cache, server start-up) and is not counted.
+            let mut times = vec![Vec::with_capacity(runs); servers.len()];
+            for i in 0..=runs {
+                for (s, t) in servers.iter().zip(times.iter_mut()) {
                     let out = lab.dir().join("got.bin");
                     let _ = std::fs::remove_file(&out);
-                    let t = Instant::now();
+                    let started = Instant::now();
                     fetch(&lab, client.netns(), s, window, &out)?;
-                    let took = t.elapsed();
+                    let took = started.elapsed();
                     if std::fs::read(&out)? != want {
                         bail!("{}: the file arrived corrupted", s.name);
                     }
                     if i > 0 {
-                        times.push(took);
+                        t.push(took);
                     }
                 }
-                times.sort();
-                rows.push((s.name, window, times[times.len() / 2]));
+            }
+            for (s, mut t) in servers.iter().zip(times) {
+                t.sort();
+                rows.push((s.name, window, t[t.len() / 2]));
             }
         }
         println!("\nTFTP, {size_mib} MiB file, atftp client blksize 1468, median of {runs}:\n");

@@ -8,6 +8,7 @@ mod bench_dashboard;
 mod bench_dhcp;
 mod bench_gossip;
 mod bench_migrate;
+mod bench_nfs;
 mod clean;
 mod demo;
 mod fuzz_smoke;
