@@ -1,14 +1,16 @@
 //! A host directory exported over NFSv3 (RFC 1813): read-only for the node root, read-write for
 //! the cluster's shared `/cluster`.
 //!
-//! Every call resolves its handle ([`ExportHandle`]) to a path inside the directory one component
-//! at a time, never following a symlink, checks the caller's AUTH_SYS credential against the mode
-//! bits ([`access`]) and then acts as root on the caller's behalf, giving new files to the caller.
+//! Every call resolves its handle ([`ExportHandle`]) to a path inside the directory, opened in one
+//! `openat2` that follows no symlink and leaves neither the directory nor its file system, checks
+//! the caller's AUTH_SYS credential against the mode bits ([`access`]) and then acts as root on
+//! the caller's behalf, giving new files to the caller. Identities and sorted directory listings
+//! are remembered, each checked against the file's change time before use.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::{File, Metadata};
-use std::io;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -29,6 +31,7 @@ use nfs3_server::vfs::{
 use super::access::{self, Caller, EXEC, Owner, READ, WRITE};
 use super::callers::Callers;
 use super::file_id::{ExportHandle, Identity, identity_of};
+use super::readdir_budget;
 
 const S_ISGID: u32 = 0o2000;
 /// Mode of a new directory. MKDIR's requested mode does not reach us through nfs3_server 0.11, so
@@ -36,8 +39,15 @@ const S_ISGID: u32 = 0o2000;
 const DIR_MODE: u32 = 0o700;
 /// Mode of a new file whose CREATE names none.
 const FILE_MODE: u32 = 0o644;
-/// Directory entries computed per blocking step of a listing.
+/// Directory entries computed for the first step of a READDIRPLUS, and for each later one. A
+/// reply holds what its client's `dircount` allows (libnfs: some 40 entries; Linux more), and
+/// entries computed past it are thrown away with the call.
+const FIRST_CHUNK: usize = 32;
 const LIST_CHUNK: usize = 128;
+/// Identities remembered (each saves a reopen and an ioctl); the table starts over past this.
+const MAX_IDS: usize = 1 << 16;
+/// Directory listings remembered, sorted by cookie; the table starts over past this.
+const MAX_LISTINGS: usize = 1024;
 /// At most this many handles are remembered as gone (each saves a walk of the whole tree).
 const MAX_GONE: usize = 4096;
 /// A read-write tree changes behind our back (files made on the master): walk it again at most
@@ -64,6 +74,30 @@ struct Inner {
     mode: Mode,
     /// When an unknown handle last made us walk the tree.
     last_walk: Mutex<Option<Instant>>,
+    /// inode → its identity, and the change time it was read at.
+    ids: RwLock<HashMap<u64, (Changed, Identity)>>,
+    /// directory inode → its names sorted by cookie, and the change time they were read at.
+    listings: Mutex<HashMap<u64, (Changed, Names)>>,
+}
+
+/// A directory's entries as (cookie, name), sorted by cookie.
+type Names = Arc<Vec<(u64, Vec<u8>)>>;
+
+/// A file's change and modification times: an inode number reused by a new file, or a directory
+/// whose entries changed, never has the times it had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Changed {
+    ctime: (i64, i64),
+    mtime: (i64, i64),
+}
+
+impl Changed {
+    fn of(meta: &Metadata) -> Self {
+        Self {
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        }
+    }
 }
 
 /// Whether an export takes writes.
@@ -215,6 +249,54 @@ fn open_at(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: u32) -> i
     Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
+/// Runs the file system work `op` without blocking the runtime. On a multi-threaded runtime (the
+/// server's) the calling worker runs it itself after handing its other tasks to another worker
+/// (`block_in_place`): a trip to the blocking pool costs two thread wake-ups, which on a small
+/// VM took more than the metadata call itself (a READDIRPLUS makes two or three such calls;
+/// `nfs-ls -R` of the image's /usr: 2.2 s through the pool, 1.2 s in place). Elsewhere (tests
+/// on a current-thread runtime) it goes to the blocking pool.
+async fn off_runtime<T: Send + 'static>(
+    op: impl FnOnce() -> Result<T, nfsstat3> + Send + 'static,
+) -> Result<T, nfsstat3> {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(op),
+        _ => tokio::task::spawn_blocking(op)
+            .await
+            .map_err(|_| nfsstat3::NFS3ERR_SERVERFAULT)?,
+    }
+}
+
+/// Opens `path` below `root` as an `O_PATH` descriptor in one `openat2` (Linux 5.6): no
+/// symlink followed anywhere (a symlink at the end is itself opened), no `..` or magic link out
+/// of `root`, no mount crossed (EXDEV).
+fn open_beneath(root: BorrowedFd<'_>, path: &CStr) -> io::Result<File> {
+    // SAFETY: open_how is plain old data; all-zero is a valid value (libc marks it
+    // non-exhaustive, so it cannot be built field by field).
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_BENEATH
+        | libc::RESOLVE_NO_SYMLINKS
+        | libc::RESOLVE_NO_MAGICLINKS
+        | libc::RESOLVE_NO_XDEV;
+    // SAFETY: openat2 reads the NUL-terminated `path` and `how` (whose size is passed) during
+    // the call, with `root` open; the result is checked below.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: `fd` was just returned by openat2 and belongs to nobody else.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
 /// The `/proc` name of an open descriptor: opening it opens the very file the descriptor names
 /// (how an `O_PATH` descriptor is turned into one that can read or write).
 fn proc_path(fd: BorrowedFd<'_>) -> PathBuf {
@@ -310,6 +392,8 @@ impl DirExport {
                 callers: Callers::default(),
                 mode,
                 last_walk: Mutex::new(None),
+                ids: RwLock::new(HashMap::new()),
+                listings: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -343,9 +427,7 @@ impl DirExport {
         op: impl FnOnce(&Inner, &Caller) -> Result<T, nfsstat3> + Send + 'static,
     ) -> Result<T, nfsstat3> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || op(&inner, &who))
-            .await
-            .map_err(|_| nfsstat3::NFS3ERR_SERVERFAULT)?
+        off_runtime(move || op(&inner, &who)).await
     }
 
     /// ACCESS (RFC 1813 §3.3.4): which of `want` `who` has on `h`, and its attributes.
@@ -360,6 +442,68 @@ impl DirExport {
         let h = *h;
         self.blocking_as(who.clone(), move |i, who| i.access(who, &h, want))
             .await
+    }
+
+    /// GETATTR (RFC 1813 §3.3.1), for a front that answers it: anyone may ask.
+    pub async fn getattr_as(&self, h: &ExportHandle) -> Result<fattr3, nfsstat3> {
+        let h = *h;
+        self.blocking_as(Caller::nobody(), move |i, _| i.getattr(&h))
+            .await
+    }
+
+    /// LOOKUP (§3.3.3) of `name` in `dir` by `who`: the entry's handle and attributes, and the
+    /// directory's.
+    pub async fn lookup_as(
+        &self,
+        who: &Caller,
+        dir: &ExportHandle,
+        name: Vec<u8>,
+    ) -> Result<(ExportHandle, fattr3, fattr3), nfsstat3> {
+        let dir = *dir;
+        self.blocking_as(who.clone(), move |i, who| i.lookup_attrs(who, &dir, &name))
+            .await
+    }
+
+    /// READLINK (§3.3.5): the target and the link's attributes.
+    pub async fn readlink_as(&self, h: &ExportHandle) -> Result<(Vec<u8>, fattr3), nfsstat3> {
+        let h = *h;
+        self.blocking_as(Caller::nobody(), move |i, _| i.readlink_attrs(&h))
+            .await
+    }
+
+    /// READ (§3.3.6) by `who`, the bytes appended to `out` (returned with them): whether they
+    /// reach the end, and the file's attributes.
+    pub async fn read_into_as(
+        &self,
+        who: &Caller,
+        h: &ExportHandle,
+        offset: u64,
+        count: u32,
+        mut out: Vec<u8>,
+    ) -> Result<(Vec<u8>, bool, fattr3), nfsstat3> {
+        let h = *h;
+        self.blocking_as(who.clone(), move |i, who| {
+            let (eof, attr) = i.read_into(who, &h, offset, count, &mut out)?;
+            Ok((out, eof, attr))
+        })
+        .await
+    }
+
+    /// READDIRPLUS (§3.3.17) of `dir` by `who` from `cookie`, as much as `dircount` and
+    /// `maxcount` hold: the directory's attributes, the entries, and whether that was all.
+    pub async fn readdirplus_as(
+        &self,
+        who: &Caller,
+        dir: &ExportHandle,
+        cookie: u64,
+        dircount: u32,
+        maxcount: u32,
+    ) -> Result<(fattr3, Vec<DirEntryPlus<ExportHandle>>, bool), nfsstat3> {
+        let dir = *dir;
+        self.blocking_as(who.clone(), move |i, who| {
+            i.readdirplus_attrs(who, &dir, cookie, dircount, maxcount)
+        })
+        .await
     }
 
     /// LINK (RFC 1813 §3.3.15): make `name` in `dir` another name of `file`, as `who`.
@@ -392,37 +536,80 @@ impl Inner {
         }
     }
 
-    /// Open `rel` below the root without following any symlink on the way or at the end.
+    /// Open `rel` below the root (`O_PATH`) without following any symlink on the way or at the
+    /// end, and without leaving the root or its file system.
     fn open_rel(&self, rel: &Path) -> io::Result<File> {
-        let parts: Vec<&OsStr> = rel
-            .components()
-            .map(|c| match c {
-                Component::Normal(p) => Ok(p),
-                _ => Err(io::Error::from_raw_os_error(libc::EINVAL)),
-            })
-            .collect::<io::Result<_>>()?;
-        let mut cur = open_at(
-            self.root_fd.as_fd(),
-            c".",
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-        )?;
-        for (i, part) in parts.iter().enumerate() {
-            let name = CString::new(part.as_bytes())
-                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-            let dir_flag = if i + 1 < parts.len() {
-                libc::O_DIRECTORY
-            } else {
-                0
+        // The components alone: a path noted as `dir/` + "" must not demand a directory.
+        let mut bytes = Vec::with_capacity(rel.as_os_str().len());
+        for c in rel.components() {
+            let Component::Normal(part) = c else {
+                return Err(io::Error::from_raw_os_error(libc::EINVAL));
             };
-            cur = open_at(
-                cur.as_fd(),
-                &name,
-                libc::O_PATH | libc::O_NOFOLLOW | dir_flag,
-                0,
-            )?;
+            if !bytes.is_empty() {
+                bytes.push(b'/');
+            }
+            bytes.extend_from_slice(part.as_bytes());
         }
-        Ok(cur)
+        if bytes.is_empty() {
+            bytes.push(b'.');
+        }
+        let path = CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        match open_beneath(self.root_fd.as_fd(), &path) {
+            // A mount inside the tree: its inode numbers could collide with ours.
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                Err(io::Error::from_raw_os_error(libc::ENOENT))
+            }
+            r => r,
+        }
+    }
+
+    /// The identity of `file` (its metadata `meta`), remembered while its change time stays.
+    fn identify(&self, file: &File, meta: &Metadata) -> io::Result<Identity> {
+        let changed = Changed::of(meta);
+        if let Ok(ids) = self.ids.read()
+            && let Some((at, id)) = ids.get(&meta.ino())
+            && *at == changed
+        {
+            return Ok(*id);
+        }
+        let id = identify(file, meta)?;
+        if let Ok(mut ids) = self.ids.write() {
+            if ids.len() >= MAX_IDS {
+                ids.clear();
+            }
+            ids.insert(meta.ino(), (changed, id));
+        }
+        Ok(id)
+    }
+
+    /// The names of directory `dir`, sorted by cookie, `.` and `..` included; read again only
+    /// when the directory changed.
+    fn names(&self, dir: &Found) -> Result<Names, nfsstat3> {
+        let changed = Changed::of(&dir.meta);
+        if let Ok(l) = self.listings.lock()
+            && let Some((at, names)) = l.get(&dir.id.ino)
+            && *at == changed
+        {
+            return Ok(names.clone());
+        }
+        let mut names: Vec<(u64, Vec<u8>)> = std::fs::read_dir(proc_path(dir.file.as_fd()))
+            .map_err(io_err)?
+            .flatten()
+            .map(|e| {
+                let n = e.file_name().as_bytes().to_vec();
+                (name_cookie(&n), n)
+            })
+            .chain([(1, b".".to_vec()), (2, b"..".to_vec())])
+            .collect();
+        names.sort();
+        let names = Arc::new(names);
+        if let Ok(mut l) = self.listings.lock() {
+            if l.len() >= MAX_LISTINGS {
+                l.clear();
+            }
+            l.insert(dir.id.ino, (changed, names.clone()));
+        }
+        Ok(names)
     }
 
     fn found_at(&self, rel: PathBuf) -> io::Result<Found> {
@@ -432,7 +619,7 @@ impl Inner {
             // Another file system mounted inside: its inode numbers could collide with ours.
             return Err(io::Error::from_raw_os_error(libc::ENOENT));
         }
-        let id = identify(&file, &meta)?;
+        let id = self.identify(&file, &meta)?;
         Ok(Found {
             file,
             meta,
@@ -558,7 +745,7 @@ impl Inner {
         if meta.dev() != self.dev {
             return Err(nfsstat3::NFS3ERR_NOENT);
         }
-        let id = identify(&file, &meta).map_err(io_err)?;
+        let id = self.identify(&file, &meta).map_err(io_err)?;
         let rel = dir.rel.join(OsStr::from_bytes(name.to_bytes()));
         self.remember(id.ino, &rel);
         Ok(Found {
@@ -597,15 +784,37 @@ impl Inner {
         dir: &ExportHandle,
         name: &[u8],
     ) -> Result<ExportHandle, nfsstat3> {
+        Ok(self.lookup_found(who, dir, name)?.1.handle())
+    }
+
+    /// The directory `dir` and its entry `name` (`.` and `..` too), as `who` may look it up.
+    fn lookup_found(
+        &self,
+        who: &Caller,
+        dir: &ExportHandle,
+        name: &[u8],
+    ) -> Result<(Found, Found), nfsstat3> {
         let d = self.dir(who, dir, EXEC)?;
-        match name {
-            b"." => Ok(d.handle()),
+        let found = match name {
+            b"." => self.found_at(d.rel.clone()).map_err(io_err)?,
             b".." => {
                 let parent = d.rel.parent().map(Path::to_path_buf).unwrap_or_default();
-                Ok(self.found_at(parent).map_err(io_err)?.handle())
+                self.found_at(parent).map_err(io_err)?
             }
-            _ => Ok(self.child(&d, &entry_name(name)?)?.handle()),
-        }
+            _ => self.child(&d, &entry_name(name)?)?,
+        };
+        Ok((d, found))
+    }
+
+    /// LOOKUP as its reply has it: the entry's handle and attributes, and the directory's.
+    fn lookup_attrs(
+        &self,
+        who: &Caller,
+        dir: &ExportHandle,
+        name: &[u8],
+    ) -> Result<(ExportHandle, fattr3, fattr3), nfsstat3> {
+        let (d, f) = self.lookup_found(who, dir, name)?;
+        Ok((f.handle(), self.attr(&f.meta), self.attr(&d.meta)))
     }
 
     fn read(
@@ -615,6 +824,34 @@ impl Inner {
         offset: u64,
         count: u32,
     ) -> Result<(Vec<u8>, bool), nfsstat3> {
+        self.read_attrs(who, h, offset, count)
+            .map(|(data, eof, _)| (data, eof))
+    }
+
+    /// READ as its reply has it: the bytes, whether they reach the end, the file's attributes.
+    fn read_attrs(
+        &self,
+        who: &Caller,
+        h: &ExportHandle,
+        offset: u64,
+        count: u32,
+    ) -> Result<(Vec<u8>, bool, fattr3), nfsstat3> {
+        let mut buf = Vec::new();
+        let (eof, attr) = self.read_into(who, h, offset, count, &mut buf)?;
+        Ok((buf, eof, attr))
+    }
+
+    /// READ, the bytes appended to `out` (a reply being built around them: no copy of the data
+    /// between the page cache and the socket's buffer); whether they reach the end, and the
+    /// file's attributes.
+    fn read_into(
+        &self,
+        who: &Caller,
+        h: &ExportHandle,
+        offset: u64,
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(bool, fattr3), nfsstat3> {
         let f = self.resolve(h)?;
         if f.meta.is_dir() {
             return Err(nfsstat3::NFS3ERR_ISDIR);
@@ -625,21 +862,17 @@ impl Inner {
         if !access::permits_io(who, &f.owner(), READ) {
             return Err(nfsstat3::NFS3ERR_ACCES);
         }
-        let file = reopen(f.file.as_fd(), false).map_err(io_err)?;
+        let mut file = reopen(f.file.as_fd(), false).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
-        let want = usize::try_from(u64::from(count).min(len.saturating_sub(offset))).unwrap_or(0);
-        let mut buf = vec![0u8; want];
-        let mut done = 0;
-        while done < want {
-            match file.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_err(e)),
-            }
-        }
-        buf.truncate(done);
-        Ok((buf, offset + done as u64 >= len))
+        let want = u64::from(count).min(len.saturating_sub(offset));
+        out.reserve(usize::try_from(want).unwrap_or(0));
+        // A descriptor of our own: its offset is ours to move. read_to_end fills the reserved
+        // room without zeroing it first.
+        let got = file
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| (&mut file).take(want).read_to_end(out))
+            .map_err(io_err)?;
+        Ok((offset + got as u64 >= len, self.attr(&f.meta)))
     }
 
     fn write(
@@ -843,6 +1076,11 @@ impl Inner {
     }
 
     fn readlink(&self, h: &ExportHandle) -> Result<Vec<u8>, nfsstat3> {
+        self.readlink_attrs(h).map(|(target, _)| target)
+    }
+
+    /// READLINK as its reply has it: the target, and the link's attributes.
+    fn readlink_attrs(&self, h: &ExportHandle) -> Result<(Vec<u8>, fattr3), nfsstat3> {
         let f = self.resolve(h)?;
         if !f.meta.file_type().is_symlink() {
             return Err(nfsstat3::NFS3ERR_INVAL);
@@ -860,7 +1098,7 @@ impl Inner {
         };
         let n = usize::try_from(n).map_err(|_| io_err(io::Error::last_os_error()))?;
         buf.truncate(n);
-        Ok(buf)
+        Ok((buf, self.attr(&f.meta)))
     }
 
     fn remove(&self, who: &Caller, dir: &ExportHandle, name: &[u8]) -> Result<(), nfsstat3> {
@@ -1058,20 +1296,29 @@ impl Inner {
         after: u64,
         max: usize,
     ) -> Result<(Vec<DirEntryPlus<ExportHandle>>, bool), nfsstat3> {
-        let mut names: Vec<(u64, Vec<u8>)> = std::fs::read_dir(proc_path(dir.file.as_fd()))
-            .map_err(io_err)?
-            .flatten()
-            .map(|e| {
-                let n = e.file_name().as_bytes().to_vec();
-                (name_cookie(&n), n)
-            })
-            .chain([(1, b".".to_vec()), (2, b"..".to_vec())])
-            .filter(|(c, _)| *c > after)
-            .collect();
-        names.sort();
-        let complete = names.len() <= max;
-        let mut out = Vec::with_capacity(names.len().min(max));
-        for (cookie, name) in names.into_iter().take(max) {
+        let mut left = max;
+        self.list_while(dir, after, |_| {
+            left = left.checked_sub(1)?;
+            Some(())
+        })
+    }
+
+    /// The entries of `dir` after `cookie`, in cookie order, for as long as `fits` takes their
+    /// names (it is asked before an entry's file is looked at), and whether that was all.
+    fn list_while(
+        &self,
+        dir: &Found,
+        after: u64,
+        mut fits: impl FnMut(&[u8]) -> Option<()>,
+    ) -> Result<(Vec<DirEntryPlus<ExportHandle>>, bool), nfsstat3> {
+        let names = self.names(dir)?;
+        // Sorted by cookie: the entries after `after` start where it would be.
+        let start = names.partition_point(|(c, _)| *c <= after);
+        let mut out = Vec::new();
+        for (cookie, name) in &names[start..] {
+            if fits(name).is_none() {
+                return Ok((out, false));
+            }
             let f = match name.as_slice() {
                 b"." => Ok(Found {
                     file: dir.file.try_clone().map_err(io_err)?,
@@ -1082,19 +1329,40 @@ impl Inner {
                 b".." => self
                     .found_at(dir.rel.parent().map(Path::to_path_buf).unwrap_or_default())
                     .map_err(io_err),
-                _ => entry_name(&name).and_then(|c| self.child(dir, &c)),
+                _ => entry_name(name).and_then(|c| self.child(dir, &c)),
             };
             // Gone between the listing and now, or on another file system: skip it.
             let Ok(f) = f else { continue };
             out.push(DirEntryPlus {
                 fileid: f.id.ino,
-                name: filename3::from(name),
-                cookie,
+                name: filename3::from(name.clone()),
+                cookie: *cookie,
                 name_attributes: Some(self.attr(&f.meta)),
                 name_handle: Some(f.handle()),
             });
         }
-        Ok((out, complete))
+        Ok((out, true))
+    }
+
+    /// READDIRPLUS as its reply has it (RFC 1813 §3.3.17): the directory's attributes, the
+    /// entries after `cookie` whose names fit in `dircount` bytes and whose whole entries fit
+    /// in `maxcount` with the rest of the reply, and whether they reach the end. Only the
+    /// entries that fit are looked at. TOOSMALL when not even one fits.
+    fn readdirplus_attrs(
+        &self,
+        who: &Caller,
+        dir: &ExportHandle,
+        cookie: u64,
+        dircount: u32,
+        maxcount: u32,
+    ) -> Result<(fattr3, Vec<DirEntryPlus<ExportHandle>>, bool), nfsstat3> {
+        let d = self.dir(who, dir, READ)?;
+        let mut budget = readdir_budget::Budget::new(dircount, maxcount);
+        let (entries, eof) = self.list_while(&d, cookie, |name| budget.take(name))?;
+        if entries.is_empty() && !eof {
+            return Err(nfsstat3::NFS3ERR_TOOSMALL);
+        }
+        Ok((self.attr(&d.meta), entries, eof))
     }
 }
 
@@ -1112,13 +1380,11 @@ impl ReadDirPlusIterator<ExportHandle> for Listing {
     async fn next(&mut self) -> NextResult<DirEntryPlus<ExportHandle>> {
         if self.ready.is_empty() && !self.complete {
             let (inner, dir, after) = (self.inner.clone(), self.dir, self.last_cookie);
-            let chunk = tokio::task::spawn_blocking(move || {
+            let chunk = off_runtime(move || {
                 let d = inner.resolve(&dir)?;
                 inner.list(&d, after, LIST_CHUNK)
             })
-            .await
-            .map_err(|_| nfsstat3::NFS3ERR_SERVERFAULT)
-            .and_then(|r| r);
+            .await;
             match chunk {
                 Ok((entries, complete)) => {
                     self.ready.extend(entries);
@@ -1184,7 +1450,7 @@ impl NfsReadFileSystem for DirExport {
         let (ready, complete) = self
             .blocking(move |i, who| {
                 let d = i.dir(who, &dir, READ)?;
-                i.list(&d, cookie, LIST_CHUNK)
+                i.list(&d, cookie, FIRST_CHUNK)
             })
             .await?;
         Ok(Listing {

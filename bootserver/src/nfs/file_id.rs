@@ -16,6 +16,8 @@ const WIRE_PREFIX: usize = 8;
 const VERSION: u8 = 1;
 /// version, inode, generation, birth seconds, birth nanoseconds.
 const LEN: usize = 1 + 8 + 4 + 8 + 4;
+/// Bytes of a handle on the wire.
+pub const WIRE_LEN: usize = WIRE_PREFIX + LEN;
 
 /// What identifies a file across restarts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

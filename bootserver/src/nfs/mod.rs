@@ -6,7 +6,8 @@
 //! that name one file for good, and [`generation`] keeps handles valid across restarts. The public port of each
 //! export is a [`front`] that answers what nfs3_server cannot: NFSACL for the root ([`nfsacl`];
 //! the nodes mount `/cluster` with `noacl`, so the Linux client never asks it there) and LINK for
-//! the cluster directory ([`link`]).
+//! the cluster directory ([`link`]); and, for the node root, the reads a booting or working node
+//! makes most, in one call each instead of nfs3_server's several ([`reads`]).
 
 pub mod access;
 pub mod access_proc;
@@ -19,6 +20,8 @@ pub mod gate;
 pub mod generation;
 pub mod link;
 pub mod nfsacl;
+pub mod readdir_budget;
+pub mod reads;
 pub mod rpc_call;
 
 use std::net::SocketAddr;
@@ -36,6 +39,7 @@ use front::Answers;
 use gate::{Gate, Refused};
 use link::Link;
 use nfsacl::Nfsacl;
+use reads::Reads;
 
 /// One export's NFS service: the public front, answering the calls `A` picks, and nfs3_server
 /// serving `F` on a loopback port behind it.
@@ -56,8 +60,8 @@ pub struct Service<F: NfsFileSystem + 'static, A> {
     pub stages: Option<Arc<BootStages>>,
 }
 
-/// The node root's service: ACCESS and NFSACL answered in front.
-pub type RootNfs = Service<DirExport, (Access, Nfsacl)>;
+/// The node root's service: ACCESS, NFSACL and the reads answered in front.
+pub type RootNfs = Service<DirExport, ((Access, Nfsacl), Reads)>;
 /// The cluster directory's service: ACCESS and LINK answered in front.
 pub type ClusterNfs = Service<DirExport, (Access, Link)>;
 
@@ -117,7 +121,10 @@ pub async fn bind(
     generation: u64,
 ) -> std::io::Result<RootNfs> {
     let export = DirExport::new(root, Mode::ReadOnly)?;
-    let answers = (Access::new(export.clone(), generation), Nfsacl);
+    let answers = (
+        (Access::new(export.clone(), generation), Nfsacl),
+        Reads::new(export.clone(), generation),
+    );
     Service::bind(addr, gate, export, generation, answers).await
 }
 
