@@ -87,7 +87,7 @@ impl Access {
     }
 
     /// The reply to `call`.
-    pub async fn serve(&self, call: AccessCall) -> Vec<u8> {
+    pub async fn serve(self, call: AccessCall) -> Vec<u8> {
         let result = match ExportHandle::from_wire(self.generation, &call.object) {
             Ok(h) => self.export.access(&call.caller, &h, call.want).await,
             Err(e) => Err(e),
@@ -98,10 +98,7 @@ impl Access {
 
 impl Answers for Access {
     fn answer(&self, call: &[u8]) -> Option<Reply> {
-        front::answer_parsed(parse(call), |call| {
-            let this = self.clone();
-            Box::pin(async move { this.serve(call).await })
-        })
+        front::answer_with(self, parse(call), Self::serve)
     }
 }
 

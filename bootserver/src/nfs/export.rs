@@ -439,16 +439,25 @@ impl DirExport {
         h: &ExportHandle,
         want: u32,
     ) -> Result<(u32, fattr3), nfsstat3> {
+        self.on(who, h, move |i, who, h| i.access(who, h, want))
+            .await
+    }
+
+    /// Runs `op` for `who` on the file `h` names, off the async runtime.
+    async fn on<T: Send + 'static>(
+        &self,
+        who: &Caller,
+        h: &ExportHandle,
+        op: impl FnOnce(&Inner, &Caller, &ExportHandle) -> Result<T, nfsstat3> + Send + 'static,
+    ) -> Result<T, nfsstat3> {
         let h = *h;
-        self.blocking_as(who.clone(), move |i, who| i.access(who, &h, want))
+        self.blocking_as(who.clone(), move |i, who| op(i, who, &h))
             .await
     }
 
     /// GETATTR (RFC 1813 §3.3.1), for a front that answers it: anyone may ask.
     pub async fn getattr_as(&self, h: &ExportHandle) -> Result<fattr3, nfsstat3> {
-        let h = *h;
-        self.blocking_as(Caller::nobody(), move |i, _| i.getattr(&h))
-            .await
+        self.on(&Caller::nobody(), h, |i, _, h| i.getattr(h)).await
     }
 
     /// LOOKUP (§3.3.3) of `name` in `dir` by `who`: the entry's handle and attributes, and the
@@ -459,15 +468,13 @@ impl DirExport {
         dir: &ExportHandle,
         name: Vec<u8>,
     ) -> Result<(ExportHandle, fattr3, fattr3), nfsstat3> {
-        let dir = *dir;
-        self.blocking_as(who.clone(), move |i, who| i.lookup_attrs(who, &dir, &name))
+        self.on(who, dir, move |i, who, d| i.lookup_attrs(who, d, &name))
             .await
     }
 
     /// READLINK (§3.3.5): the target and the link's attributes.
     pub async fn readlink_as(&self, h: &ExportHandle) -> Result<(Vec<u8>, fattr3), nfsstat3> {
-        let h = *h;
-        self.blocking_as(Caller::nobody(), move |i, _| i.readlink_attrs(&h))
+        self.on(&Caller::nobody(), h, |i, _, h| i.readlink_attrs(h))
             .await
     }
 
@@ -481,9 +488,8 @@ impl DirExport {
         count: u32,
         mut out: Vec<u8>,
     ) -> Result<(Vec<u8>, bool, fattr3), nfsstat3> {
-        let h = *h;
-        self.blocking_as(who.clone(), move |i, who| {
-            let (eof, attr) = i.read_into(who, &h, offset, count, &mut out)?;
+        self.on(who, h, move |i, who, h| {
+            let (eof, attr) = i.read_into(who, h, offset, count, &mut out)?;
             Ok((out, eof, attr))
         })
         .await
@@ -499,9 +505,8 @@ impl DirExport {
         dircount: u32,
         maxcount: u32,
     ) -> Result<(fattr3, Vec<DirEntryPlus<ExportHandle>>, bool), nfsstat3> {
-        let dir = *dir;
-        self.blocking_as(who.clone(), move |i, who| {
-            i.readdirplus_attrs(who, &dir, cookie, dircount, maxcount)
+        self.on(who, dir, move |i, who, d| {
+            i.readdirplus_attrs(who, d, cookie, dircount, maxcount)
         })
         .await
     }

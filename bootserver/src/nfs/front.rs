@@ -52,6 +52,19 @@ pub fn answer_parsed<C>(
     }
 }
 
+/// The usual [`Answers::answer`]: a call `parse` read is served by `serve` on a clone of `this`
+/// (owned, so the reply's task needs no borrow); a malformed one gets the RPC error.
+pub fn answer_with<S: Clone, C, F>(
+    this: &S,
+    parsed: Option<Result<C, Malformed>>,
+    serve: fn(S, C) -> F,
+) -> Option<Reply>
+where
+    F: Future<Output = Vec<u8>> + Send + 'static,
+{
+    answer_parsed(parsed, |call| Box::pin(serve(this.clone(), call)))
+}
+
 /// Two sets of answers: the first that picks a call answers it.
 impl<A: Answers, B: Answers> Answers for (A, B) {
     fn answer(&self, call: &[u8]) -> Option<Reply> {

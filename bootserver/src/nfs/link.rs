@@ -122,7 +122,7 @@ impl Link {
     }
 
     /// Make the link `call` asks for, as its caller, and the reply record.
-    pub async fn serve(&self, call: LinkCall) -> Vec<u8> {
+    pub async fn serve(self, call: LinkCall) -> Vec<u8> {
         let file = ExportHandle::from_wire(self.generation, &call.file);
         let dir = ExportHandle::from_wire(self.generation, &call.dir);
         let status = match (file, dir) {
@@ -143,10 +143,7 @@ impl Link {
 
 impl Answers for Link {
     fn answer(&self, call: &[u8]) -> Option<Reply> {
-        front::answer_parsed(parse(call), |call| {
-            let this = self.clone();
-            Box::pin(async move { this.serve(call).await })
-        })
+        front::answer_with(self, parse(call), Self::serve)
     }
 }
 

@@ -157,7 +157,7 @@ impl Reads {
     }
 
     /// The reply record to `call`.
-    pub async fn serve(&self, call: ReadCall) -> Vec<u8> {
+    pub async fn serve(self, call: ReadCall) -> Vec<u8> {
         let (xid, who, e) = (call.xid, call.caller, &self.export);
         match call.ask {
             Ask::Getattr(fh) => {
@@ -362,10 +362,7 @@ fn reply(xid: u32, res: &impl nfs3_server::nfs3_types::xdr_codec::Pack) -> Vec<u
 
 impl Answers for Reads {
     fn answer(&self, call: &[u8]) -> Option<Reply> {
-        front::answer_parsed(parse(call), |call| {
-            let this = self.clone();
-            Box::pin(async move { this.serve(call).await })
-        })
+        front::answer_with(self, parse(call), Self::serve)
     }
 }
 
@@ -430,7 +427,7 @@ mod tests {
     }
 
     async fn ask(r: &Reads, rec: &[u8]) -> Vec<u8> {
-        r.serve(parse(rec).unwrap().unwrap()).await
+        r.clone().serve(parse(rec).unwrap().unwrap()).await
     }
 
     async fn lookup(r: &Reads, dir: &[u8], name: &str) -> LOOKUP3res {

@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use omlab::{Lab, MacAddr, Proc, anchors, cluster};
 use serde::Serialize;
 
-use super::prepare::{cargo, debian_packages, node_image, step, workspace_root};
+use super::prepare::{median, node_bench, step, workspace_root};
 
 /// How long one node may take from power-on to up.
 const ONE: Duration = Duration::from_secs(600);
@@ -36,27 +36,12 @@ struct Report {
     storm_up_secs: Vec<Option<f64>>,
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
-}
-
 /// Runs `omlab bench boot`.
 pub fn run(runs: usize, storm: u8) -> anyhow::Result<()> {
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
-    step("Debian packages", debian_packages)?;
-    step("build", || cargo(&["build", "--workspace"]))?;
-    step("build (release)", || {
-        cargo(&["build", "--release", "-p", "bootserver"])
-    })?;
-    step("node image", node_image)?;
+    node_bench()?;
     let root = workspace_root();
     let dnsmasq = step("dnsmasq (unpacked, not installed)", || {
         Ok(anchors::dnsmasq(&root.join("build/anchors"))?)

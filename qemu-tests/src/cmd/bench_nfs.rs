@@ -19,7 +19,7 @@ use anyhow::{Context, bail};
 use omlab::{Lab, RunningNode, anchors, cluster};
 use serde::Serialize;
 
-use super::prepare::{cargo, debian_packages, node_image, step, workspace_root};
+use super::prepare::{median, node_bench, step, workspace_root};
 
 /// How long the node may take from power-on to up.
 const ONE: Duration = Duration::from_secs(600);
@@ -98,27 +98,12 @@ struct Round {
     calls: Vec<Calls>,
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
-}
-
 /// Runs `omlab bench nfs`.
 pub fn run(runs: usize, file: Option<&str>) -> anyhow::Result<()> {
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
-    step("Debian packages", debian_packages)?;
-    step("build", || cargo(&["build", "--workspace"]))?;
-    step("build (release)", || {
-        cargo(&["build", "--release", "-p", "bootserver"])
-    })?;
-    step("node image", node_image)?;
+    node_bench()?;
     let root = workspace_root();
     let ganesha = step("nfs-ganesha and rpcbind (unpacked, not installed)", || {
         Ok(anchors::ganesha(&root.join("build/anchors"))?)

@@ -89,3 +89,25 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// What a benchmark that boots nodes needs first: the Debian packages, the workspace (debug,
+/// for omlab's helpers), ombootd in release (what is measured), and the node image.
+pub fn node_bench() -> anyhow::Result<()> {
+    step("Debian packages", debian_packages)?;
+    step("build", || cargo(&["build", "--workspace"]))?;
+    step("build (release)", || {
+        cargo(&["build", "--release", "-p", "bootserver"])
+    })?;
+    step("node image", node_image)
+}
+
+/// The median of `v` (NaN when empty).
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
