@@ -14,6 +14,10 @@ use crate::nic::Nic;
 use crate::node::{Node, NodeUp, RunningNode};
 use crate::process::Proc;
 
+/// The master's IPv6 address and prefix when a plan has a node that boots over IPv6: ombootd's
+/// `ipv6_boot`, also put on the lab bridge.
+pub const IPV6_BOOT: &str = "fd77::1/64";
+
 /// A node and the address reserved for it.
 #[derive(Debug, Clone)]
 pub struct Planned {
@@ -39,8 +43,9 @@ pub fn bios_and_uefi(memory_mib: u32, kvm: bool) -> Vec<Planned> {
 /// Every boot path ombootd serves, each on another NIC model, so the initramfs must find each
 /// one's driver by modalias: node1 (BIOS, iPXE ROM, RTL8139, 10.77.0.11), node2 (UEFI, iPXE ROM,
 /// e1000e, 10.77.0.12), node3 (UEFI without the NIC ROM, virtio-net, the one NIC edk2 drives
-/// itself: its PXE client loads `ipxe.efi` over TFTP, 10.77.0.13) and node4 (the same, but edk2's
-/// HTTP boot client loads `ipxe.efi` by URL, 10.77.0.14).
+/// itself: its PXE client loads `ipxe.efi` over TFTP, 10.77.0.13), node4 (the same, but edk2's
+/// HTTP boot client loads `ipxe.efi` by URL, 10.77.0.14) and node5 (the same over IPv6: its
+/// address and the URL by DHCPv6, 10.77.0.15 and fd77::a4d:f).
 pub fn every_boot_path(memory_mib: u32, kvm: bool) -> Vec<Planned> {
     plan(
         &[
@@ -48,6 +53,7 @@ pub fn every_boot_path(memory_mib: u32, kvm: bool) -> Vec<Planned> {
             (2, Firmware::Uefi, true, Nic::E1000e),
             (3, Firmware::Uefi, false, Nic::Virtio),
             (4, Firmware::UefiHttp, false, Nic::Virtio),
+            (5, Firmware::UefiHttpIpv6, false, Nic::Virtio),
         ],
         memory_mib,
         kvm,
@@ -103,17 +109,28 @@ pub fn start_master(lab: &Lab, image: &Path, plan: &[Planned]) -> Result<Proc> {
 }
 
 /// Writes `config` (a [`config_for`] changed by the caller) and starts the workspace's debug
-/// ombootd on it.
+/// ombootd on it; with `ipv6_boot` set, the bridge gets that address first.
 pub fn start_master_with(lab: &Lab, config: &LabConfig) -> Result<Proc> {
+    if let Some(cidr) = &config.ipv6_boot {
+        lab.add_master_ipv6(cidr.get_ref())?;
+    }
     let path = lab.write_ombootd_config(config)?;
     lab.start_ombootd(&workspace_root().join("target/debug/ombootd"), &path)
 }
 
-/// The lab's ombootd config serving `image` to `plan`.
+/// The lab's ombootd config serving `image` to `plan`, with IPv6 netboot ([`IPV6_BOOT`]) when a
+/// planned node boots over IPv6.
 pub fn config_for(lab: &Lab, image: &Path, plan: &[Planned]) -> LabConfig {
-    plan.iter().fold(lab.ombootd_config(image), |c, p| {
+    let mut config = plan.iter().fold(lab.ombootd_config(image), |c, p| {
         c.node(p.node.name(), p.node.mac(), p.ip)
-    })
+    });
+    if plan
+        .iter()
+        .any(|p| p.node.firmware_kind() == Firmware::UefiHttpIpv6)
+    {
+        config.ipv6_boot = Some(crate::config::set(IPV6_BOOT.to_owned()));
+    }
+    config
 }
 
 /// Powers on every planned node at once and waits up to `timeout` for each to report up. The

@@ -118,6 +118,15 @@ pub enum Error {
     /// A worker thread of the lab panicked (a bug in the lab itself).
     #[error("the lab's {0} thread panicked")]
     Panicked(String),
+    /// A UEFI variable store the lab was to write firmware settings into is not one it can
+    /// write.
+    #[error("cannot set the firmware's variables in {path}: {reason}")]
+    VarStore {
+        /// The variable store file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A file the lab needs is missing.
     #[error("{what} not found at {path}")]
     Missing {

@@ -249,6 +249,12 @@ impl Lab {
         })
     }
 
+    /// Gives the master (the bridge) an IPv6 address as well, such as `fd77::1/64`, the one
+    /// ombootd's `ipv6_boot` names. Adding the same address again changes nothing.
+    pub fn add_master_ipv6(&self, cidr: &str) -> Result<()> {
+        link::replace_addr6(&self.netns, BRIDGE, cidr)
+    }
+
     /// Gives a client's `eth0` a static address, such as `10.77.0.50/24`.
     pub fn add_client_addr(&self, client: &ClientNs, cidr: &str) -> Result<()> {
         link::add_addr(&client.netns, client.iface(), cidr)

@@ -50,6 +50,7 @@ pub mod proc_stat;
 mod process;
 mod qmp;
 mod signal;
+mod uefi_vars;
 mod wait;
 
 pub use config::{LabConfig, NodeEntry, Ports};

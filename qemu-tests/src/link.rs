@@ -55,6 +55,13 @@ pub(crate) fn add_addr(ns: &str, ifname: &str, cidr: &str) -> Result<()> {
     ip_in(ns, &["addr", "add", cidr, "dev", ifname])
 }
 
+/// Gives an interface an IPv6 address in CIDR form, usable at once: no duplicate address
+/// detection, since nothing else on a lab network holds the lab's addresses. Replacing makes a
+/// second call with the same address a no-op.
+pub(crate) fn replace_addr6(ns: &str, ifname: &str, cidr: &str) -> Result<()> {
+    ip_in(ns, &["-6", "addr", "replace", cidr, "dev", ifname, "nodad"])
+}
+
 /// Creates a persistent tap, attaches it to `bridge` and brings it up.
 pub(crate) fn add_tap(ns: &str, tap: &str, bridge: &str) -> Result<()> {
     ip_in(ns, &["tuntap", "add", "dev", tap, "mode", "tap"])?;

@@ -23,6 +23,9 @@ use crate::wait::{self, LineScanner};
 const QUIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to look for `OMBOOT-FAILED-UNITS` after a READY whose state is not `running`.
 const FAILED_UNITS_WAIT: Duration = Duration::from_secs(3);
+/// The PCI slot of every node's NIC: where QEMU puts the first device after its own (host
+/// bridge, PIIX, VGA), pinned because a UEFI boot option names the NIC by it.
+pub(crate) const NIC_PCI_SLOT: u8 = 3;
 
 /// A node to boot: name, NIC, firmware and machine size.
 #[derive(Debug, Clone)]
@@ -192,7 +195,7 @@ impl Node {
         push("-device");
         let rom = if self.nic_rom { "" } else { ",romfile=" };
         push(&format!(
-            "{},netdev=n0,mac={}{rom}",
+            "{},netdev=n0,mac={}{rom},addr={NIC_PCI_SLOT:#x}",
             self.nic.qemu_device(),
             self.mac
         ));
@@ -243,7 +246,7 @@ impl Node {
             }
             let _ = std::fs::remove_file(sock);
         }
-        let firmware_file = self.firmware.prepare(dir, &label)?;
+        let firmware_file = self.firmware.prepare(dir, &label, self.mac)?;
         let paths = NodePaths {
             tap,
             serial,
@@ -535,7 +538,7 @@ mod tests {
             "{args}"
         );
         assert!(
-            args.contains("-device virtio-net-pci,netdev=n0,mac=52:54:00:77:00:01"),
+            args.contains("-device virtio-net-pci,netdev=n0,mac=52:54:00:77:00:01,addr=0x3 "),
             "{args}"
         );
         assert!(
@@ -566,6 +569,28 @@ mod tests {
             args.contains("-drive if=pflash,format=raw,file=/l/node2.OVMF_VARS.fd"),
             "{args}"
         );
+    }
+
+    #[test]
+    fn an_ipv6_http_boot_node_waits_before_it_boots_and_has_no_pxe() {
+        let node = Node::new("node5", MacAddr::lab(5))
+            .firmware(Firmware::UefiHttpIpv6)
+            .nic_rom(false);
+        let args = args_of(&node, "/l/node5.OVMF_VARS.fd").join(" ");
+        assert!(
+            args.contains("mac=52:54:00:77:00:05,romfile=,addr=0x3 "),
+            "{args}"
+        );
+        assert!(
+            args.contains("-boot n ") && args.contains("-boot menu=on,splash-time=5000"),
+            "{args}"
+        );
+        for knob in ["IPv4PXESupport", "IPv6PXESupport"] {
+            assert!(
+                args.contains(&format!("-fw_cfg name=opt/org.tianocore/{knob},string=n")),
+                "{args}"
+            );
+        }
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! End to end: QEMU nodes PXE-boot from the real ombootd over every path it serves (SeaBIOS +
 //! iPXE ROM; OVMF + iPXE EFI ROM; OVMF's own PXE client → ipxe.efi over TFTP → iPXE; OVMF's HTTP
-//! boot client → ipxe.efi by URL → iPXE), each on
-//! another NIC model whose driver the initramfs finds by modalias, into the shared NFS root of
-//! `build/image` (`omimage build`), and report systemd's state.
+//! boot client → ipxe.efi by URL → iPXE, over IPv4 and, with the URL from DHCPv6, over IPv6),
+//! each on another NIC model whose driver the initramfs finds by modalias, into the shared NFS
+//! root of `build/image` (`omimage build`), and report systemd's state.
 
 #![allow(clippy::unwrap_used)]
 
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use omlab::cluster;
@@ -13,6 +14,13 @@ use omlab::{Firmware, Lab};
 
 /// The lease ombootd gives in this test (seconds).
 const LEASE_SECS: u32 = 60;
+/// The loader's URL that ombootd's DHCPv6 gives an HTTP boot client (`cluster::IPV6_BOOT`).
+const IPV6_LOADER_URL: &str = "http://[fd77::1]:8080/loader/ipxe.efi";
+
+/// A node's IPv6 address under IPv6 netboot: fd77::/64 with its IPv4 address as the last 32 bits.
+fn ipv6_of(ip: Ipv4Addr) -> Ipv6Addr {
+    Ipv6Addr::from((0xfd77_u128 << 112) | u128::from(u32::from(ip)))
+}
 
 #[test]
 fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
@@ -172,10 +180,47 @@ fn nodes_pxe_boot_from_ombootd_into_the_nfs_root() {
         assert_eq!(
             (tftp, http),
             (want_tftp, want_http),
-            "{} ({}): ipxe.efi over (TFTP, HTTP)",
+            "{} ({}): ipxe.efi over (TFTP, HTTP over IPv4)",
             p.node.name(),
             p.node.firmware_kind()
         );
+    }
+    // The IPv6 HTTP boot node: its firmware asked DHCPv6 (Solicit, then Request) and got its
+    // address and the loader's URL, then fetched the loader over IPv6 from that address. The
+    // boot option it started carries no URL, so the one it used came from DHCPv6.
+    for p in plan
+        .iter()
+        .filter(|p| p.node.firmware_kind() == Firmware::UefiHttpIpv6)
+    {
+        let name = p.node.name();
+        let v6 = ipv6_of(p.ip);
+        for reply in ["Advertise", "Reply"] {
+            assert!(
+                log.lines().any(
+                    |l| l.contains(&format!("DHCPv6 {reply} node={name} ip={v6} "))
+                        && l.contains(&format!("boot_file=\"{IPV6_LOADER_URL}\""))
+                ),
+                "{name}: no DHCPv6 {reply} with {v6} and the loader's URL"
+            );
+        }
+        assert!(
+            log.lines()
+                .any(|l| l.contains("serving the boot loader over HTTP")
+                    && l.contains(&format!("peer=[{v6}]:"))),
+            "{name}: the loader was not fetched over HTTP from {v6}"
+        );
+        let serial = std::fs::read_to_string(lab.dir().join(format!("{name}.serial"))).unwrap();
+        for said in [
+            ">>Start HTTP Boot over IPv6".to_owned(),
+            format!("URI: {IPV6_LOADER_URL}"),
+            "BdsDxe: starting Boot0001 \"HTTP boot over IPv6, URL from DHCPv6\"".to_owned(),
+        ] {
+            assert!(
+                serial.contains(&said),
+                "{name}: the firmware did not say {said:?}"
+            );
+        }
+        println!("{name}: ipxe.efi over HTTP from [{v6}], URL by DHCPv6");
     }
     for p in &plan {
         assert!(

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use dhcproto::v6::{
     Architecture, DhcpOption, IAAddr, IANA, Message, MessageType, OptionCode, Status, StatusCode,
-    UnknownOption, VendorClass,
+    UnknownOption,
 };
 
 use super::prefix::Ipv6Boot;
@@ -178,10 +178,7 @@ pub fn handle(
         // Only to a client that sent the class (edk2 takes the offer for HTTP boot by it): ISC's
         // dhclient, for one, reads option 16 otherwise and drops the whole reply.
         if http_class {
-            opts.insert(DhcpOption::VendorClass(VendorClass {
-                num: INTEL,
-                data: vec![b"HTTPClient".to_vec()],
-            }));
+            opts.insert(http_client_class());
         }
     }
     Outcome::Reply {
@@ -190,6 +187,19 @@ pub fn handle(
         ip: given,
         boot_file,
     }
+}
+
+/// The vendor class option (RFC 8415 §21.16) naming `HTTPClient` under Intel's enterprise number,
+/// written out byte by byte: dhcproto 0.15 encodes its `VendorClass` with the number of class
+/// items where the option length belongs (5 here instead of 16), and edk2, walking the options
+/// by their lengths, then finds neither the class nor the boot file URL after it, so it drops
+/// the offer ("Remote boot cancelled").
+fn http_client_class() -> DhcpOption {
+    const CLASS: &[u8; 10] = b"HTTPClient";
+    let mut data = INTEL.to_be_bytes().to_vec();
+    data.extend_from_slice(&(CLASS.len() as u16).to_be_bytes());
+    data.extend_from_slice(CLASS);
+    DhcpOption::Unknown(UnknownOption::new(OptionCode::VendorClass, data))
 }
 
 fn status(status: Status, msg: &str) -> DhcpOption {
@@ -219,7 +229,7 @@ fn ia_addresses(msg: &Message) -> impl Iterator<Item = Ipv6Addr> + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dhcproto::v6::ORO;
+    use dhcproto::v6::{ORO, VendorClass};
 
     const SERVER: [u8; 10] = [0, 3, 0, 1, 0x52, 0x54, 0, 0x77, 0, 0xfe];
 
@@ -337,14 +347,6 @@ mod tests {
                 want.as_bytes().to_vec()
             )))
         );
-        // The bytes on the wire: what edk2 compares, after the enterprise number and length.
-        let mut bytes = Vec::new();
-        dhcproto::Encodable::encode(&m, &mut dhcproto::Encoder::new(&mut bytes)).unwrap();
-        assert!(
-            bytes
-                .windows(16)
-                .any(|w| w == b"\0\0\x01\x57\0\x0aHTTPClient")
-        );
 
         // By its architecture alone: the URL, but no vendor class it did not send.
         let arch_only = vec![DhcpOption::ClientArchType(vec![Architecture(16)])];
@@ -357,6 +359,53 @@ mod tests {
         ));
         assert_eq!(url.as_deref(), Some(want));
         assert_eq!(m.opts().get(OptionCode::VendorClass), None);
+    }
+
+    /// The options of an encoded message as edk2's HttpBootParseDhcp6Packet walks them: code,
+    /// length, data, each length taken as it is written.
+    fn options_on_the_wire(m: &Message) -> Vec<(u16, Vec<u8>)> {
+        let mut bytes = Vec::new();
+        dhcproto::Encodable::encode(m, &mut dhcproto::Encoder::new(&mut bytes)).unwrap();
+        // Message type and transaction id come first (RFC 8415 §8).
+        let mut rest = &bytes[4..];
+        let mut opts = Vec::new();
+        while !rest.is_empty() {
+            let code = u16::from_be_bytes([rest[0], rest[1]]);
+            let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+            assert!(rest.len() >= 4 + len, "option {code} overruns the message");
+            opts.push((code, rest[4..4 + len].to_vec()));
+            rest = &rest[4 + len..];
+        }
+        opts
+    }
+
+    #[test]
+    fn an_http_boot_advertise_reads_as_edk2_reads_it() {
+        // What OVMF's HttpBootDxe sends (edk2-stable202211): no rapid commit, its class string.
+        let edk2 = vec![
+            DhcpOption::ClientArchType(vec![Architecture(16)]),
+            DhcpOption::VendorClass(VendorClass {
+                num: INTEL,
+                data: vec![b"HTTPClient:Arch:00016:UNDI:003000".to_vec()],
+            }),
+        ];
+        let (m, _, _) = reply(handle(&solicit(edk2), node1_ll(), &cfg(), &boot(), &SERVER));
+        assert_eq!(m.msg_type(), MessageType::Advertise);
+        let opts = options_on_the_wire(&m);
+        let find = |code: u16| {
+            opts.iter()
+                .find(|(c, _)| *c == code)
+                .map(|(_, d)| d.clone())
+                .unwrap_or_else(|| panic!("no option {code} in {opts:?}"))
+        };
+        // edk2 takes an offer for HTTP boot when option 16 is at least 16 bytes long and
+        // "HTTPClient" follows the enterprise number and the class length.
+        let class = find(16);
+        assert_eq!(class.len(), 16, "{class:?}");
+        assert_eq!(&class[..6], &[0, 0, 0x01, 0x57, 0, 10]);
+        assert_eq!(&class[6..], b"HTTPClient");
+        assert_eq!(find(59), b"http://[fd77::1]:8080/loader/ipxe.efi");
+        assert_eq!(find(3).len(), 12 + 28, "IA_NA with one IA address");
     }
 
     #[test]
