@@ -85,6 +85,24 @@ pub const MASKED_UNITS: &[(&str, &str)] = &[
     ),
     ("dpkg-db-backup.timer", "writes would vanish with the tmpfs"),
     ("fstrim.timer", "no disk"),
+    (
+        "systemd-random-seed.service",
+        "the seed file is the shared image's: every node would load the same one",
+    ),
+    (
+        "getty-static.service",
+        "gettys on tty2 to tty6, started only when logind is missing (no D-Bus here): the \
+         serial console and tty1 stay",
+    ),
+    (
+        "modprobe@drm.service",
+        "early graphics for a screen a compute node does not watch; GPU drivers still load \
+         by modalias",
+    ),
+    (
+        "modprobe@efi_pstore.service",
+        "would keep crash logs in the firmware's flash",
+    ),
 ];
 
 const READY_SCRIPT: &str = include_str!("../assets/rootfs/omboot-ready.sh");
@@ -169,6 +187,12 @@ pub fn plan(
         symlink(
             "etc/systemd/system/multi-user.target.wants/omboot-lease.service",
             "/etc/systemd/system/omboot-lease.service",
+        ),
+        // A text console machine: graphical.target only adds a wait for a display manager
+        // the image does not carry.
+        symlink(
+            "etc/systemd/system/default.target",
+            "/usr/lib/systemd/system/multi-user.target",
         ),
         // Enabled explicitly as well as through console=ttyS0, so a node booted with another
         // console= still has the debugging shell.
@@ -318,6 +342,8 @@ mod tests {
             "systemd-remount-fs.service",
             "systemd-networkd.service",
             "systemd-firstboot.service",
+            "systemd-random-seed.service",
+            "getty-static.service",
         ] {
             let path = format!("etc/systemd/system/{unit}");
             assert_eq!(

@@ -315,6 +315,11 @@ fn reply(req: &Message, cfg: &Config, net: &Network, node: &Node, kind: MessageT
         // vendor options (43) for a BINL offer and asks a boot server on port 4011 we do not run,
         // whereas a plain offer with a boot file (option 67 + file) is booted directly.
         let client = BootClient::of(req);
+        if client == BootClient::Ipxe {
+            // iPXE otherwise waits 2 s for a ProxyDHCP offer after ours (its
+            // DHCP_DISC_PROXY_TIMEOUT_SEC): there is none, this offer names the boot file.
+            m.opts_mut().insert(ipxe_no_proxydhcp());
+        }
         boot_file = boot_file_for(client, node.mac, cfg.master_ip, cfg.ports.http);
         if let Some(f) = &boot_file {
             m.set_fname_str(f);
@@ -341,6 +346,20 @@ fn reply(req: &Message, cfg: &Config, net: &Network, node: &Node, kind: MessageT
         boot_file,
     }
 }
+
+/// iPXE's encapsulated options (175) with `no-pxedhcp` (176) = 1: "take this offer without
+/// waiting for a ProxyDHCP offer" (iPXE `include/ipxe/dhcp.h`, DHCP_EB_NO_PXEDHCP). Other
+/// clients ignore option 175.
+fn ipxe_no_proxydhcp() -> DhcpOption {
+    DhcpOption::Unknown(dhcproto::v4::UnknownOption::new(
+        OptionCode::from(IPXE_ENCAPSULATED),
+        vec![IPXE_NO_PXEDHCP, 1, 1],
+    ))
+}
+
+/// iPXE's encapsulated option space, and its `no-pxedhcp` setting in it.
+const IPXE_ENCAPSULATED: u8 = 175;
+const IPXE_NO_PXEDHCP: u8 = 176;
 
 /// The boot file for a client: the iPXE script URL, an iPXE binary from the TFTP root, or (for
 /// UEFI HTTP boot) the URL of `ipxe.efi`.
@@ -478,6 +497,19 @@ ip = "10.77.0.11"
             assert_eq!(m.fname_str().and_then(Result::ok), want);
             // A PXEClient vendor class in the reply would make edk2 look for a BINL server.
             assert_eq!(m.opts().get(OptionCode::ClassIdentifier), None);
+            // Only iPXE is told not to wait for a ProxyDHCP offer.
+            let no_proxy = m.opts().get(OptionCode::from(IPXE_ENCAPSULATED));
+            if want.is_some_and(|w| w.starts_with("http://")) {
+                assert_eq!(no_proxy, Some(&ipxe_no_proxydhcp()));
+                let mut bytes = Vec::new();
+                dhcproto::Encodable::encode(&m, &mut dhcproto::Encoder::new(&mut bytes)).unwrap();
+                assert!(
+                    bytes.windows(5).any(|w| w == [175, 3, 176, 1, 1]),
+                    "option 175 with no-pxedhcp = 1 on the wire"
+                );
+            } else {
+                assert_eq!(no_proxy, None);
+            }
             if let Some(f) = want {
                 assert_eq!(
                     m.opts().get(OptionCode::BootfileName),
