@@ -46,8 +46,13 @@ const FIRST_CHUNK: usize = 32;
 const LIST_CHUNK: usize = 128;
 /// Identities remembered (each saves a reopen and an ioctl); the table starts over past this.
 const MAX_IDS: usize = 1 << 16;
-/// Directory listings remembered, sorted by cookie; the table starts over past this.
-const MAX_LISTINGS: usize = 1024;
+/// Directory listings remembered, sorted by cookie; the table starts over past this (the
+/// image's /usr alone has some 1,400 directories).
+const MAX_LISTINGS: usize = 16 * 1024;
+/// How long the read-only export answers a listing's attributes from memory, as nfs-ganesha's
+/// attribute cache does (its `Attr_Expiration_Time` default): an image version never changes,
+/// but a hand edit of its files shows within this time. A changed directory is read at once.
+const ENTRIES_FOR: Duration = Duration::from_secs(60);
 /// At most this many handles are remembered as gone (each saves a walk of the whole tree).
 const MAX_GONE: usize = 4096;
 /// A read-write tree changes behind our back (files made on the master): walk it again at most
@@ -78,7 +83,13 @@ struct Inner {
     ids: RwLock<HashMap<u64, (Changed, Identity)>>,
     /// directory inode → its names sorted by cookie, and the change time they were read at.
     listings: Mutex<HashMap<u64, (Changed, Names)>>,
+    /// Read-only export: directory inode → its entries whole (attributes and handles), the
+    /// change time they were read at, and when.
+    entries: Mutex<HashMap<u64, (Changed, Instant, Entries)>>,
 }
+
+/// A directory's entries with their attributes and handles, sorted by cookie.
+type Entries = Arc<Vec<DirEntryPlus<ExportHandle>>>;
 
 /// A directory's entries as (cookie, name), sorted by cookie.
 type Names = Arc<Vec<(u64, Vec<u8>)>>;
@@ -394,6 +405,7 @@ impl DirExport {
                 last_walk: Mutex::new(None),
                 ids: RwLock::new(HashMap::new()),
                 listings: Mutex::new(HashMap::new()),
+                entries: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -1309,13 +1321,26 @@ impl Inner {
     }
 
     /// The entries of `dir` after `cookie`, in cookie order, for as long as `fits` takes their
-    /// names (it is asked before an entry's file is looked at), and whether that was all.
+    /// names (it is asked before an entry's file is looked at), and whether that was all. The
+    /// read-only export answers from its remembered entries (see [`ENTRIES_FOR`]).
     fn list_while(
         &self,
         dir: &Found,
         after: u64,
         mut fits: impl FnMut(&[u8]) -> Option<()>,
     ) -> Result<(Vec<DirEntryPlus<ExportHandle>>, bool), nfsstat3> {
+        if self.mode == Mode::ReadOnly {
+            let all = self.all_entries(dir)?;
+            let start = all.partition_point(|e| e.cookie <= after);
+            let mut out = Vec::new();
+            for e in &all[start..] {
+                if fits(e.name.as_ref()).is_none() {
+                    return Ok((out, false));
+                }
+                out.push(e.clone());
+            }
+            return Ok((out, true));
+        }
         let names = self.names(dir)?;
         // Sorted by cookie: the entries after `after` start where it would be.
         let start = names.partition_point(|(c, _)| *c <= after);
@@ -1324,35 +1349,75 @@ impl Inner {
             if fits(name).is_none() {
                 return Ok((out, false));
             }
-            let f = match name.as_slice() {
-                b"." => Ok(Found {
-                    file: dir.file.try_clone().map_err(io_err)?,
-                    meta: dir.meta.clone(),
-                    rel: dir.rel.clone(),
-                    id: dir.id,
-                }),
-                b".." => self
-                    .found_at(dir.rel.parent().map(Path::to_path_buf).unwrap_or_default())
-                    .map_err(io_err),
-                _ => entry_name(name).and_then(|c| self.child(dir, &c)),
-            };
             // Gone between the listing and now, or on another file system: skip it.
-            let Ok(f) = f else { continue };
-            out.push(DirEntryPlus {
-                fileid: f.id.ino,
-                name: filename3::from(name.clone()),
-                cookie: *cookie,
-                name_attributes: Some(self.attr(&f.meta)),
-                name_handle: Some(f.handle()),
-            });
+            if let Some(e) = self.entry(dir, *cookie, name)? {
+                out.push(e);
+            }
         }
         Ok((out, true))
     }
 
+    /// Every entry of `dir`, remembered for the read-only export while the directory is
+    /// unchanged and for at most [`ENTRIES_FOR`].
+    fn all_entries(&self, dir: &Found) -> Result<Entries, nfsstat3> {
+        let changed = Changed::of(&dir.meta);
+        if let Ok(e) = self.entries.lock()
+            && let Some((at, when, all)) = e.get(&dir.id.ino)
+            && *at == changed
+            && when.elapsed() < ENTRIES_FOR
+        {
+            return Ok(all.clone());
+        }
+        let names = self.names(dir)?;
+        let mut all = Vec::with_capacity(names.len());
+        for (cookie, name) in names.iter() {
+            if let Some(e) = self.entry(dir, *cookie, name)? {
+                all.push(e);
+            }
+        }
+        let all = Arc::new(all);
+        if let Ok(mut e) = self.entries.lock() {
+            if e.len() >= MAX_LISTINGS {
+                e.clear();
+            }
+            e.insert(dir.id.ino, (changed, Instant::now(), all.clone()));
+        }
+        Ok(all)
+    }
+
+    /// The entry `name` (cookie `cookie`) of `dir`, with its attributes and handle; `None` when
+    /// it is gone or on another file system.
+    fn entry(
+        &self,
+        dir: &Found,
+        cookie: u64,
+        name: &[u8],
+    ) -> Result<Option<DirEntryPlus<ExportHandle>>, nfsstat3> {
+        let f = match name {
+            b"." => Ok(Found {
+                file: dir.file.try_clone().map_err(io_err)?,
+                meta: dir.meta.clone(),
+                rel: dir.rel.clone(),
+                id: dir.id,
+            }),
+            b".." => self
+                .found_at(dir.rel.parent().map(Path::to_path_buf).unwrap_or_default())
+                .map_err(io_err),
+            _ => entry_name(name).and_then(|c| self.child(dir, &c)),
+        };
+        Ok(f.ok().map(|f| DirEntryPlus {
+            fileid: f.id.ino,
+            name: filename3::from(name.to_vec()),
+            cookie,
+            name_attributes: Some(self.attr(&f.meta)),
+            name_handle: Some(f.handle()),
+        }))
+    }
+
     /// READDIRPLUS as its reply has it (RFC 1813 §3.3.17): the directory's attributes, the
     /// entries after `cookie` whose names fit in `dircount` bytes and whose whole entries fit
-    /// in `maxcount` with the rest of the reply, and whether they reach the end. Only the
-    /// entries that fit are looked at. TOOSMALL when not even one fits.
+    /// in `maxcount` with the rest of the reply, and whether they reach the end. TOOSMALL when
+    /// not even one fits.
     fn readdirplus_attrs(
         &self,
         who: &Caller,
@@ -1673,6 +1738,37 @@ mod tests {
         );
         assert!(fresh.inner.last_walk.lock().unwrap().is_some());
         assert_eq!(fresh.inner.read(&root, &new, 0, 10).unwrap().0, b"two");
+    }
+
+    #[test]
+    fn a_read_only_listing_is_remembered_until_its_directory_changes() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a"), b"1").unwrap();
+        let fs = DirExport::new(d.path(), Mode::ReadOnly).unwrap();
+        let (i, root) = (&fs.inner, Caller::root());
+        let names = |i: &Inner| {
+            let dir = i.dir(&root, &fs.root_dir(), READ).unwrap();
+            let (entries, complete) = i.list(&dir, 0, 100).unwrap();
+            assert!(complete);
+            let mut n: Vec<Vec<u8>> = entries.iter().map(|e| e.name.0.to_vec()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(i), [&b"."[..], b"..", b"a"]);
+        // Remembered: a change to a file's mode shows only once the entries expire.
+        std::fs::set_permissions(d.path().join("a"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        let mode_of_a = |i: &Inner| {
+            let dir = i.dir(&root, &fs.root_dir(), READ).unwrap();
+            let (entries, _) = i.list(&dir, 0, 100).unwrap();
+            let a = entries.iter().find(|e| e.name.as_ref() == b"a").unwrap();
+            a.name_attributes.as_ref().unwrap().mode
+        };
+        assert_eq!(mode_of_a(i), 0o644);
+        // A new entry changes the directory: read again at once.
+        std::fs::write(d.path().join("b"), b"2").unwrap();
+        assert_eq!(names(i), [&b"."[..], b"..", b"a", b"b"]);
+        assert_eq!(mode_of_a(i), 0o600);
     }
 
     #[test]

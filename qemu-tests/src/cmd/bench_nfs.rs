@@ -2,8 +2,9 @@
 //! back end, unpacked from Debian) exporting the same directory, measured from one booted node
 //! (BIOS, iPXE ROM, virtio-net, 512 MiB, TCG) by the guest's own clock: a sequential read of one
 //! large file of the image and `ls -lR` of its /usr, each after dropping the guest's caches, on
-//! a fresh mount of each export (read-only, NFSv3, TCP, nolock), the servers alternating; one
-//! warm-up round, then the median of the runs. Writes build/bench/nfs.json.
+//! a fresh mount of each export (read-only, NFSv3, TCP, nolock), the servers taking turns and
+//! going first in turn; one warm-up round, then the median of the runs. Writes
+//! build/bench/nfs.json.
 //!
 //! Both mounts add `noacl`: ganesha here answers no NFSACL and ombootd does, so with ACLs on
 //! `ls -l` would cost one more call per file on ombootd's mount only. And `nosharecache`: the
@@ -202,10 +203,15 @@ pub fn run(runs: usize, file: Option<&str>) -> anyhow::Result<()> {
             ls_secs: Vec::new(),
             calls: Vec::new(),
         });
-        for (label, measured) in
-            std::iter::once(("warm-up", false)).chain((1..=runs).map(|_| ("run", true)))
+        for (k, (label, measured)) in std::iter::once(("warm-up", false))
+            .chain((1..=runs).map(|_| ("run", true)))
+            .enumerate()
         {
-            for (e, side) in [&ours, &theirs].into_iter().zip(sides.iter_mut()) {
+            // Who goes first alternates, so neither server always meets what the other left
+            // in the caches of the host and the node, or the host's slow spells.
+            let order: [usize; 2] = if k % 2 == 0 { [0, 1] } else { [1, 0] };
+            for i in order {
+                let (e, side) = ([&ours, &theirs][i], &mut sides[i]);
                 let r = round(&node, master, e, &file, &want_md5)?;
                 let n = side.read_secs.len() + 1;
                 println!(
