@@ -49,9 +49,10 @@ const MAX_IDS: usize = 1 << 16;
 /// Directory listings remembered, sorted by cookie; the table starts over past this (the
 /// image's /usr alone has some 1,400 directories).
 const MAX_LISTINGS: usize = 16 * 1024;
-/// How long the read-only export answers a listing's attributes from memory, as nfs-ganesha's
-/// attribute cache does (its `Attr_Expiration_Time` default): an image version never changes,
-/// but a hand edit of its files shows within this time. A changed directory is read at once.
+/// How long the read-only export answers attributes (GETATTR, ACCESS, a listing's) from memory,
+/// as nfs-ganesha's attribute cache does (its `Attr_Expiration_Time` default): an image version
+/// never changes, but a hand edit of its files shows within this time. A changed directory is
+/// read again at once; a version pruned while a node still asked about it goes STALE in time.
 const ENTRIES_FOR: Duration = Duration::from_secs(60);
 /// At most this many handles are remembered as gone (each saves a walk of the whole tree).
 const MAX_GONE: usize = 4096;
@@ -86,6 +87,8 @@ struct Inner {
     /// Read-only export: directory inode → its entries whole (attributes and handles), the
     /// change time they were read at, and when.
     entries: Mutex<HashMap<u64, (Changed, Instant, Entries)>>,
+    /// Read-only export: handle → its attributes, and when they were read.
+    attrs: Mutex<HashMap<ExportHandle, (Instant, fattr3)>>,
 }
 
 /// A directory's entries with their attributes and handles, sorted by cookie.
@@ -406,6 +409,7 @@ impl DirExport {
                 ids: RwLock::new(HashMap::new()),
                 listings: Mutex::new(HashMap::new()),
                 entries: Mutex::new(HashMap::new()),
+                attrs: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -783,16 +787,42 @@ impl Inner {
     }
 
     fn access(&self, who: &Caller, h: &ExportHandle, want: u32) -> Result<(u32, fattr3), nfsstat3> {
-        let f = self.resolve(h)?;
+        let attr = self.getattr(h)?;
+        let owner = Owner {
+            mode: attr.mode,
+            uid: attr.uid,
+            gid: attr.gid,
+            is_dir: attr.type_ == ftype3::NF3DIR,
+        };
         let writable = self.mode == Mode::ReadWrite;
-        Ok((
-            access::access3(who, &f.owner(), want, writable),
-            self.attr(&f.meta),
-        ))
+        Ok((access::access3(who, &owner, want, writable), attr))
     }
 
+    /// The attributes of the file `h` names; the read-only export answers from memory for up
+    /// to [`ENTRIES_FOR`] (an image version never changes, see there).
     fn getattr(&self, h: &ExportHandle) -> Result<fattr3, nfsstat3> {
-        Ok(self.attr(&self.resolve(h)?.meta))
+        if self.mode == Mode::ReadOnly
+            && let Ok(a) = self.attrs.lock()
+            && let Some((when, attr)) = a.get(h)
+            && when.elapsed() < ENTRIES_FOR
+        {
+            return Ok(attr.clone());
+        }
+        let attr = self.attr(&self.resolve(h)?.meta);
+        self.remember_attr(h, &attr);
+        Ok(attr)
+    }
+
+    /// Keeps `attr` as the read-only export's answer for `h` (see [`Inner::getattr`]).
+    fn remember_attr(&self, h: &ExportHandle, attr: &fattr3) {
+        if self.mode == Mode::ReadOnly
+            && let Ok(mut a) = self.attrs.lock()
+        {
+            if a.len() >= MAX_IDS {
+                a.clear();
+            }
+            a.insert(*h, (Instant::now(), attr.clone()));
+        }
     }
 
     fn lookup(
@@ -1372,6 +1402,10 @@ impl Inner {
         let mut all = Vec::with_capacity(names.len());
         for (cookie, name) in names.iter() {
             if let Some(e) = self.entry(dir, *cookie, name)? {
+                // A client that lists a directory asks the attributes of what it found next.
+                if let (Some(h), Some(a)) = (&e.name_handle, &e.name_attributes) {
+                    self.remember_attr(h, a);
+                }
                 all.push(e);
             }
         }
