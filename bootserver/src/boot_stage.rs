@@ -2,7 +2,7 @@
 //! HTTP, the HTTP script, kernel, initrd, cluster key, NFS mount, omd joined) and when, so an
 //! operator sees where a node is stuck. The services record what they serve; the rule for what replaces what is [`next`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
@@ -98,8 +98,32 @@ pub const MAX_SEEN: usize = 4096;
 /// The stages of every MAC seen, shared by the services.
 pub struct BootStages {
     clock: Arc<dyn Clock>,
-    table: std::sync::RwLock<HashMap<Ipv4Addr, MacAddr>>,
-    seen: Mutex<HashMap<MacAddr, Seen>>,
+    table: std::sync::RwLock<Table>,
+    seen: Mutex<Seens>,
+}
+
+/// The node table: address to MAC, and the MACs alone.
+#[derive(Debug, Default)]
+struct Table {
+    by_ip: HashMap<Ipv4Addr, MacAddr>,
+    macs: HashSet<MacAddr>,
+}
+
+impl Table {
+    fn new(table: impl IntoIterator<Item = (MacAddr, Ipv4Addr)>) -> Self {
+        let by_ip: HashMap<Ipv4Addr, MacAddr> = table.into_iter().map(|(m, i)| (i, m)).collect();
+        let macs = by_ip.values().copied().collect();
+        Self { by_ip, macs }
+    }
+}
+
+/// The MACs seen, and the order to forget those outside the table in: by when last seen,
+/// oldest first. A new MAC past [`MAX_SEEN`] then costs a lookup, not a scan of every MAC (a
+/// relay or a flood brings a new one with every exchange).
+#[derive(Debug, Default)]
+struct Seens {
+    by_mac: HashMap<MacAddr, Seen>,
+    order: BTreeSet<(u64, MacAddr)>,
 }
 
 impl BootStages {
@@ -109,11 +133,10 @@ impl BootStages {
         table: impl IntoIterator<Item = (MacAddr, Ipv4Addr)>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let table: HashMap<Ipv4Addr, MacAddr> = table.into_iter().map(|(m, i)| (i, m)).collect();
         Self {
             clock,
-            table: std::sync::RwLock::new(table),
-            seen: Mutex::new(HashMap::new()),
+            table: std::sync::RwLock::new(Table::new(table)),
+            seen: Mutex::new(Seens::default()),
         }
     }
 
@@ -122,22 +145,22 @@ impl BootStages {
         self.table
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .by_ip
             .get(&ip)
             .copied()
     }
 
     /// A new node table (reloaded while serving).
     pub fn set_table(&self, table: impl IntoIterator<Item = (MacAddr, Ipv4Addr)>) {
-        *self.table.write().unwrap_or_else(|p| p.into_inner()) =
-            table.into_iter().map(|(m, i)| (i, m)).collect();
+        *self.table.write().unwrap_or_else(|p| p.into_inner()) = Table::new(table);
     }
 
     fn known(&self, mac: &MacAddr) -> bool {
         self.table
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .any(|m| m == mac)
+            .macs
+            .contains(mac)
     }
 
     /// The time stages are stamped with, seconds since the epoch.
@@ -149,24 +172,30 @@ impl BootStages {
     pub fn record(&self, mac: MacAddr, event: Event) {
         let now = self.clock.now().as_secs();
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let last = seen.get(&mac).map(|s| s.stage);
-        let Some(stage) = next(last, event) else {
+        let last = seen.by_mac.get(&mac).copied();
+        let Some(stage) = next(last.map(|s| s.stage), event) else {
             return;
         };
-        if last.is_none() && seen.len() >= MAX_SEEN && !self.known(&mac) {
-            let oldest = seen
-                .iter()
-                .filter(|(m, _)| !self.known(m))
-                .min_by_key(|(_, s)| s.at)
-                .map(|(m, _)| *m);
-            match oldest {
-                Some(m) => {
-                    seen.remove(&m);
+        if last.is_none() && seen.by_mac.len() >= MAX_SEEN && !self.known(&mac) {
+            // The oldest MAC outside the table goes (one approved into the table since it was
+            // seen leaves the order and stays).
+            loop {
+                let Some((_, m)) = seen.order.pop_first() else {
+                    return;
+                };
+                if !self.known(&m) {
+                    seen.by_mac.remove(&m);
+                    break;
                 }
-                None => return,
             }
         }
-        seen.insert(mac, Seen { stage, at: now });
+        if let Some(old) = last {
+            seen.order.remove(&(old.at, mac));
+        }
+        if !self.known(&mac) {
+            seen.order.insert((now, mac));
+        }
+        seen.by_mac.insert(mac, Seen { stage, at: now });
     }
 
     /// Record `stage` for the table node at `ip` (an address no table node has is ignored).
@@ -179,13 +208,13 @@ impl BootStages {
     /// Every MAC seen, with its last stage.
     pub fn all(&self) -> Vec<(MacAddr, Seen)> {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.iter().map(|(m, s)| (*m, *s)).collect()
+        seen.by_mac.iter().map(|(m, s)| (*m, *s)).collect()
     }
 
     /// The last stage of `mac`.
     pub fn get(&self, mac: MacAddr) -> Option<Seen> {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.get(&mac).copied()
+        seen.by_mac.get(&mac).copied()
     }
 }
 

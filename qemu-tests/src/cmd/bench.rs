@@ -72,7 +72,7 @@ enum What {
     /// persisting leases; writes build/bench/dhcp.json.
     Dhcp {
         /// Exchanges per second asked at each step, one fresh server each.
-        #[arg(long, value_delimiter = ',', default_values_t = [250, 500, 1000, 2000, 3000, 4000, 4500, 5000, 5500, 6000, 6500, 7000, 7500, 8000, 8500, 9000])]
+        #[arg(long, value_delimiter = ',', default_values_t = [250, 500, 1000, 2000, 3000, 4000, 4500, 5000, 5500, 6000, 6500, 7000, 7500, 8000, 8500, 9000, 9500, 10000, 11000, 12000])]
         rates: Vec<u32>,
         /// Seconds per step.
         #[arg(long, default_value_t = 10)]
