@@ -1,13 +1,15 @@
 //! The DHCP socket: bound to the configured interface only (SO_BINDTODEVICE), so a request arriving
 //! on any other interface never reaches us; each datagram is decoded, handled and answered.
 
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use dhcproto::v4::{Message, MessageType};
 use dhcproto::{Encodable, Encoder};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
+use tokio::sync::Notify;
 
 use super::arp;
 use super::boot_client::BootClient;
@@ -20,7 +22,7 @@ use super::stats::{DhcpStats, Event};
 use crate::boot_stage::{self as stage, BootStages};
 use crate::config::wire::{DhcpMode, UnknownMacs};
 use crate::leases::LeaseStore;
-use crate::leases::commits::Commits;
+use crate::leases::commits::{self, Commits};
 use crate::live::LiveConfig;
 use crate::mac::MacAddr;
 use crate::pending::Pending;
@@ -105,6 +107,19 @@ pub struct DhcpServer {
     pending: Arc<Pending>,
     /// The PXE boot server port (4011), in proxy mode.
     pxe_socket: Option<Arc<UdpSocket>>,
+    /// ACKs waiting for their lease to reach the disk, in the order of their generations.
+    held: Mutex<VecDeque<Held>>,
+    /// An ACK was held after its write had already landed: release it without waiting for
+    /// the next write.
+    held_late: Notify,
+}
+
+/// An ACK held until the write of its lease generation is on disk.
+#[derive(Debug)]
+struct Held {
+    generation: u64,
+    since: std::time::Instant,
+    reply: Prepared,
 }
 
 impl std::fmt::Debug for DhcpServer {
@@ -142,6 +157,8 @@ impl DhcpServer {
             stages,
             pending,
             pxe_socket: None,
+            held: Mutex::default(),
+            held_late: Notify::new(),
         })
     }
 
@@ -158,8 +175,43 @@ impl DhcpServer {
         if let Some(socket) = pxe {
             tokio::spawn(me.clone().serve(socket, Port::Pxe));
         }
+        let release = tokio::spawn(me.clone().release_held());
         let socket = me.socket.clone();
-        me.serve(socket, Port::Dhcp).await
+        let served = me.serve(socket, Port::Dhcp).await;
+        release.abort();
+        served
+    }
+
+    /// Sends the held ACKs whose leases are on disk, all of them at each write: one wake-up per
+    /// fsync rather than one task per ACK (at thousands of ACKs a second the hand-offs were
+    /// most of the cost). An ACK held longer than [`commits::WAIT`] is dropped and counted; the
+    /// client asks again.
+    async fn release_held(self: Arc<Self>) {
+        let mut durable = self.commits.subscribe();
+        loop {
+            // Woken by each write, and now and then to drop what waited too long.
+            tokio::select! {
+                r = durable.changed() => if r.is_err() { return },
+                () = self.held_late.notified() => {}
+                () = tokio::time::sleep(commits::WAIT / 4) => {}
+            }
+            let done = *durable.borrow_and_update();
+            let (ready, late) = {
+                let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+                let n = held.partition_point(|h| h.generation <= done);
+                let ready: Vec<Held> = held.drain(..n).collect();
+                let n = held.partition_point(|h| h.since.elapsed() >= commits::WAIT);
+                let late: Vec<Held> = held.drain(..n).collect();
+                (ready, late)
+            };
+            for h in ready {
+                send(&self.socket, &self.stats, &self.stages, h.reply).await;
+            }
+            for h in late {
+                self.stats.count(Event::Failed);
+                tracing::error!(node = %h.reply.node, "no DHCP {:?} sent: its lease did not reach the disk in time", h.reply.kind);
+            }
+        }
     }
 
     /// The receive loop of one port.
@@ -209,21 +261,19 @@ impl DhcpServer {
                 // The lease this ACK grants is not on disk yet: the reply waits for the write
                 // that holds it (together with every other ACK of that write), off this loop.
                 Some(generation) if generation > self.commits.durable() => {
+                    self.held
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push_back(Held {
+                            generation,
+                            since: std::time::Instant::now(),
+                            reply,
+                        });
                     self.commits.want();
-                    let (socket, stats, stages, commits) = (
-                        socket.clone(),
-                        self.stats.clone(),
-                        self.stages.clone(),
-                        self.commits.clone(),
-                    );
-                    tokio::spawn(async move {
-                        if commits.wait(generation).await {
-                            send(&socket, &stats, &stages, reply).await;
-                        } else {
-                            stats.count(Event::Failed);
-                            tracing::error!(node = %reply.node, "no DHCP {:?} sent: its lease did not reach the disk in time", reply.kind);
-                        }
-                    });
+                    // The write may have landed between the look above and the push.
+                    if generation <= self.commits.durable() {
+                        self.held_late.notify_one();
+                    }
                 }
                 _ => send(&socket, &self.stats, &self.stages, reply).await,
             }

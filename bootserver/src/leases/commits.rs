@@ -54,6 +54,11 @@ impl Commits {
         });
     }
 
+    /// A receiver of the durable generation, to learn of each write.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.durable.subscribe()
+    }
+
     /// Wait until `generation` is durable; false when [`WAIT`] passed first.
     pub async fn wait(&self, generation: u64) -> bool {
         let mut rx = self.durable.subscribe();
