@@ -176,7 +176,8 @@ impl BootStages {
         let Some(stage) = next(last.map(|s| s.stage), event) else {
             return;
         };
-        if last.is_none() && seen.by_mac.len() >= MAX_SEEN && !self.known(&mac) {
+        let known = self.known(&mac);
+        if last.is_none() && seen.by_mac.len() >= MAX_SEEN && !known {
             // The oldest MAC outside the table goes (one approved into the table since it was
             // seen leaves the order and stays).
             loop {
@@ -192,7 +193,7 @@ impl BootStages {
         if let Some(old) = last {
             seen.order.remove(&(old.at, mac));
         }
-        if !self.known(&mac) {
+        if !known {
             seen.order.insert((now, mac));
         }
         seen.by_mac.insert(mac, Seen { stage, at: now });

@@ -59,7 +59,9 @@ impl Commits {
         self.durable.subscribe()
     }
 
-    /// Wait until `generation` is durable; false when [`WAIT`] passed first.
+    /// Wait until `generation` is durable; false when [`WAIT`] passed first. For tests: the
+    /// DHCP server holds its ACKs in one queue released at each write (see [`Self::subscribe`]).
+    #[cfg(test)]
     pub async fn wait(&self, generation: u64) -> bool {
         let mut rx = self.durable.subscribe();
         tokio::time::timeout(WAIT, rx.wait_for(|d| *d >= generation))

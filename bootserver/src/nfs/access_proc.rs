@@ -6,7 +6,6 @@
 use nfs3_server::nfs3_types::nfs3::{
     self, ACCESS3res, ACCESS3resfail, ACCESS3resok, Nfs3Option, nfsstat3,
 };
-use nfs3_server::nfs3_types::rpc::accept_stat_data;
 
 use super::access::Caller;
 use super::export::DirExport;
@@ -70,7 +69,7 @@ pub fn reply(xid: u32, result: Result<(u32, nfs3::fattr3), nfsstat3>) -> Vec<u8>
             },
         )),
     };
-    rpc_call::reply_record(xid, rpc_call::accepted(accept_stat_data::SUCCESS), &res)
+    rpc_call::success(xid, &res)
 }
 
 /// A front's ACCESS answers on `export`, whose handles carry `generation`.

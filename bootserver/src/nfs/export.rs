@@ -263,6 +263,15 @@ fn open_at(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: u32) -> i
     Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
+/// Inserts into one of the export's memories, which starts over when full: simpler than an
+/// eviction order, and a full table is rare (each holds more than the node image has).
+fn insert_bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, max: usize, k: K, v: V) {
+    if map.len() >= max {
+        map.clear();
+    }
+    map.insert(k, v);
+}
+
 /// Runs the file system work `op` without blocking the runtime. On a multi-threaded runtime (the
 /// server's) the calling worker runs it itself after handing its other tasks to another worker
 /// (`block_in_place`): a trip to the blocking pool costs two thread wake-ups, which on a small
@@ -595,10 +604,7 @@ impl Inner {
         }
         let id = identify(file, meta)?;
         if let Ok(mut ids) = self.ids.write() {
-            if ids.len() >= MAX_IDS {
-                ids.clear();
-            }
-            ids.insert(meta.ino(), (changed, id));
+            insert_bounded(&mut ids, MAX_IDS, meta.ino(), (changed, id));
         }
         Ok(id)
     }
@@ -625,10 +631,7 @@ impl Inner {
         names.sort();
         let names = Arc::new(names);
         if let Ok(mut l) = self.listings.lock() {
-            if l.len() >= MAX_LISTINGS {
-                l.clear();
-            }
-            l.insert(dir.id.ino, (changed, names.clone()));
+            insert_bounded(&mut l, MAX_LISTINGS, dir.id.ino, (changed, names.clone()));
         }
         Ok(names)
     }
@@ -818,10 +821,7 @@ impl Inner {
         if self.mode == Mode::ReadOnly
             && let Ok(mut a) = self.attrs.lock()
         {
-            if a.len() >= MAX_IDS {
-                a.clear();
-            }
-            a.insert(*h, (Instant::now(), attr.clone()));
+            insert_bounded(&mut a, MAX_IDS, *h, (Instant::now(), attr.clone()));
         }
     }
 
@@ -871,21 +871,9 @@ impl Inner {
         offset: u64,
         count: u32,
     ) -> Result<(Vec<u8>, bool), nfsstat3> {
-        self.read_attrs(who, h, offset, count)
-            .map(|(data, eof, _)| (data, eof))
-    }
-
-    /// READ as its reply has it: the bytes, whether they reach the end, the file's attributes.
-    fn read_attrs(
-        &self,
-        who: &Caller,
-        h: &ExportHandle,
-        offset: u64,
-        count: u32,
-    ) -> Result<(Vec<u8>, bool, fattr3), nfsstat3> {
         let mut buf = Vec::new();
-        let (eof, attr) = self.read_into(who, h, offset, count, &mut buf)?;
-        Ok((buf, eof, attr))
+        let (eof, _) = self.read_into(who, h, offset, count, &mut buf)?;
+        Ok((buf, eof))
     }
 
     /// READ, the bytes appended to `out` (a reply being built around them: no copy of the data
@@ -1411,10 +1399,12 @@ impl Inner {
         }
         let all = Arc::new(all);
         if let Ok(mut e) = self.entries.lock() {
-            if e.len() >= MAX_LISTINGS {
-                e.clear();
-            }
-            e.insert(dir.id.ino, (changed, Instant::now(), all.clone()));
+            insert_bounded(
+                &mut e,
+                MAX_LISTINGS,
+                dir.id.ino,
+                (changed, Instant::now(), all.clone()),
+            );
         }
         Ok(all)
     }

@@ -220,14 +220,15 @@ async fn connection<A: Answers>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
+    /// `rec` as one record on the wire: its mark, then its bytes.
     fn framed(rec: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(rec.len() + 4);
         out.extend_from_slice(&(rec.len() as u32 | LAST_FRAGMENT).to_be_bytes());
         out.extend_from_slice(rec);
         out
     }
-    use std::time::Duration;
 
     /// Answers the records that start with `b'L'` with "local:" and the record, each once the
     /// test hands out a permit.

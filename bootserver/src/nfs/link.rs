@@ -6,7 +6,6 @@ use nfs3_server::nfs3_types::nfs3::{
     self, LINK3res, LINK3resfail, LINK3resok, Nfs3Option, filename3, nfsstat3, post_op_attr,
     pre_op_attr, wcc_data,
 };
-use nfs3_server::nfs3_types::rpc::accept_stat_data;
 use nfs3_server::vfs::NfsReadFileSystem;
 
 use super::access::Caller;
@@ -94,7 +93,7 @@ pub fn reply(
             },
         )),
     };
-    rpc_call::reply_record(xid, rpc_call::accepted(accept_stat_data::SUCCESS), &res)
+    rpc_call::success(xid, &res)
 }
 
 /// The cluster front's own answers: LINK, made on the export whose handles carry `generation`.
@@ -153,7 +152,8 @@ mod tests {
     use super::*;
     use nfs3_server::nfs3_types::nfs3::{LINK3args, diropargs3, fattr3, nfs_fh3};
     use nfs3_server::nfs3_types::rpc::{
-        accepted_reply, auth_unix, call_body, msg_body, opaque_auth, reply_body, rpc_msg,
+        accept_stat_data, accepted_reply, auth_unix, call_body, msg_body, opaque_auth, reply_body,
+        rpc_msg,
     };
     use nfs3_server::nfs3_types::xdr_codec::{Opaque, Pack, Unpack};
     use std::io::Cursor;

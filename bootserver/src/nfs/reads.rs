@@ -12,7 +12,6 @@ use nfs3_server::nfs3_types::nfs3::{
     READLINK3res, READLINK3resfail, READLINK3resok, cookieverf3, dirlistplus3, entryplus3, fattr3,
     nfs_fh3, nfsstat3,
 };
-use nfs3_server::nfs3_types::rpc::accept_stat_data;
 use nfs3_server::nfs3_types::xdr_codec::{List, Opaque, Void};
 use nfs3_server::vfs::DirEntryPlus;
 
@@ -169,7 +168,7 @@ impl Reads {
                     |s| GETATTR3res::Err((s, Void)),
                     |obj_attributes| GETATTR3res::Ok(GETATTR3resok { obj_attributes }),
                 );
-                reply(xid, &res)
+                rpc_call::success(xid, &res)
             }
             Ask::Lookup { dir, name } => {
                 let res: LOOKUP3res = match self.handle(&dir) {
@@ -186,7 +185,7 @@ impl Reads {
                         })
                     },
                 );
-                reply(xid, &res)
+                rpc_call::success(xid, &res)
             }
             Ask::Readlink(fh) => {
                 let res: READLINK3res<'_> = match self.handle(&fh) {
@@ -209,7 +208,7 @@ impl Reads {
                         })
                     },
                 );
-                reply(xid, &res)
+                rpc_call::success(xid, &res)
             }
             Ask::Read {
                 file,
@@ -251,7 +250,7 @@ impl Reads {
                         })
                     },
                 );
-                reply(xid, &res)
+                rpc_call::success(xid, &res)
             }
         }
     }
@@ -301,7 +300,7 @@ impl Reads {
 
 /// A successful READ reply up to and with the data's length word: what goes before the data.
 fn read_head(xid: u32, attr: fattr3, count: u32, eof: bool) -> Vec<u8> {
-    let mut head = reply(
+    let mut head = rpc_call::success(
         xid,
         &READ3res::Ok(READ3resok {
             file_attributes: Nfs3Option::Some(attr),
@@ -337,7 +336,7 @@ fn fattr3_zero() -> fattr3 {
 }
 
 fn read_failed(xid: u32, s: nfsstat3) -> Vec<u8> {
-    reply(
+    rpc_call::success(
         xid,
         &READ3res::Err((
             s,
@@ -354,10 +353,6 @@ fn read_failed(xid: u32, s: nfsstat3) -> Vec<u8> {
 fn cookie_verifier(dir: &fattr3) -> cookieverf3 {
     let v = (u64::from(dir.mtime.seconds) << 32) | u64::from(dir.mtime.nseconds);
     cookieverf3(v.to_be_bytes())
-}
-
-fn reply(xid: u32, res: &impl nfs3_server::nfs3_types::xdr_codec::Pack) -> Vec<u8> {
-    rpc_call::reply_record(xid, rpc_call::accepted(accept_stat_data::SUCCESS), res)
 }
 
 impl Answers for Reads {

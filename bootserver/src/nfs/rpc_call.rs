@@ -190,6 +190,12 @@ pub fn reply_record(xid: u32, head: reply_body<'_>, body: &impl Pack) -> Vec<u8>
     }
 }
 
+/// The record of a call's result `body` (RFC 5531 §9: accepted, SUCCESS; the NFS status is
+/// inside the body).
+pub fn success(xid: u32, body: &impl Pack) -> Vec<u8> {
+    reply_record(xid, accepted(accept_stat_data::SUCCESS), body)
+}
+
 /// An accepted reply's head.
 pub fn accepted(reply_data: accept_stat_data) -> reply_body<'static> {
     reply_body::MSG_ACCEPTED(accepted_reply {
